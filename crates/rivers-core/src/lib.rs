@@ -1,0 +1,22 @@
+//! The rivers domain, pure and synchronous: node definitions as data, the asset graph,
+//! execution planning, retry policies, the fixed vocabularies (run statuses, event types,
+//! failure reasons) and staleness.
+//!
+//! This crate must not depend on tokio, storage, or Python: everything here is testable with
+//! plain values, and every higher crate (storage, engine, bindings) builds on it.
+
+mod definition;
+mod error;
+mod graph;
+mod plan;
+mod retry;
+mod staleness;
+mod vocab;
+
+pub use definition::{DepDef, NodeDef, NodeKind, ParamDef, ParamRole};
+pub use error::{Error, Result};
+pub use graph::AssetGraph;
+pub use plan::{Plan, PlanOptions, PlanStep};
+pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
+pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
+pub use vocab::{EventType, ExecutorKind, FailureReason, LaunchedBy, RunStatus};

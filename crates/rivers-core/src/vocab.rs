@@ -1,0 +1,199 @@
+//! The fixed vocabularies of the spec. Each enum's `as_str` / `FromStr` pair is the only
+//! spelling table for its strings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every member, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The canonical spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(Error::InvalidValue(format!(
+                        "unknown {} {other:?}; expected one of: {}",
+                        stringify!($name),
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Status of a run record.
+    RunStatus {
+        /// Waiting in the run queue.
+        Queued => "Queued",
+        /// Admitted by the queue, not running yet.
+        NotStarted => "NotStarted",
+        /// Steps are executing.
+        Running => "Running",
+        /// Every step succeeded.
+        Success => "Success",
+        /// A step failed or the launch failed.
+        Failure => "Failure",
+        /// Cancelled before or during execution.
+        Canceled => "Canceled",
+    }
+}
+
+impl RunStatus {
+    /// Whether the run can no longer change status.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Success | RunStatus::Failure | RunStatus::Canceled)
+    }
+}
+
+vocabulary! {
+    /// `StoredEvent.event_type` values.
+    EventType {
+        /// Execution of a run began.
+        RunStart => "RunStart",
+        /// The run ended with every step successful.
+        RunSuccess => "RunSuccess",
+        /// The run ended with a failure.
+        RunFailure => "RunFailure",
+        /// The run was cancelled.
+        RunCanceled => "RunCanceled",
+        /// A queued submission.
+        RunQueued => "RunQueued",
+        /// Queue admission.
+        RunDequeued => "RunDequeued",
+        /// The launch failed.
+        RunLaunchFailed => "RunLaunchFailed",
+        /// A step body is about to run.
+        StepStart => "StepStart",
+        /// A step succeeded.
+        StepSuccess => "StepSuccess",
+        /// A step's final attempt failed.
+        StepFailure => "StepFailure",
+        /// A step was not run because an upstream step failed.
+        StepSkipped => "StepSkipped",
+        /// A failed attempt will be retried.
+        StepRetry => "StepRetry",
+        /// A step's first pending pool claim.
+        StepSlotWaiting => "StepSlotWaiting",
+        /// Pool slots were granted.
+        StepSlotClaimed => "StepSlotClaimed",
+        /// A pool lease was renewed.
+        StepSlotRenewed => "StepSlotRenewed",
+        /// Pool slots were released.
+        StepSlotReleased => "StepSlotReleased",
+        /// An asset value was persisted.
+        Materialization => "Materialization",
+        /// An external asset was observed.
+        Observation => "Observation",
+    }
+}
+
+vocabulary! {
+    /// Classification of a step failure (`rivers/failure_reason`).
+    FailureReason {
+        /// An ordinary exception from user code.
+        Error => "error",
+        /// Memory exhaustion.
+        OutOfMemory => "out_of_memory",
+        /// A deadline was exceeded.
+        Timeout => "timeout",
+        /// The environment failed (dead worker, vanished pod).
+        Infrastructure => "infrastructure",
+        /// Cancellation was requested.
+        Canceled => "canceled",
+    }
+}
+
+vocabulary! {
+    /// Executor kinds, as spelled in the `rivers/executor` metadata key.
+    ExecutorKind {
+        /// Serially in the calling process.
+        InProcess => "in_process",
+        /// A loky subprocess pool plus concurrent async tasks.
+        Parallel => "parallel",
+        /// One Kubernetes pod per step.
+        Kubernetes => "kubernetes",
+    }
+}
+
+/// Origin of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LaunchedBy {
+    /// `materialize()`, `Job.execute()` or a manual UI launch.
+    Manual,
+    /// A schedule tick.
+    Schedule {
+        /// Schedule name.
+        name: String,
+    },
+    /// A sensor tick.
+    Sensor {
+        /// Sensor name.
+        name: String,
+    },
+    /// A backfill.
+    Backfill {
+        /// Backfill id.
+        backfill_id: String,
+    },
+    /// An automation condition.
+    Condition,
+}
+
+impl LaunchedBy {
+    /// The `kind` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LaunchedBy::Manual => "manual",
+            LaunchedBy::Schedule { .. } => "schedule",
+            LaunchedBy::Sensor { .. } => "sensor",
+            LaunchedBy::Backfill { .. } => "backfill",
+            LaunchedBy::Condition => "condition",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_round_trip() {
+        for status in RunStatus::ALL {
+            assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), *status);
+        }
+        for reason in FailureReason::ALL {
+            assert_eq!(reason.as_str().parse::<FailureReason>().unwrap(), *reason);
+        }
+    }
+
+    #[test]
+    fn unknown_spelling_lists_valid_ones() {
+        let err = "threads".parse::<ExecutorKind>().unwrap_err();
+        assert!(err.to_string().contains("in_process, parallel, kubernetes"));
+    }
+}

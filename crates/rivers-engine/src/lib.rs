@@ -1,0 +1,14 @@
+//! Running a plan: ready-queue scheduling over a [`StepRunner`], per-executor concurrency caps,
+//! level grouping for executor overrides, retries with backoff, downstream skipping,
+//! cooperative cancellation, resume, and the run events of the lifecycle.
+//!
+//! The engine knows nothing about Python: `rivers-python` implements [`StepRunner`] for the
+//! in-process and loky executors, and the tests here drive it with plain closures.
+
+mod error;
+mod run;
+mod runner;
+
+pub use error::{Error, Result};
+pub use run::{RunOptions, RunOutcome, execute_run};
+pub use runner::{Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

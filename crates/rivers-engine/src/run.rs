@@ -1,0 +1,495 @@
+//! The run loop.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use parking_lot::Mutex;
+use rivers_core::{EventType, ExecutorKind, LaunchedBy, Plan, PlanStep, RunStatus};
+use rivers_storage::{NewEvent, NewRun, Storage};
+
+use crate::error::Result;
+use crate::runner::{StepFailure, StepOutput, StepRequest, StepRunner};
+
+/// How often the engine asks storage whether another process requested cancellation; local
+/// requests (through the same handle) are seen at once.
+const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(500);
+/// Granularity at which a backoff wait notices cancellation.
+const BACKOFF_TICK: Duration = Duration::from_millis(50);
+
+/// Per-run settings.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run id (fresh or `run_id_override`).
+    pub run_id: String,
+    /// Job name; `None` for ad-hoc runs.
+    pub job_name: Option<String>,
+    /// Run tags.
+    pub tags: Vec<(String, String)>,
+    /// Run priority.
+    pub priority: i64,
+    /// Partition display string.
+    pub partition_key: Option<String>,
+    /// Partition as JSON for the run record.
+    pub partition_json: Option<serde_json::Value>,
+    /// Skip steps that already succeeded in this run.
+    pub resume: bool,
+    /// Stop starting steps after the first final failure.
+    pub stop_on_failure: bool,
+    /// Concurrent sync steps of the parallel executor.
+    pub max_workers: usize,
+    /// Concurrent async steps; `None` = unbounded.
+    pub max_async_concurrent: Option<usize>,
+    /// Origin of the run.
+    pub launched_by: LaunchedBy,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// Run id.
+    pub run_id: String,
+    /// Terminal status.
+    pub status: RunStatus,
+    /// Step keys attempted (succeeded, failed or satisfied by resume), in plan order.
+    pub attempted: Vec<String>,
+    /// `(step_key, message)` of failed steps, in the order they failed.
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// Which concurrency cap a step counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    InProcess,
+    Workers,
+    Async,
+    Pods,
+}
+
+fn lane(step: &PlanStep) -> Lane {
+    match step.executor {
+        ExecutorKind::InProcess => Lane::InProcess,
+        ExecutorKind::Parallel if step.is_async => Lane::Async,
+        ExecutorKind::Parallel => Lane::Workers,
+        ExecutorKind::Kubernetes => Lane::Pods,
+    }
+}
+
+struct Shared {
+    storage: Storage,
+    runner: Arc<dyn StepRunner>,
+    options: RunOptions,
+    /// Latest data version per asset key, for the input data versions of materializations.
+    versions: Mutex<HashMap<String, String>>,
+}
+
+/// Executes `plan` as run `options.run_id`, recording the run and its events in `storage`.
+///
+/// Creates the run record, or attaches to an existing one with the same id. Step failures are
+/// reported in the outcome, never as errors.
+///
+/// # Errors
+/// Only storage failures.
+pub async fn execute_run(
+    storage: &Storage,
+    plan: &Plan,
+    runner: Arc<dyn StepRunner>,
+    options: RunOptions,
+) -> Result<RunOutcome> {
+    let run_id = options.run_id.clone();
+    if storage.get_run(&run_id).await?.is_some() {
+        storage.set_run_status(&run_id, RunStatus::Running).await?;
+    } else {
+        storage
+            .create_run(NewRun {
+                run_id: run_id.clone(),
+                job_name: options.job_name.clone(),
+                status: RunStatus::Running,
+                tags: options.tags.clone(),
+                node_names: plan.node_names(),
+                priority: options.priority,
+                partition_key: options.partition_json.clone(),
+                launched_by: options.launched_by.clone(),
+            })
+            .await?;
+    }
+    let already_done = if options.resume {
+        storage.succeeded_steps(&run_id, options.partition_key.as_deref()).await?
+    } else {
+        Default::default()
+    };
+    let versions = initial_versions(storage, plan).await?;
+    let shared = Arc::new(Shared { storage: storage.clone(), runner, options, versions: Mutex::new(versions) });
+    shared.event(EventType::RunStart, None, Vec::new());
+
+    let mut scheduler = Scheduler::new(plan, &shared);
+    for (index, step) in plan.steps.iter().enumerate() {
+        if already_done.contains(&step.key) {
+            scheduler.finish(index, StepState::Succeeded);
+        }
+    }
+    scheduler.drive().await?;
+
+    let Scheduler { states, failed, cancelled, .. } = scheduler;
+    let status = if cancelled {
+        RunStatus::Canceled
+    } else if states.iter().any(|s| *s != StepState::Succeeded) {
+        RunStatus::Failure
+    } else {
+        RunStatus::Success
+    };
+    let terminal_event = match status {
+        RunStatus::Success => EventType::RunSuccess,
+        RunStatus::Canceled => EventType::RunCanceled,
+        _ => EventType::RunFailure,
+    };
+    shared.event(terminal_event, None, Vec::new());
+    let completed = states.iter().filter(|s| **s == StepState::Succeeded).count() as i64;
+    let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
+    storage
+        .set_run_outcome(&run_id, status.as_str(), completed, plan.steps.len() as i64, message.as_deref())
+        .await?;
+    let attempted = plan
+        .steps
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| matches!(s, StepState::Succeeded | StepState::Failed))
+        .map(|(step, _)| step.key.clone())
+        .collect();
+    Ok(RunOutcome { run_id, status, attempted, failed })
+}
+
+/// Latest data versions of every upstream asset, read once per run.
+async fn initial_versions(storage: &Storage, plan: &Plan) -> Result<HashMap<String, String>> {
+    if plan.steps.iter().all(|s| s.upstream_assets.is_empty()) {
+        return Ok(HashMap::new());
+    }
+    Ok(storage
+        .get_asset_records()
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let version = if r.is_external { r.last_observation_data_version } else { r.last_data_version };
+            version.map(|v| (r.asset_key, v))
+        })
+        .collect())
+}
+
+impl Shared {
+    fn event(&self, kind: EventType, asset_key: Option<String>, metadata: Vec<(String, String)>) {
+        self.storage.enqueue_event(NewEvent {
+            event_type: kind.as_str(),
+            asset_key,
+            run_id: self.options.run_id.clone(),
+            partition_key: self.options.partition_key.clone(),
+            metadata,
+            ..Default::default()
+        });
+    }
+
+    fn cancel_requested_locally(&self) -> bool {
+        self.storage.is_cancel_requested_locally(&self.options.run_id)
+    }
+
+    fn record_success(&self, step: &PlanStep, output: StepOutput) {
+        for mat in output.materializations {
+            let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let inputs: Vec<(String, String)> = {
+                let versions = self.versions.lock();
+                step.upstream_assets
+                    .iter()
+                    .filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone())))
+                    .collect()
+            };
+            self.versions.lock().insert(mat.asset_key.clone(), data_version.clone());
+            self.storage.enqueue_event(NewEvent {
+                event_type: EventType::Materialization.as_str(),
+                asset_key: Some(mat.asset_key),
+                run_id: self.options.run_id.clone(),
+                partition_key: self.options.partition_key.clone(),
+                metadata: mat.metadata,
+                data_version: Some(data_version),
+                code_version: mat.code_version,
+                input_data_versions: inputs,
+            });
+        }
+        self.event(EventType::StepSuccess, Some(step.key.clone()), Vec::new());
+    }
+
+    async fn store_captured(&self, step: &PlanStep, captured: Option<(Option<String>, Option<String>, Option<String>)>) {
+        if let Some((stdout, stderr, logs)) = captured {
+            if let Err(err) = self.storage.add_run_log(&self.options.run_id, &step.key, stdout, stderr, logs).await {
+                tracing::warn!(step = %step.key, error = %err, "could not store captured step output");
+            }
+        }
+    }
+
+    /// Runs every attempt of one step; returns the final failure message, if any.
+    async fn run_step(self: Arc<Self>, index: usize, step: PlanStep) -> Option<String> {
+        self.event(EventType::StepStart, Some(step.key.clone()), Vec::new());
+        let retry_class_filter = step.retry.as_ref().and_then(|p| match &p.retry_on {
+            rivers_core::RetryOn::List { class_filter, .. } => *class_filter,
+            _ => None,
+        });
+        let mut attempt = 1;
+        loop {
+            let request = StepRequest {
+                run_id: self.options.run_id.clone(),
+                step_index: index,
+                step_key: step.key.clone(),
+                attempt,
+                executor: step.executor,
+                partition_key: self.options.partition_key.clone(),
+                retry_class_filter,
+            };
+            match self.runner.run_step(request.clone()).await {
+                Ok(mut output) => {
+                    let captured = output.captured.take();
+                    self.record_success(&step, output);
+                    self.store_captured(&step, captured).await;
+                    return None;
+                }
+                Err(mut failure) => {
+                    let captured = failure.captured.take();
+                    self.store_captured(&step, captured).await;
+                    if let Some(delay) = self.retry_delay(&step, attempt, &failure) {
+                        self.event(
+                            EventType::StepRetry,
+                            Some(step.key.clone()),
+                            vec![
+                                ("rivers/attempt".into(), attempt.to_string()),
+                                ("rivers/failure_reason".into(), failure.reason.as_str().into()),
+                                ("rivers/next_delay_ms".into(), delay.as_millis().to_string()),
+                            ],
+                        );
+                        if self.wait_backoff(delay).await {
+                            attempt += 1;
+                            continue;
+                        }
+                        failure.reason = rivers_core::FailureReason::Canceled;
+                    }
+                    self.runner.on_final_failure(request, failure.clone()).await;
+                    self.event(
+                        EventType::StepFailure,
+                        Some(step.key.clone()),
+                        vec![
+                            ("rivers/failure_reason".into(), failure.reason.as_str().into()),
+                            ("rivers/error".into(), failure.message.clone()),
+                        ],
+                    );
+                    return Some(failure.message);
+                }
+            }
+        }
+    }
+
+    fn retry_delay(&self, step: &PlanStep, attempt: u32, failure: &StepFailure) -> Option<Duration> {
+        let policy = step.retry.as_ref()?;
+        if attempt > policy.max_retries || !policy.allows(failure.reason, failure.matched_retry_class) {
+            return None;
+        }
+        Some(policy.backoff.as_ref().map_or(Duration::ZERO, |b| b.delay(attempt, fastrand::f64())))
+    }
+
+    /// Sleeps for a backoff; `false` when the run was cancelled meanwhile.
+    async fn wait_backoff(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            if self.cancel_requested_locally() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            tokio::time::sleep((deadline - now).min(BACKOFF_TICK)).await;
+        }
+    }
+}
+
+struct Scheduler<'p> {
+    plan: &'p Plan,
+    shared: Arc<Shared>,
+    states: Vec<StepState>,
+    waiting_on: Vec<usize>,
+    downstream: Vec<Vec<usize>>,
+    ready: BTreeSet<usize>,
+    running: HashMap<Lane, usize>,
+    failed: Vec<(String, String)>,
+    stop_starting: bool,
+    cancelled: bool,
+    last_remote_cancel_check: Instant,
+}
+
+impl<'p> Scheduler<'p> {
+    fn new(plan: &'p Plan, shared: &Arc<Shared>) -> Self {
+        let n = plan.steps.len();
+        let mut downstream = vec![Vec::new(); n];
+        for (index, step) in plan.steps.iter().enumerate() {
+            for &up in &step.upstream_steps {
+                downstream[up].push(index);
+            }
+        }
+        let waiting_on: Vec<usize> = plan.steps.iter().map(|s| s.upstream_steps.len()).collect();
+        let ready = (0..n).filter(|&i| waiting_on[i] == 0).collect();
+        Scheduler {
+            plan,
+            shared: Arc::clone(shared),
+            states: vec![StepState::Pending; n],
+            waiting_on,
+            downstream,
+            ready,
+            running: HashMap::new(),
+            failed: Vec::new(),
+            stop_starting: false,
+            cancelled: false,
+            last_remote_cancel_check: Instant::now(),
+        }
+    }
+
+    fn capacity(&self, lane: Lane) -> usize {
+        let options = &self.shared.options;
+        match lane {
+            Lane::InProcess => 1,
+            Lane::Workers => options.max_workers.max(1),
+            Lane::Async => options.max_async_concurrent.unwrap_or(usize::MAX),
+            Lane::Pods => usize::MAX,
+        }
+    }
+
+    fn finish(&mut self, index: usize, state: StepState) {
+        self.states[index] = state;
+        self.ready.remove(&index);
+        match state {
+            StepState::Succeeded => {
+                for &down in &self.downstream[index] {
+                    self.waiting_on[down] -= 1;
+                    if self.waiting_on[down] == 0 && self.states[down] == StepState::Pending {
+                        self.ready.insert(down);
+                    }
+                }
+            }
+            StepState::Failed | StepState::Skipped => {
+                let mut stack = self.downstream[index].clone();
+                while let Some(down) = stack.pop() {
+                    if self.states[down] == StepState::Pending {
+                        self.states[down] = StepState::Skipped;
+                        self.ready.remove(&down);
+                        self.shared.event(EventType::StepSkipped, Some(self.plan.steps[down].key.clone()), Vec::new());
+                        stack.extend(self.downstream[down].iter().copied());
+                    }
+                }
+            }
+            StepState::Pending | StepState::Running => {}
+        }
+    }
+
+    /// With level grouping, the only level that may start and the executor lane whose batch
+    /// is active.
+    fn level_gate(&self) -> Option<(u32, Option<Lane>)> {
+        if !self.plan.level_grouping {
+            return None;
+        }
+        let level = self
+            .plan
+            .steps
+            .iter()
+            .zip(&self.states)
+            .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running))
+            .map(|(step, _)| step.level)
+            .min()?;
+        let active = self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane);
+        Some((level, active))
+    }
+
+    async fn check_cancellation(&mut self) -> Result<()> {
+        if self.cancelled {
+            return Ok(());
+        }
+        let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
+        let requested = self.shared.cancel_requested_locally()
+            || (remote_due && {
+                self.last_remote_cancel_check = Instant::now();
+                self.shared.storage.is_cancelled(&self.shared.options.run_id).await?
+            });
+        if requested {
+            self.cancelled = true;
+            self.stop_starting = true;
+        }
+        Ok(())
+    }
+
+    async fn drive(&mut self) -> Result<()> {
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            self.check_cancellation().await?;
+            if !self.stop_starting {
+                let gate = self.level_gate();
+                let candidates: Vec<usize> = self.ready.iter().copied().collect();
+                for index in candidates {
+                    let step = &self.plan.steps[index];
+                    let lane = lane(step);
+                    if let Some((level, active)) = gate {
+                        if step.level != level {
+                            break;
+                        }
+                        let batch = active.or_else(|| self.running.iter().find(|(_, n)| **n > 0).map(|(l, _)| *l));
+                        if batch.is_some_and(|b| b != lane) {
+                            continue;
+                        }
+                    }
+                    let busy = self.running.get(&lane).copied().unwrap_or(0);
+                    if busy >= self.capacity(lane) {
+                        continue;
+                    }
+                    *self.running.entry(lane).or_default() += 1;
+                    self.ready.remove(&index);
+                    self.states[index] = StepState::Running;
+                    let shared = Arc::clone(&self.shared);
+                    let step = step.clone();
+                    in_flight.push(tokio::spawn(async move {
+                        let outcome = shared.run_step(index, step).await;
+                        (index, outcome)
+                    }));
+                }
+            }
+            let Some(joined) = in_flight.next().await else { break };
+            let (index, outcome) = match joined {
+                Ok(done) => done,
+                Err(join_error) => {
+                    // A panicking step task is a bug in a runner; the step's state is lost, so
+                    // stop the run rather than guess.
+                    tracing::error!(error = %join_error, "a step task panicked");
+                    self.stop_starting = true;
+                    continue;
+                }
+            };
+            let lane = lane(&self.plan.steps[index]);
+            if let Some(n) = self.running.get_mut(&lane) {
+                *n -= 1;
+            }
+            match outcome {
+                None => self.finish(index, StepState::Succeeded),
+                Some(message) => {
+                    self.failed.push((self.plan.steps[index].key.clone(), message));
+                    self.finish(index, StepState::Failed);
+                    if self.shared.options.stop_on_failure {
+                        self.stop_starting = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! The engine driven by a closure-backed `StepRunner` over in-memory storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use rivers_core::{
+    AssetGraph, Backoff, ExecutorKind, FailureReason, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn, RetryPolicy,
+    RetrySpec, RunStatus,
+};
+use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run};
+use rivers_storage::Storage;
+
+type Body = dyn Fn(&StepRequest) -> Result<StepOutput, StepFailure> + Send + Sync;
+
+/// A runner whose steps are plain closures; records every call.
+struct FakeRunner {
+    body: Box<Body>,
+    calls: Mutex<Vec<(String, u32)>>,
+    failure_hooks: AtomicUsize,
+}
+
+impl FakeRunner {
+    fn new(body: impl Fn(&StepRequest) -> Result<StepOutput, StepFailure> + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(FakeRunner { body: Box::new(body), calls: Mutex::new(Vec::new()), failure_hooks: AtomicUsize::new(0) })
+    }
+
+    fn called(&self) -> Vec<String> {
+        self.calls.lock().iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+impl StepRunner for FakeRunner {
+    fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
+        self.calls.lock().push((request.step_key.clone(), request.attempt));
+        let outcome = (self.body)(&request);
+        Box::pin(async move { outcome })
+    }
+
+    fn on_final_failure(&self, _request: StepRequest, _failure: StepFailure) -> BoxFuture<'static, ()> {
+        self.failure_hooks.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {})
+    }
+}
+
+fn materialized(request: &StepRequest) -> Result<StepOutput, StepFailure> {
+    Ok(StepOutput {
+        materializations: vec![Materialized { asset_key: request.step_key.clone(), ..Default::default() }],
+        captured: None,
+    })
+}
+
+fn failure(message: &str) -> StepFailure {
+    StepFailure { message: message.into(), reason: FailureReason::Error, matched_retry_class: false, captured: None }
+}
+
+fn options(run_id: &str) -> RunOptions {
+    RunOptions {
+        run_id: run_id.into(),
+        job_name: None,
+        tags: vec![],
+        priority: 0,
+        partition_key: None,
+        partition_json: None,
+        resume: false,
+        stop_on_failure: false,
+        max_workers: 2,
+        max_async_concurrent: None,
+        launched_by: LaunchedBy::Manual,
+    }
+}
+
+/// a -> b -> c, plus an independent d.
+fn chain_plan(retry: Option<RetryPolicy>) -> Plan {
+    let mut b = NodeDef::asset("b").with_param("a");
+    b.retry = retry.map(RetrySpec::Policy);
+    let graph = AssetGraph::build(
+        vec![NodeDef::asset("a"), b, NodeDef::asset("c").with_param("b"), NodeDef::asset("d")],
+        &[],
+        HashMap::new(),
+    )
+    .unwrap();
+    graph
+        .plan(None, false, &PlanOptions { executor: ExecutorKind::InProcess, run_retry: None, default_retry: None })
+        .unwrap()
+}
+
+async fn event_types(storage: &Storage, run_id: &str) -> Vec<(String, Option<String>)> {
+    storage.get_events_for_run(run_id).await.unwrap().into_iter().map(|e| (e.event_type, e.asset_key)).collect()
+}
+
+#[tokio::test]
+async fn successful_run_writes_the_lifecycle_in_order() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(materialized);
+    let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), options("r1")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    assert_eq!(outcome.attempted, vec!["a", "d", "b", "c"]);
+    let events = event_types(&storage, "r1").await;
+    assert_eq!(events.first().unwrap().0, "RunStart");
+    assert_eq!(events.last().unwrap().0, "RunSuccess");
+    let for_b: Vec<&str> = events.iter().filter(|(_, k)| k.as_deref() == Some("b")).map(|(t, _)| t.as_str()).collect();
+    assert_eq!(for_b, vec!["StepStart", "Materialization", "StepSuccess"]);
+    let record = storage.get_run("r1").await.unwrap().unwrap();
+    assert_eq!(record.status, "Success");
+    assert!(record.end_time.is_some());
+    let c = storage.get_latest_materialization("c", None).await.unwrap().unwrap();
+    let b_version = storage.get_asset_record("b").await.unwrap().unwrap().last_data_version.unwrap();
+    assert_eq!(c.input_data_versions, vec![("b".to_string(), b_version)]);
+}
+
+#[tokio::test]
+async fn failure_skips_downstream_and_keeps_independent_steps() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(|r| if r.step_key == "b" { Err(failure("boom")) } else { materialized(r) });
+    let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), options("r2")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(outcome.failed, vec![("b".to_string(), "boom".to_string())]);
+    assert!(!runner.called().contains(&"c".to_string()));
+    assert!(runner.called().contains(&"d".to_string()));
+    let events = event_types(&storage, "r2").await;
+    assert!(events.contains(&("StepSkipped".into(), Some("c".into()))));
+    assert!(!events.contains(&("StepStart".into(), Some("c".into()))));
+    assert_eq!(events.last().unwrap().0, "RunFailure");
+    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn retries_until_success_with_retry_events() {
+    let storage = Storage::memory().await.unwrap();
+    let policy = RetryPolicy {
+        max_retries: 2,
+        backoff: Some(Backoff::Constant { delay: 0.001, jitter: 0.0, max_delay: None }),
+        retry_on: RetryOn::All,
+        escalate_on: vec![],
+    };
+    let runner = FakeRunner::new(|r| if r.step_key == "b" && r.attempt < 3 { Err(failure("flaky")) } else { materialized(r) });
+    let outcome = execute_run(&storage, &chain_plan(Some(policy)), runner.clone(), options("r3")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    let retries: Vec<Vec<(String, String)>> = storage
+        .get_events_for_run("r3")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "StepRetry")
+        .map(|e| e.metadata)
+        .collect();
+    assert_eq!(retries.len(), 2);
+    assert!(retries[0].contains(&("rivers/attempt".into(), "1".into())));
+    assert!(retries[1].contains(&("rivers/attempt".into(), "2".into())));
+    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn transient_policy_does_not_retry_plain_errors() {
+    let storage = Storage::memory().await.unwrap();
+    let policy = RetryPolicy { max_retries: 3, backoff: None, retry_on: RetryOn::Transient, escalate_on: vec![] };
+    let runner = FakeRunner::new(|r| if r.step_key == "b" { Err(failure("bad value")) } else { materialized(r) });
+    execute_run(&storage, &chain_plan(Some(policy)), runner.clone(), options("r4")).await.unwrap();
+    assert_eq!(runner.called().iter().filter(|k| *k == "b").count(), 1);
+}
+
+#[tokio::test]
+async fn resume_skips_steps_that_already_succeeded() {
+    let storage = Storage::memory().await.unwrap();
+    let first = FakeRunner::new(|r| if r.step_key == "c" { Err(failure("crash")) } else { materialized(r) });
+    execute_run(&storage, &chain_plan(None), first, options("r5")).await.unwrap();
+    let second = FakeRunner::new(materialized);
+    let mut resume = options("r5");
+    resume.resume = true;
+    let outcome = execute_run(&storage, &chain_plan(None), second.clone(), resume).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    assert_eq!(second.called(), vec!["c"]);
+    assert_eq!(outcome.attempted.len(), 4);
+    let mats = storage
+        .get_events_for_run("r5")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "Materialization")
+        .count();
+    assert_eq!(mats, 4, "each asset materialized exactly once across both attempts of the run");
+}
+
+#[tokio::test]
+async fn cancellation_stops_new_steps() {
+    let storage = Storage::memory().await.unwrap();
+    let handle = storage.clone();
+    let runner = FakeRunner::new(move |r| {
+        if r.step_key == "a" {
+            // Request cancellation from inside the first step, like a user or the UI would.
+            let handle = handle.clone();
+            let run_id = r.run_id.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(handle.request_cancellation(&run_id)).unwrap()
+            })
+            .join()
+            .unwrap();
+        }
+        materialized(r)
+    });
+    let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), options("r6")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Canceled);
+    assert_eq!(runner.called(), vec!["a"]);
+    assert_eq!(event_types(&storage, "r6").await.last().unwrap().0, "RunCanceled");
+}
+
+#[tokio::test]
+async fn stop_on_failure_starts_no_further_steps() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(|r| if r.step_key == "a" { Err(failure("first")) } else { materialized(r) });
+    let mut opts = options("r7");
+    opts.stop_on_failure = true;
+    let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(runner.called(), vec!["a"]);
+}

@@ -1,0 +1,49 @@
+//! The one bridge from Rust errors to Python exceptions.
+
+use pyo3::PyErr;
+use pyo3::exceptions::PyValueError;
+
+use crate::exceptions::{
+    AssetDefinitionError, AssetNotFoundError, ConfigurationError, GraphValidationError, NodeNotFoundError,
+    SchemaMigrationNeededError, StorageError,
+};
+
+/// Errors of the lower crates, converted to their `rivers.exceptions` classes.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BindingError {
+    #[error(transparent)]
+    Core(#[from] rivers_core::Error),
+    #[error(transparent)]
+    Storage(#[from] rivers_storage::Error),
+    #[error(transparent)]
+    Engine(#[from] rivers_engine::Error),
+}
+
+impl From<BindingError> for PyErr {
+    fn from(err: BindingError) -> PyErr {
+        use rivers_core::Error as C;
+        match err {
+            BindingError::Core(core) => match core {
+                C::GraphValidation(m) => GraphValidationError::new_err(m),
+                C::AssetDefinition(m) => AssetDefinitionError::new_err(m),
+                C::AssetNotFound(m) => AssetNotFoundError::new_err(m),
+                C::NodeNotFound(m) => NodeNotFoundError::new_err(m),
+                C::Configuration(m) => ConfigurationError::new_err(m),
+                C::InvalidValue(m) => PyValueError::new_err(m),
+            },
+            BindingError::Storage(storage) => storage_error(storage),
+            BindingError::Engine(rivers_engine::Error::Storage(storage)) => storage_error(storage),
+        }
+    }
+}
+
+fn storage_error(err: rivers_storage::Error) -> PyErr {
+    use rivers_storage::Error as S;
+    match &err {
+        S::SchemaMigrationNeeded { .. } => SchemaMigrationNeededError::new_err(err.to_string()),
+        S::InvalidStatus(m) => PyValueError::new_err(m.clone()),
+        S::Backend(_) | S::Decode { .. } | S::InvalidArgument(_) => StorageError::new_err(err.to_string()),
+    }
+}
+
+pub(crate) type BindingResult<T> = Result<T, BindingError>;

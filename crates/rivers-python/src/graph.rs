@@ -1,0 +1,172 @@
+//! `Graph` and `Plan`: the validated asset graph and execution plans, built in `rivers-core`.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use rivers_core::{AssetGraph, DepDef, ExecutorKind, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions, RetryPolicy};
+
+use crate::error::BindingError;
+use crate::retry::retry_spec;
+
+fn core<T>(result: rivers_core::Result<T>) -> PyResult<T> {
+    result.map_err(|e| PyErr::from(BindingError::from(e)))
+}
+
+fn param_role(text: &str) -> ParamRole {
+    match text {
+        "context" => ParamRole::Context,
+        "context_by_name" => ParamRole::ContextByName,
+        "misplaced_context" => ParamRole::MisplacedContext,
+        "self" => ParamRole::SelfDependency,
+        _ => ParamRole::Named,
+    }
+}
+
+type NodeTuple = (
+    String,
+    String,
+    Vec<(String, String, bool)>,
+    Vec<(String, bool)>,
+    Option<String>,
+    bool,
+    bool,
+    Option<Py<PyAny>>,
+);
+
+fn node_def(py: Python<'_>, tuple: NodeTuple) -> PyResult<NodeDef> {
+    let (name, kind, params, deps, executor_override, pinned_in_process, is_async, retry) = tuple;
+    Ok(NodeDef {
+        name,
+        kind: if kind == "external" { NodeKind::External } else { NodeKind::Asset },
+        params: params
+            .into_iter()
+            .map(|(name, role, has_default)| ParamDef { name, role: param_role(&role), has_default })
+            .collect(),
+        deps: deps.into_iter().map(|(name, is_input)| DepDef { name, is_input }).collect(),
+        executor_override,
+        pinned_in_process,
+        is_async,
+        retry: retry.map(|spec| retry_spec(spec.bind(py))).transpose()?,
+    })
+}
+
+/// The validated asset graph of a repository.
+#[pyclass(name = "Graph", module = "rivers._core", frozen)]
+pub(crate) struct PyGraph {
+    graph: AssetGraph,
+}
+
+impl PyGraph {
+    fn options(&self, executor: &str, run_retry: Option<Bound<'_, PyAny>>, default_retry: Option<Bound<'_, PyAny>>) -> PyResult<PlanOptions> {
+        let resolve = |spec: Option<Bound<'_, PyAny>>, site: &str| -> PyResult<Option<RetryPolicy>> {
+            spec.map(|s| core(self.graph.resolve_retry(&retry_spec(&s)?, site))).transpose()
+        };
+        Ok(PlanOptions {
+            executor: core(executor.parse::<ExecutorKind>())?,
+            run_retry: resolve(run_retry, "the run")?,
+            default_retry: resolve(default_retry, "default_retry_policy")?,
+        })
+    }
+}
+
+#[pymethods]
+impl PyGraph {
+    /// Builds and validates the graph from node tuples (see `rivers._repository`).
+    #[new]
+    #[pyo3(signature = (nodes, resource_keys, retries, check_bindings = true))]
+    fn new(
+        py: Python<'_>,
+        nodes: Vec<NodeTuple>,
+        resource_keys: Vec<String>,
+        retries: HashMap<String, Py<PyAny>>,
+        check_bindings: bool,
+    ) -> PyResult<Self> {
+        let nodes = nodes.into_iter().map(|n| node_def(py, n)).collect::<PyResult<Vec<_>>>()?;
+        let mut registered = HashMap::with_capacity(retries.len());
+        for (name, spec) in retries {
+            match retry_spec(spec.bind(py))? {
+                rivers_core::RetrySpec::Policy(policy) => {
+                    registered.insert(name, policy);
+                }
+                rivers_core::RetrySpec::Named(_) => {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "retries['{name}'] must be a RetryPolicy, not a policy name"
+                    )));
+                }
+            }
+        }
+        Ok(PyGraph { graph: core(AssetGraph::build_checked(nodes, &resource_keys, registered, check_bindings))? })
+    }
+
+    /// Warnings found while building.
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.graph.warnings().to_vec()
+    }
+
+    /// Upstream names of `name` with whether each edge loads data.
+    fn upstreams(&self, name: &str) -> Vec<(String, bool)> {
+        self.graph
+            .node_id(name)
+            .map(|id| self.graph.upstream_names(id).map(|(n, d)| (n.to_string(), d)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Validates a retry spec (a name or an inline policy) against the registered policies.
+    fn check_retry(&self, spec: Bound<'_, PyAny>, site: &str) -> PyResult<()> {
+        core(self.graph.resolve_retry(&retry_spec(&spec)?, site)).map(drop)
+    }
+
+    /// An ephemeral plan over a selection.
+    #[pyo3(signature = (selection, include_upstream, executor, run_retry = None, default_retry = None))]
+    fn plan(
+        &self,
+        selection: Option<Vec<String>>,
+        include_upstream: bool,
+        executor: &str,
+        run_retry: Option<Bound<'_, PyAny>>,
+        default_retry: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyPlan> {
+        let options = self.options(executor, run_retry, default_retry)?;
+        Ok(PyPlan(core(self.graph.plan(selection.as_deref(), include_upstream, &options))?))
+    }
+
+    /// Validates a job's node list; returns its plan.
+    #[pyo3(signature = (job, names, allow_incomplete_deps, executor, run_retry = None, default_retry = None))]
+    fn plan_job(
+        &self,
+        job: &str,
+        names: Vec<String>,
+        allow_incomplete_deps: bool,
+        executor: &str,
+        run_retry: Option<Bound<'_, PyAny>>,
+        default_retry: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyPlan> {
+        let ids = core(self.graph.validate_job(job, &names, allow_incomplete_deps))?;
+        let options = self.options(executor, run_retry, default_retry)?;
+        Ok(PyPlan(self.graph.plan_nodes(&ids, &options)))
+    }
+}
+
+/// The steps of one run.
+#[pyclass(name = "Plan", module = "rivers._core", frozen)]
+pub(crate) struct PyPlan(pub(crate) Plan);
+
+#[pymethods]
+impl PyPlan {
+    /// Planned node names in plan order.
+    #[getter]
+    fn node_names(&self) -> Vec<String> {
+        self.0.node_names()
+    }
+
+    /// `(key, executor, is_async, level)` per step.
+    #[getter]
+    fn steps(&self) -> Vec<(String, &'static str, bool, u32)> {
+        self.0.steps.iter().map(|s| (s.key.clone(), s.executor.as_str(), s.is_async, s.level)).collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.steps.len()
+    }
+}

@@ -1,0 +1,38 @@
+//! `rivers._core`: the native module behind the `rivers` Python package.
+//!
+//! A thin translation layer: arguments are converted to `rivers-core` / `rivers-storage` /
+//! `rivers-engine` types, one call is made, the result is converted back. Graph validation,
+//! planning, scheduling, retries and storage queries all live in the lower crates.
+
+use pyo3::prelude::*;
+
+mod error;
+mod exceptions;
+mod graph;
+mod records;
+mod retry;
+mod run;
+mod runtime;
+mod storage;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    exceptions::register(m)?;
+    m.add_class::<graph::PyGraph>()?;
+    m.add_class::<graph::PyPlan>()?;
+    m.add_class::<retry::PyBackoff>()?;
+    m.add_function(wrap_pyfunction!(run::execute_run, m)?)?;
+
+    let storage_module = PyModule::new(py, "storage")?;
+    storage::register(&storage_module)?;
+    m.add_submodule(&storage_module)?;
+    // PyO3 submodules are attributes, not importable packages: register the dotted name so
+    // `import rivers._core.storage` and `from rivers._core.storage import X` work.
+    py.import("sys")?.getattr("modules")?.set_item("rivers._core.storage", &storage_module)?;
+    for name in ["Storage", "StoredEvent", "AssetRecord", "RunRecord", "LaunchedBy", "StaleCause", "StoredTick"] {
+        m.add(name, storage_module.getattr(name)?)?;
+    }
+    Ok(())
+}

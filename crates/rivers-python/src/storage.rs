@@ -1,0 +1,466 @@
+//! `rivers._core.storage`: the `Storage` handle and its sync and `async_` query methods.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use rivers_storage::{Storage, StorageKind};
+
+use crate::error::BindingError;
+use crate::records::{PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick};
+use crate::runtime::{block_on, runtime};
+
+/// How long dropping a test store waits for its private runtime's blocking threads.
+const TEST_RUNTIME_SHUTDOWN: Duration = Duration::from_secs(10);
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStorage>()?;
+    m.add_class::<PyStoredEvent>()?;
+    m.add_class::<PyStoredLog>()?;
+    m.add_class::<PyAssetRecord>()?;
+    m.add_class::<PyRunRecord>()?;
+    m.add_class::<PyLaunchedBy>()?;
+    m.add_class::<PyStaleCause>()?;
+    m.add_class::<PyStoredTick>()?;
+    Ok(())
+}
+
+/// A handle to one store. Built only through the static factories.
+#[pyclass(name = "Storage", module = "rivers._core.storage", frozen)]
+pub(crate) struct PyStorage {
+    storage: Option<Storage>,
+    /// Test stores own a runtime so that dropping them shuts the datastore down synchronously
+    /// (releasing the RocksDB lock before control returns).
+    private_runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for PyStorage {
+    fn drop(&mut self) {
+        drop(self.storage.take());
+        if let Some(rt) = self.private_runtime.take() {
+            rt.shutdown_timeout(TEST_RUNTIME_SHUTDOWN);
+        }
+    }
+}
+
+impl PyStorage {
+    pub(crate) fn inner(&self) -> &Storage {
+        self.storage.as_ref().expect("storage is only taken on drop")
+    }
+
+    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
+        self.private_runtime.as_ref().map_or_else(|| runtime().handle().clone(), |rt| rt.handle().clone())
+    }
+
+    fn open<F, Fut>(py: Python<'_>, private: bool, open: F) -> PyResult<Self>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = rivers_storage::Result<Storage>> + Send,
+    {
+        let private_runtime = if private {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .thread_name("rivers-test-storage")
+                    .build()
+                    .map_err(|e| crate::exceptions::StorageError::new_err(format!("cannot start storage runtime: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let handle = private_runtime.as_ref().map_or_else(|| runtime().handle().clone(), |rt| rt.handle().clone());
+        let storage = block_on(py, &handle, async move { open().await.map_err(BindingError::from) })?;
+        Ok(PyStorage { storage: Some(storage), private_runtime })
+    }
+
+    fn sync<T: Send, F>(&self, py: Python<'_>, future: F) -> PyResult<T>
+    where
+        F: Future<Output = rivers_storage::Result<T>> + Send,
+    {
+        block_on(py, &self.handle(), async move { future.await.map_err(BindingError::from) })
+    }
+
+    fn awaitable<'py, T, F>(&self, py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+        F: Future<Output = rivers_storage::Result<T>> + Send + 'static,
+    {
+        let handle = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            handle
+                .spawn(future)
+                .await
+                .map_err(|e| crate::exceptions::StorageError::new_err(format!("storage task failed: {e}")))?
+                .map_err(|e| PyErr::from(BindingError::from(e)))
+        })
+    }
+}
+
+fn kind_value(kind: StorageKind) -> i64 {
+    match kind {
+        StorageKind::Memory => 0,
+        StorageKind::Embedded => 1,
+        StorageKind::Remote => 2,
+    }
+}
+
+fn convert<T, U: From<T>>(items: Vec<T>) -> Vec<U> {
+    items.into_iter().map(U::from).collect()
+}
+
+fn bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    value
+        .downcast::<PyBytes>()
+        .map(|b| b.as_bytes().to_vec())
+        .map_err(|_| PyTypeError::new_err(format!("kv values must be bytes, got {}", value.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+}
+
+/// Bytes that convert to Python `bytes` (a `Vec<u8>` would become a list).
+struct Blob(Vec<u8>);
+
+impl<'py> IntoPyObject<'py> for Blob {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyBytes::new(py, &self.0))
+    }
+}
+
+#[pymethods]
+impl PyStorage {
+    /// A new, empty in-memory store.
+    #[staticmethod]
+    fn memory(py: Python<'_>) -> PyResult<Self> {
+        Self::open(py, false, Storage::memory)
+    }
+
+    /// An embedded RocksDB store at `path` (created if absent).
+    #[staticmethod]
+    fn embedded(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        Self::open(py, false, move || async move { Storage::embedded(&path).await })
+    }
+
+    /// Opens the embedded store at `path`, applies pending migrations and closes it.
+    #[staticmethod]
+    fn migrate_embedded(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        Self::open(py, true, move || async move { Storage::embedded(&path).await }).map(drop)
+    }
+
+    #[staticmethod]
+    fn _test_memory(py: Python<'_>) -> PyResult<Self> {
+        Self::open(py, true, Storage::memory)
+    }
+
+    #[staticmethod]
+    fn _test_embedded(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        Self::open(py, true, move || async move { Storage::embedded(&path).await })
+    }
+
+    /// The backend kind, a `rivers.StorageType`.
+    #[getter]
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("rivers._storage_type")?.getattr("StorageType")?.call1((kind_value(self.inner().kind()),))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Storage({:?})", self.inner().kind())
+    }
+
+    // ---- events, assets, logs ---------------------------------------------------------
+
+    #[pyo3(signature = (asset_key, limit = 100))]
+    fn get_events_for_asset(&self, py: Python<'_>, asset_key: String, limit: usize) -> PyResult<Vec<PyStoredEvent>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_events_for_asset(&asset_key, limit).await.map(convert) })
+    }
+
+    #[pyo3(signature = (asset_key, limit = 100))]
+    fn async_get_events_for_asset<'py>(&self, py: Python<'py>, asset_key: String, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_events_for_asset(&asset_key, limit).await.map(convert::<_, PyStoredEvent>) })
+    }
+
+    fn get_events_for_run(&self, py: Python<'_>, run_id: String) -> PyResult<Vec<PyStoredEvent>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_events_for_run(&run_id).await.map(convert) })
+    }
+
+    fn async_get_events_for_run<'py>(&self, py: Python<'py>, run_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_events_for_run(&run_id).await.map(convert::<_, PyStoredEvent>) })
+    }
+
+    fn get_run_logs(&self, py: Python<'_>, run_id: String) -> PyResult<Vec<PyStoredLog>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_run_logs(&run_id).await.map(convert) })
+    }
+
+    fn async_get_run_logs<'py>(&self, py: Python<'py>, run_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_run_logs(&run_id).await.map(convert::<_, PyStoredLog>) })
+    }
+
+    #[pyo3(signature = (asset_key, partition = None))]
+    fn get_latest_materialization(&self, py: Python<'_>, asset_key: String, partition: Option<String>) -> PyResult<Option<PyStoredEvent>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(Into::into)) })
+    }
+
+    #[pyo3(signature = (asset_key, partition = None))]
+    fn async_get_latest_materialization<'py>(&self, py: Python<'py>, asset_key: String, partition: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move {
+            s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(PyStoredEvent::from))
+        })
+    }
+
+    fn get_asset_record(&self, py: Python<'_>, asset_key: String) -> PyResult<Option<PyAssetRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_asset_record(&asset_key).await.map(|r| r.map(Into::into)) })
+    }
+
+    fn async_get_asset_record<'py>(&self, py: Python<'py>, asset_key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_asset_record(&asset_key).await.map(|r| r.map(PyAssetRecord::from)) })
+    }
+
+    fn get_asset_records(&self, py: Python<'_>) -> PyResult<Vec<PyAssetRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_asset_records().await.map(convert) })
+    }
+
+    fn async_get_asset_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_asset_records().await.map(convert::<_, PyAssetRecord>) })
+    }
+
+    fn get_assets_by_tag(&self, py: Python<'_>, tag: String) -> PyResult<Vec<PyAssetRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_assets_by_tag(&tag).await.map(convert) })
+    }
+
+    fn async_get_assets_by_tag<'py>(&self, py: Python<'py>, tag: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_assets_by_tag(&tag).await.map(convert::<_, PyAssetRecord>) })
+    }
+
+    fn get_assets_by_kind(&self, py: Python<'_>, kind: String) -> PyResult<Vec<PyAssetRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_assets_by_kind(&kind).await.map(convert) })
+    }
+
+    fn async_get_assets_by_kind<'py>(&self, py: Python<'py>, kind: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_assets_by_kind(&kind).await.map(convert::<_, PyAssetRecord>) })
+    }
+
+    fn get_assets_by_group(&self, py: Python<'_>, group: String) -> PyResult<Vec<PyAssetRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_assets_by_group(&group).await.map(convert) })
+    }
+
+    fn async_get_assets_by_group<'py>(&self, py: Python<'py>, group: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_assets_by_group(&group).await.map(convert::<_, PyAssetRecord>) })
+    }
+
+    fn get_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<Vec<String>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_materialized_partitions(&asset_key).await })
+    }
+
+    fn count_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<usize> {
+        Ok(self.get_materialized_partitions(py, asset_key)?.len())
+    }
+
+    fn compute_staleness(&self, py: Python<'_>) -> PyResult<HashMap<String, (String, Vec<PyStaleCause>)>> {
+        let s = self.inner().clone();
+        let results = self.sync(py, async move { s.compute_staleness().await })?;
+        Ok(results
+            .into_iter()
+            .map(|(key, st)| (key, (st.status.as_str().to_string(), convert(st.causes))))
+            .collect())
+    }
+
+    // ---- runs and ticks ---------------------------------------------------------------
+
+    fn get_run(&self, py: Python<'_>, run_id: String) -> PyResult<Option<PyRunRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_run(&run_id).await.map(|r| r.map(Into::into)) })
+    }
+
+    fn async_get_run<'py>(&self, py: Python<'py>, run_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_run(&run_id).await.map(|r| r.map(PyRunRecord::from)) })
+    }
+
+    #[pyo3(signature = (limit = 100, status = None))]
+    fn get_runs(&self, py: Python<'_>, limit: usize, status: Option<String>) -> PyResult<Vec<PyRunRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_runs(limit, status.as_deref()).await.map(convert) })
+    }
+
+    #[pyo3(signature = (limit = 100, status = None))]
+    fn async_get_runs<'py>(&self, py: Python<'py>, limit: usize, status: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_runs(limit, status.as_deref()).await.map(convert::<_, PyRunRecord>) })
+    }
+
+    #[pyo3(signature = (automation_name, limit = 100))]
+    fn get_ticks(&self, py: Python<'_>, automation_name: String, limit: usize) -> PyResult<Vec<PyStoredTick>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_ticks(&automation_name, limit).await.map(convert) })
+    }
+
+    #[pyo3(signature = (automation_name, limit = 100))]
+    fn async_get_ticks<'py>(&self, py: Python<'py>, automation_name: String, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_ticks(&automation_name, limit).await.map(convert::<_, PyStoredTick>) })
+    }
+
+    fn get_queued_runs(&self, py: Python<'_>) -> PyResult<Vec<PyRunRecord>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_queued_runs().await.map(convert) })
+    }
+
+    fn cancel_queued_run(&self, py: Python<'_>, run_id: String) -> PyResult<bool> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.cancel_queued_run(&run_id).await })
+    }
+
+    fn is_cancelled(&self, py: Python<'_>, run_id: String) -> PyResult<bool> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.is_cancelled(&run_id).await })
+    }
+
+    fn request_cancellation(&self, py: Python<'_>, run_id: String) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.request_cancellation(&run_id).await })
+    }
+
+    #[pyo3(signature = (run_id, status, completed_steps, total_steps, message = None))]
+    fn set_run_outcome(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        status: String,
+        completed_steps: i64,
+        total_steps: i64,
+        message: Option<String>,
+    ) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.set_run_outcome(&run_id, &status, completed_steps, total_steps, message.as_deref()).await })
+    }
+
+    fn get_run_progress(&self, py: Python<'_>, run_id: String) -> PyResult<(i64, i64)> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_run_progress(&run_id).await })
+    }
+
+    // ---- kv -----------------------------------------------------------------------------
+
+    fn kv_get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let s = self.inner().clone();
+        let value = self.sync(py, async move { s.kv_get(&key).await })?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    fn async_kv_get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.kv_get(&key).await.map(|v| v.map(Blob)) })
+    }
+
+    fn kv_set(&self, py: Python<'_>, key: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let value = bytes_arg(value)?;
+        let s = self.inner().clone();
+        self.sync(py, async move { s.kv_set(&key, &value).await })
+    }
+
+    fn async_kv_set<'py>(&self, py: Python<'py>, key: String, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let value = bytes_arg(value)?;
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.kv_set(&key, &value).await })
+    }
+
+    // ---- dynamic partitions -----------------------------------------------------------
+
+    fn add_dynamic_partitions(&self, py: Python<'_>, name: String, keys: Vec<String>) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.add_dynamic_partitions(&name, &keys).await })
+    }
+
+    fn async_add_dynamic_partitions<'py>(&self, py: Python<'py>, name: String, keys: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.add_dynamic_partitions(&name, &keys).await })
+    }
+
+    fn delete_dynamic_partition(&self, py: Python<'_>, name: String, key: String) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.delete_dynamic_partition(&name, &key).await })
+    }
+
+    fn async_delete_dynamic_partition<'py>(&self, py: Python<'py>, name: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.delete_dynamic_partition(&name, &key).await })
+    }
+
+    fn get_dynamic_partitions(&self, py: Python<'_>, name: String) -> PyResult<Vec<String>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_dynamic_partitions(&name).await })
+    }
+
+    fn async_get_dynamic_partitions<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_dynamic_partitions(&name).await })
+    }
+
+    fn has_dynamic_partition(&self, py: Python<'_>, name: String, key: String) -> PyResult<bool> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.has_dynamic_partition(&name, &key).await })
+    }
+
+    fn async_has_dynamic_partition<'py>(&self, py: Python<'py>, name: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.has_dynamic_partition(&name, &key).await })
+    }
+
+    // ---- internal: used by the Python repository layer ---------------------------------
+
+    /// Registers asset records at `resolve()`:
+    /// `[(key, tags, kinds, group, code_version, pool, upstreams, is_external)]`.
+    #[allow(clippy::type_complexity)] // the tuple mirrors one Python call site
+    fn _register_assets(
+        &self,
+        py: Python<'_>,
+        assets: Vec<(String, Vec<String>, Vec<String>, Option<String>, Option<String>, Vec<(String, i64)>, Vec<String>, bool)>,
+    ) -> PyResult<()> {
+        let records = assets
+            .into_iter()
+            .map(|(asset_key, tags, kinds, group, code_version, pool, upstreams, is_external)| rivers_storage::AssetRecord {
+                asset_key,
+                tags,
+                kinds,
+                group,
+                code_version,
+                pool,
+                upstreams,
+                is_external,
+                ..Default::default()
+            })
+            .collect();
+        let s = self.inner().clone();
+        self.sync(py, async move { s.register_assets(records).await })
+    }
+
+    /// Whether cancellation of `run_id` was requested through this handle.
+    fn _cancel_requested_locally(&self, run_id: &str) -> bool {
+        self.inner().is_cancel_requested_locally(run_id)
+    }
+}

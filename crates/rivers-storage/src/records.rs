@@ -1,0 +1,227 @@
+//! Stored records and the payloads used to create them.
+
+use rivers_core::LaunchedBy;
+use serde::{Deserialize, Serialize};
+
+/// One run event, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Unique event id.
+    #[serde(rename = "eid")]
+    pub id: String,
+    /// Event kind (`EventType` spelling).
+    pub event_type: String,
+    /// Asset or step node; `None` for run-level events.
+    #[serde(default)]
+    pub asset_key: Option<String>,
+    /// Run that emitted the event.
+    pub run_id: String,
+    /// Canonical display string of the partition.
+    #[serde(default)]
+    pub partition_key: Option<String>,
+    /// Nanoseconds since the epoch; also the ordering key.
+    pub timestamp: i64,
+    /// Metadata rendered as strings.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    /// Data version of a materialization or observation.
+    #[serde(default)]
+    pub data_version: Option<String>,
+    /// Code version in effect.
+    #[serde(default)]
+    pub code_version: Option<String>,
+    /// `(upstream, data_version)` pairs consumed.
+    #[serde(default)]
+    pub input_data_versions: Vec<(String, String)>,
+}
+
+/// An event to append; id and timestamp are assigned when it is enqueued.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewEvent {
+    /// Event kind.
+    pub event_type: &'static str,
+    /// Asset or step node.
+    pub asset_key: Option<String>,
+    /// Run id.
+    pub run_id: String,
+    /// Partition display string.
+    pub partition_key: Option<String>,
+    /// Metadata rendered as strings.
+    pub metadata: Vec<(String, String)>,
+    /// Data version.
+    pub data_version: Option<String>,
+    /// Code version.
+    pub code_version: Option<String>,
+    /// Input data versions.
+    pub input_data_versions: Vec<(String, String)>,
+}
+
+/// One step execution's captured output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLog {
+    /// Row id.
+    #[serde(rename = "lid")]
+    pub id: String,
+    /// Run id.
+    pub run_id: String,
+    /// Step key.
+    pub step_key: String,
+    /// Nanoseconds since the epoch.
+    pub timestamp: i64,
+    /// Captured stdout.
+    #[serde(default)]
+    pub stdout: Option<String>,
+    /// Captured stderr.
+    #[serde(default)]
+    pub stderr: Option<String>,
+    /// Captured log records.
+    #[serde(default)]
+    pub logs: Option<String>,
+}
+
+/// What storage knows about one asset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    /// Asset key.
+    pub asset_key: String,
+    /// Declared tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Declared kinds.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Declared group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Declared code version.
+    #[serde(default)]
+    pub code_version: Option<String>,
+    /// Latest materialization event id.
+    #[serde(default)]
+    pub last_event_id: Option<String>,
+    /// Run of that materialization.
+    #[serde(default)]
+    pub last_run_id: Option<String>,
+    /// Its timestamp.
+    #[serde(default)]
+    pub last_timestamp: Option<i64>,
+    /// Its data version.
+    #[serde(default)]
+    pub last_data_version: Option<String>,
+    /// Code version at that materialization.
+    #[serde(default)]
+    pub last_materialization_code_version: Option<String>,
+    /// Input data versions at that materialization.
+    #[serde(default)]
+    pub last_input_data_versions: Vec<(String, String)>,
+    /// `(pool, slots)` claims.
+    #[serde(default)]
+    pub pool: Vec<(String, i64)>,
+    /// Upstream asset keys (graph topology, for staleness).
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    /// External assets are sources, never materialized.
+    #[serde(default)]
+    pub is_external: bool,
+    /// Data version of the latest observation (external assets).
+    #[serde(default)]
+    pub last_observation_data_version: Option<String>,
+}
+
+/// A run, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub run_id: String,
+    /// Job name; `None` for ad-hoc runs.
+    #[serde(default)]
+    pub job_name: Option<String>,
+    /// `RunStatus` spelling.
+    pub status: String,
+    /// Creation time (ns).
+    pub start_time: i64,
+    /// Terminal time (ns).
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    /// Run tags in insertion order.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// Planned node names.
+    #[serde(default)]
+    pub node_names: Vec<String>,
+    /// Queue priority.
+    #[serde(default)]
+    pub priority: i64,
+    /// Targeted partition, as its JSON form.
+    #[serde(default)]
+    pub partition_key: Option<serde_json::Value>,
+    /// Why the queue holds the run.
+    #[serde(default)]
+    pub block_reason: Option<String>,
+    /// Origin.
+    pub launched_by: LaunchedBy,
+    /// Cooperative cancellation was requested.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// Steps finished successfully.
+    #[serde(default)]
+    pub completed_steps: i64,
+    /// Steps planned.
+    #[serde(default)]
+    pub total_steps: i64,
+    /// Failure message of the outcome.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The fields of a run to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    /// Run id.
+    pub run_id: String,
+    /// Job name.
+    pub job_name: Option<String>,
+    /// Initial status.
+    pub status: rivers_core::RunStatus,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// Planned node names.
+    pub node_names: Vec<String>,
+    /// Priority.
+    pub priority: i64,
+    /// Partition JSON.
+    pub partition_key: Option<serde_json::Value>,
+    /// Origin.
+    pub launched_by: LaunchedBy,
+}
+
+/// One schedule, sensor or condition evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTick {
+    /// Tick id.
+    #[serde(rename = "tid")]
+    pub id: String,
+    /// Schedule / sensor name, or asset key for condition ticks.
+    pub automation_name: String,
+    /// `schedule`, `sensor` or `condition`.
+    pub automation_type: String,
+    /// `Success`, `Skipped` or `Failure`.
+    pub status: String,
+    /// Nanoseconds since the epoch.
+    pub timestamp: i64,
+    /// Runs requested.
+    #[serde(default)]
+    pub run_ids: Vec<String>,
+    /// Backfills requested.
+    #[serde(default)]
+    pub backfill_ids: Vec<String>,
+    /// Skip message.
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+    /// Evaluation error.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Sensor cursor after the tick.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}

@@ -1,0 +1,30 @@
+"""The event loop that runs ``async def`` asset bodies.
+
+One loop in a daemon thread per process: the engine's step threads hand coroutines to it and
+block (without the GIL) until they finish, so concurrent async steps share one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="rivers-async", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Runs ``coro`` on the shared loop and returns its result (or raises its exception)."""
+    return asyncio.run_coroutine_threadsafe(coro, _event_loop()).result()

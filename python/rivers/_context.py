@@ -1,0 +1,119 @@
+"""The execution context handed to asset functions, and ``SelfDependency``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from rivers._metadata import MetadataValue, coerce_dict
+from rivers.exceptions import ExecutionError
+
+ConfigT = TypeVar("ConfigT")
+T = TypeVar("T")
+
+
+class AssetExecutionContext(Generic[ConfigT]):
+    """What a running asset sees: its definition attributes, partition, config, a logger, and
+    output-metadata and data-version registration. Parameterise it with a pydantic config class
+    (``AssetExecutionContext[MyConfig]``) to receive ``context.config``."""
+
+    def __init__(
+        self,
+        asset_name: str,
+        tags: list[str] | None = None,
+        kinds: list[str] | None = None,
+        group: str | None = None,
+        code_version: str | None = None,
+        asset_metadata: dict[str, str] | None = None,
+        partition: Any | None = None,
+        is_multi_asset: bool = False,
+        output_selection: list[str] | None = None,
+        config: ConfigT | None = None,
+    ) -> None:
+        self.asset_name = asset_name
+        self.tags = tags
+        self.kinds = list(kinds) if kinds else []
+        self.group = group
+        self.code_version = code_version
+        self.asset_metadata = asset_metadata
+        self.partition = partition
+        self.is_multi_asset = is_multi_asset
+        self.output_selection = list(output_selection) if output_selection is not None else []
+        self.config = config
+        self.run_id: str | None = None
+        self._output_metadata: dict[str, MetadataValue] = {}
+        self._data_version: str | None = None
+        self._failed_partitions: dict[str, str] = {}
+
+    @property
+    def log(self) -> logging.Logger:
+        """Logger named ``rivers.assets.<asset_name>``; its records are captured per step."""
+        return logging.getLogger(f"rivers.assets.{self.asset_name}")
+
+    @property
+    def has_partition_key(self) -> bool:
+        return self.partition is not None
+
+    @property
+    def partition_key(self) -> str:
+        """Canonical display form of the partition key; ``ValueError`` when unpartitioned."""
+        if self.partition is None:
+            raise ValueError(
+                f"asset '{self.asset_name}' is not partitioned (or was run without a partition key); "
+                "check context.has_partition_key first"
+            )
+        key = getattr(self.partition, "key", self.partition)
+        return str(key)
+
+    @property
+    def partition_time_window(self) -> tuple[datetime, datetime] | None:
+        if self.partition is None:
+            return None
+        window = getattr(self.partition, "time_window", None)
+        return window() if callable(window) else None
+
+    @property
+    def output_metadata(self) -> dict[str, MetadataValue] | None:
+        return dict(self._output_metadata) if self._output_metadata else None
+
+    def add_output_metadata(self, metadata: dict[str, Any]) -> None:
+        """Merges metadata into the output's event; later keys overwrite earlier ones."""
+        self._output_metadata.update(coerce_dict(metadata, "output metadata"))
+
+    def register_data_version(self, version: str) -> None:
+        """Sets this materialization's data version (result objects still take precedence)."""
+        self._data_version = version
+
+    def drain_data_version(self) -> str | None:
+        """Returns the registered version and clears it."""
+        version, self._data_version = self._data_version, None
+        return version
+
+    def mark_partition_failed(self, partition_key: Any, error: str) -> None:
+        """Marks one partition of a multi-partition step failed while the others succeed."""
+        key = str(getattr(partition_key, "key", partition_key))
+        keys = [str(k) for k in getattr(self.partition, "keys", [])] if self.partition is not None else []
+        if key not in keys:
+            raise ExecutionError(f"partition key {key!r} is not in this context's partition keys {keys}")
+        if len(keys) > 1:
+            self._failed_partitions[key] = error
+
+    def __repr__(self) -> str:
+        return f"AssetExecutionContext(asset_name={self.asset_name!r})"
+
+
+class SelfDependency(Generic[T]):
+    """An asset's own previously stored value, declared as ``self: SelfDependency[T]``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T | None = None) -> None:
+        self._value = value
+
+    def get_inner(self) -> T | None:
+        """The stored value, or ``None`` on the first materialization."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"SelfDependency({self._value!r})"

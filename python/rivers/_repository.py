@@ -1,0 +1,534 @@
+"""``CodeRepository``, ``Job`` and ``RunResult``: the orchestration entry points.
+
+Graph validation and planning are done by the core (``rivers._core.Graph``); runs are executed
+by the core engine, which calls back into :class:`rivers._run.RunSession` once per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rivers import _core
+from rivers._asset import Asset, ExternalAsset, SingleAsset
+from rivers._executor import Executor
+from rivers._retry import RetryPolicy, retry_spec
+from rivers._run import RunSession
+from rivers._step import InputSpec, StepSpec
+from rivers.exceptions import (
+    AssetDefinitionError,
+    ConfigurationError,
+    ExecutionError,
+    NodeNotFoundError,
+    PartitionValidationError,
+)
+
+_log = logging.getLogger("rivers")
+DEFAULT_STORAGE_PATH = Path(".rivers") / "storage"
+
+
+class RunResult:
+    """Outcome of a synchronous run. Values are read back with ``repo.load_node(name)``."""
+
+    __slots__ = ("_success", "_run_id", "_materialized", "_failed")
+
+    def __init__(
+        self, success: bool, run_id: str, materialized_assets: list[str], failed_assets: list[tuple[str, str]]
+    ):
+        self._success = success
+        self._run_id = run_id
+        self._materialized = materialized_assets
+        self._failed = failed_assets
+
+    @property
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def materialized_assets(self) -> list[str]:
+        return list(self._materialized)
+
+    @property
+    def failed_assets(self) -> list[tuple[str, str]]:
+        return list(self._failed)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(success={self._success}, run_id={self._run_id!r}, materialized_assets={self._materialized!r})"
+        )
+
+
+class Job:
+    """A named selection of nodes with its own executor and retry default."""
+
+    def __init__(
+        self,
+        name: str,
+        assets: Sequence[Any],
+        executor: Executor | None = None,
+        allow_incomplete_deps: bool = False,
+        retry: RetryPolicy | str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("Job name must be a non-empty str")
+        for node in assets:
+            if isinstance(node, ExternalAsset):
+                raise TypeError(f"Job '{name}' lists external asset '{node.name}'; external assets are never executed")
+            if not isinstance(node, Asset):
+                raise TypeError(f"Job '{name}' lists {node!r}, which is not an asset or task")
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError("Job executor must be built with rs.Executor.in_process()/parallel()/kubernetes()")
+        self.name = name
+        self.assets = list(assets)
+        self.executor = executor
+        self.allow_incomplete_deps = allow_incomplete_deps
+        self.retry = retry
+        self._repository: CodeRepository | None = None
+
+    def execute(
+        self,
+        partition_key: Any | None = None,
+        tags: list[tuple[str, str]] | None = None,
+        config: dict[str, dict[str, Any]] | None = None,
+        raise_on_error: bool = True,
+    ) -> RunResult:
+        """Runs the job's plan now, directly (never queued)."""
+        if self._repository is None:
+            raise ValueError(f"Job '{self.name}' is not registered with a CodeRepository; pass it in jobs=[...]")
+        return self._repository._execute_job(self, partition_key, tags, config, raise_on_error)
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r})"
+
+
+def _param_tuple(asset: Any) -> list[tuple[str, str, bool]]:
+    return [(p.name, p.role, p.has_default) for p in getattr(asset, "_params", [])]
+
+
+class CodeRepository:
+    """Registry of assets, jobs and resources; validates the graph, resolves storage and runs."""
+
+    def __init__(
+        self,
+        assets: Sequence[Any],
+        tasks: Sequence[Any] | None = None,
+        jobs: Sequence[Job] | None = None,
+        schedules: Sequence[Any] | None = None,
+        sensors: Sequence[Any] | None = None,
+        default_executor: Executor | None = None,
+        resources: dict[str, Any] | None = None,
+        run_queue: Any | None = None,
+        run_backend: Any | None = None,
+        pool_limits: dict[str, int] | None = None,
+        partition_defs: dict[str, Any] | None = None,
+        retries: dict[str, RetryPolicy] | None = None,
+        default_retry_policy: RetryPolicy | str | None = None,
+    ) -> None:
+        for asset in assets:
+            if not isinstance(asset, Asset):
+                raise TypeError(f"CodeRepository(assets=...) accepts asset objects, got {asset!r}")
+        if default_executor is not None and not isinstance(default_executor, Executor):
+            raise TypeError("default_executor must be built with rs.Executor.in_process()/parallel()/kubernetes()")
+        for key, policy in (retries or {}).items():
+            if not isinstance(policy, RetryPolicy):
+                raise TypeError(f"retries['{key}'] must be a RetryPolicy, got {type(policy).__name__}")
+        self._assets = list(assets)
+        self._tasks = list(tasks or [])
+        self._schedules = list(schedules or [])
+        self._sensors = list(sensors or [])
+        self._default_executor = default_executor
+        self._resources = dict(resources or {})
+        self._run_queue = run_queue
+        self._run_backend = run_backend
+        self._pool_limits = dict(pool_limits or {})
+        self._partition_defs = dict(partition_defs or {})
+        self._retries = dict(retries or {})
+        self._default_retry = default_retry_policy
+        self._by_name: dict[str, Any] = {}
+        for asset in self._assets:
+            if isinstance(asset, ExternalAsset) and not asset.name:
+                raise AssetDefinitionError("an external asset has no name; pass name= to rs.Asset.external(...)")
+            self._by_name.setdefault(asset.name, asset)
+        self._jobs: dict[str, Job] = {}
+        for job in jobs or []:
+            if job.name in self._jobs:
+                raise ValueError(f"two jobs are named '{job.name}'; job names must be unique in a repository")
+            self._jobs[job.name] = job
+        self._storage: Any = None
+        self._resolved = False
+        self._shut_down = False
+        self._set_up: list[Any] = []
+        self._handlers: dict[str, Any] = {}
+        self._default_handler: Any = None
+        self._graph = self._build_graph(check_bindings=False)
+        self._validate_jobs(self._graph)
+        for job in self._jobs.values():
+            job._repository = self
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _resource_handler(self, owner: str, ref: str, parameter: str = "io_handler") -> Any:
+        from rivers.io_handlers.base import BaseIOHandler
+
+        if ref not in self._resources:
+            known = ", ".join(sorted(self._resources)) or "none"
+            raise ConfigurationError(
+                f"{parameter} of '{owner}' refers to resource '{ref}', which is not registered; registered "
+                f"resources: [{known}]"
+            )
+        handler = self._resources[ref]
+        if not isinstance(handler, BaseIOHandler):
+            raise ConfigurationError(
+                f"{parameter} of '{owner}' refers to resource '{ref}', which is a {type(handler).__name__}, "
+                "not a BaseIOHandler"
+            )
+        return handler
+
+    def _default_io_handler(self) -> Any:
+        if self._default_handler is None:
+            from rivers.io_handlers.memory import InMemoryIOHandler
+
+            self._default_handler = InMemoryIOHandler()
+        return self._default_handler
+
+    def _handler_of(self, asset: Any) -> Any:
+        handler = asset._io_handler
+        if isinstance(handler, str):
+            return self._resource_handler(asset.name, handler)
+        return handler if handler is not None else self._default_io_handler()
+
+    def _input_handler(self, consumer: Any, upstream: str) -> tuple[Any, dict[str, str] | None]:
+        upstream_asset = self._by_name[upstream]
+        for dep in consumer.deps:
+            if dep.name == upstream and dep.is_input:
+                handler = dep.io_handler
+                if isinstance(handler, str):
+                    handler = self._resource_handler(consumer.name, handler, f"AssetDef.input('{upstream}') io_handler")
+                metadata = dep.metadata if dep.metadata is not None else upstream_asset.metadata
+                return (handler or self._handler_of(upstream_asset)), metadata
+        return self._handler_of(upstream_asset), upstream_asset.metadata
+
+    def _is_pinned(self, asset: Any) -> bool:
+        from rivers.io_handlers.memory import InMemoryIOHandler
+
+        if isinstance(asset, ExternalAsset):
+            return False
+        handlers = [self._handler_of(asset)]
+        names = {p.name for p in asset._params}
+        handlers += [self._input_handler(asset, up)[0] for up in names if up in self._by_name]
+        return any(isinstance(h, InMemoryIOHandler) for h in handlers)
+
+    def _node_tuple(self, asset: Any, check_bindings: bool) -> tuple[Any, ...]:
+        external = isinstance(asset, ExternalAsset)
+        return (
+            asset.name,
+            "external" if external else "asset",
+            [] if external else _param_tuple(asset),
+            [(d.name, d.is_input) for d in asset.deps],
+            (asset.metadata or {}).get("rivers/executor"),
+            self._is_pinned(asset) if check_bindings else False,
+            asset.is_async,
+            retry_spec(asset.retry),
+        )
+
+    def _build_graph(self, check_bindings: bool) -> Any:
+        nodes = [self._node_tuple(a, check_bindings) for a in self._assets]
+        retries = {key: policy._spec() for key, policy in self._retries.items()}
+        return _core.Graph(nodes, list(self._resources), retries, check_bindings)
+
+    def _validate_jobs(self, graph: Any) -> None:
+        executor = self._executor_for(None)
+        for job in self._jobs.values():
+            graph.plan_job(job.name, [a.name for a in job.assets], job.allow_incomplete_deps, executor.kind)
+
+    def _validate(self) -> Any:
+        for asset in self._assets:
+            if isinstance(asset, ExternalAsset):
+                if asset.automation_condition is not None and asset.observe_fn is None:
+                    raise AssetDefinitionError(
+                        f"external asset '{asset.name}' has an automation_condition but no observation function; "
+                        "decorate a function with @rs.Asset.external(...) to observe it"
+                    )
+            if isinstance(asset._io_handler, str):
+                self._resource_handler(asset.name, asset._io_handler)
+        graph = self._build_graph(check_bindings=True)
+        for message in graph.warnings:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        if self._default_retry is not None:
+            graph.check_retry(retry_spec(self._default_retry), "default_retry_policy")
+        for job in self._jobs.values():
+            if job.retry is not None:
+                graph.check_retry(retry_spec(job.retry), f"job '{job.name}'")
+        self._validate_jobs(graph)
+        return graph
+
+    def validate(self) -> None:
+        """Checks the repository without side effects (no storage, no resource setup)."""
+        self._validate()
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def resolve(self, storage: Any | None = None) -> None:
+        """Validates, binds storage (default: embedded at ``.rivers/storage/``), sets resources up,
+        resolves IO-handler references and registers assets in storage. Idempotent."""
+        if self._resolved:
+            return
+        graph = self._validate()
+        if storage is None:
+            storage = _core.Storage.embedded(str(DEFAULT_STORAGE_PATH))
+        from rivers._resources import Resource
+
+        for key, resource in self._resources.items():
+            if isinstance(resource, Resource) and resource not in self._set_up:
+                try:
+                    resource.setup()
+                except Exception as err:
+                    raise ConfigurationError(f"setup() of resource '{key}' failed: {err}") from err
+                self._set_up.append(resource)
+        self._handlers = {asset.name: self._handler_of(asset) for asset in self._assets}
+        storage._register_assets(
+            [
+                (
+                    a.name,
+                    list(a.tags or []),
+                    list(a.kinds),
+                    a.group,
+                    a.code_version,
+                    list(a.pool),
+                    [name for name, _ in graph.upstreams(a.name)],
+                    isinstance(a, ExternalAsset),
+                )
+                for a in self._assets
+            ]
+        )
+        self._graph = graph
+        self._storage = storage
+        self._resolved = True
+
+    def _ensure_resolved(self) -> None:
+        if not self._resolved:
+            self.resolve(storage=_core.Storage.memory())
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            raise RuntimeError("repository storage is not bound yet: call resolve() (or run something) first")
+        return self._storage
+
+    @property
+    def assets(self) -> dict[str, Any]:
+        return dict(self._by_name)
+
+    @property
+    def schedules(self) -> list[Any]:
+        return list(self._schedules)
+
+    @property
+    def sensors(self) -> list[Any]:
+        return list(self._sensors)
+
+    def get_job(self, name: str) -> Job:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self._jobs)) or "none"
+            raise ValueError(f"no job named '{name}' is registered; registered jobs: [{known}]") from None
+
+    # -- execution -------------------------------------------------------------------------
+
+    def _executor_for(self, job: Job | None) -> Executor:
+        if job is not None and job.executor is not None:
+            return job.executor
+        return self._default_executor if self._default_executor is not None else Executor.parallel()
+
+    def _step_spec(self, asset: SingleAsset, run_id: str, config: dict[str, dict[str, Any]]) -> StepSpec:
+        inputs = {}
+        resources = {}
+        for param in asset._params:
+            if param.role not in ("named", "context_by_name"):
+                continue
+            if param.name in self._by_name:
+                handler, metadata = self._input_handler(asset, param.name)
+                inputs[param.name] = InputSpec(param.name, handler, metadata)
+            elif param.name in self._resources:
+                resources[param.name] = self._resources[param.name]
+        return StepSpec(
+            asset=asset,
+            output_handler=self._handlers[asset.name],
+            inputs=inputs,
+            resources=resources,
+            config_overrides=config.get(asset.name),
+            run_id=run_id,
+        )
+
+    def _check_config(self, config: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        for key in config or {}:
+            if key not in self._by_name:
+                raise ConfigurationError(
+                    f"materialize(config=...) has an entry for '{key}', which is not a registered node; "
+                    f"registered nodes: [{', '.join(self._by_name)}]"
+                )
+        return dict(config or {})
+
+    def _run(
+        self,
+        plan: Any,
+        executor: Executor,
+        job_name: str | None,
+        tags: list[tuple[str, str]] | None,
+        config: dict[str, dict[str, Any]] | None,
+        run_id: str | None,
+        resume: bool,
+        raise_on_error: bool,
+        partition_key: Any | None,
+    ) -> RunResult:
+        if partition_key is not None:
+            raise PartitionValidationError(
+                f"partition_key {partition_key!r} was given but none of the planned assets is partitioned"
+            )
+        config = self._check_config(config)
+        tags = [(str(k), str(v)) for k, v in (tags or [])]
+        priority = 0
+        for key, value in tags:
+            if key == "rivers/priority":
+                try:
+                    priority = int(value)
+                except ValueError:
+                    raise ValueError(f"run tag rivers/priority must be an integer, got {value!r}") from None
+        run_id = run_id or str(uuid.uuid4())
+        if executor.kind != "kubernetes":
+            for name in plan.node_names:
+                if self._by_name[name].compute is not None:
+                    _log.warning(
+                        "asset '%s' declares compute=%r, which only the Kubernetes executor uses; ignored",
+                        name,
+                        self._by_name[name].compute,
+                    )
+        specs = [self._step_spec(self._by_name[name], run_id, config) for name in plan.node_names]
+        max_workers = getattr(executor, "max_workers", 1)
+        session = RunSession(specs, max_workers)
+        run_id, status, attempted, failed = _core.execute_run(
+            self.storage,
+            plan,
+            session,
+            run_id,
+            job_name,
+            tags,
+            priority,
+            None,
+            resume,
+            raise_on_error,
+            max_workers,
+            getattr(executor, "max_async_concurrent", None),
+        )
+        if raise_on_error and failed:
+            node, message = failed[0]
+            raise ExecutionError(f"step '{node}' failed: {message}") from session.errors.get(node)
+        return RunResult(status == "Success", run_id, attempted, failed)
+
+    def materialize(
+        self,
+        selection: list[str] | None = None,
+        partition_key: Any | None = None,
+        tags: list[tuple[str, str]] | None = None,
+        raise_on_error: bool = True,
+        config: dict[str, dict[str, Any]] | None = None,
+        run_id_override: str | None = None,
+        include_upstream: bool = False,
+        resume: bool = False,
+        retry: RetryPolicy | str | None = None,
+    ) -> RunResult:
+        """Materializes assets now over an ephemeral plan (``RunRecord.job_name`` is ``None``)."""
+        if resume and run_id_override is None:
+            raise ValueError("resume=True needs run_id_override: the id of the run to resume")
+        self._ensure_resolved()
+        if selection is not None:
+            selection = list(dict.fromkeys(selection))
+        executor = self._executor_for(None)
+        plan = self._graph.plan(
+            selection, include_upstream, executor.kind, retry_spec(retry), retry_spec(self._default_retry)
+        )
+        return self._run(plan, executor, None, tags, config, run_id_override, resume, raise_on_error, partition_key)
+
+    def _execute_job(
+        self,
+        job: Job,
+        partition_key: Any | None,
+        tags: list[tuple[str, str]] | None,
+        config: dict[str, dict[str, Any]] | None,
+        raise_on_error: bool,
+    ) -> RunResult:
+        self._ensure_resolved()
+        executor = self._executor_for(job)
+        plan = self._graph.plan_job(
+            job.name,
+            [a.name for a in job.assets],
+            job.allow_incomplete_deps,
+            executor.kind,
+            retry_spec(job.retry),
+            retry_spec(self._default_retry),
+        )
+        return self._run(plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _node(self, name: str) -> Any:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NodeNotFoundError(
+                f"'{name}' is not a node of this repository; known nodes: [{', '.join(self._by_name)}]"
+            ) from None
+
+    def io_handler_for_output(self, name: str) -> Any:
+        """The handler that writes ``name``'s output (runs no user code)."""
+        self._ensure_resolved()
+        return self._handlers[self._node(name).name]
+
+    def load_node(self, name: str, *, partition_key: Any | None = None, type_hint: type | None = None) -> Any:
+        """The value the latest materialization of ``name`` wrote, via its IO handler."""
+        from rivers._io_context import InputContext
+
+        self._ensure_resolved()
+        node = self._node(name)
+        if partition_key is not None and node.partitions_def is None:
+            raise PartitionValidationError(
+                f"'{name}' is not partitioned; call load_node('{name}') without partition_key"
+            )
+        context = InputContext(name, name, node.metadata, None, type_hint)
+        return self._handlers[name].load_input(context)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Tears resources down and releases storage. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        from rivers._resources import Resource
+
+        for key, resource in self._resources.items():
+            if isinstance(resource, Resource):
+                try:
+                    resource.teardown()
+                except Exception:
+                    _log.exception("teardown() of resource '%s' failed", key)
+        self._storage = None
+
+    def __enter__(self) -> CodeRepository:
+        return self
+
+    def __exit__(self, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> bool:
+        self.shutdown()
+        return False
+
+    def __repr__(self) -> str:
+        return f"CodeRepository(assets={list(self._by_name)})"

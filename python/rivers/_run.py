@@ -1,0 +1,78 @@
+"""One run's Python side: the object the engine calls once per step attempt.
+
+The engine (in the core) decides what runs when, retries and records events; this object turns
+a step index into a call of the step body, in this process or in a loky worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rivers._capture import StepCapture
+from rivers._retry import FailureReason, class_filter
+from rivers._step import StepSpec, run_hooks, run_step_body
+
+
+def classify(exc: BaseException) -> FailureReason:
+    """In-process and parallel failure classification by exception type."""
+    if isinstance(exc, MemoryError):
+        return FailureReason.OUT_OF_MEMORY
+    if isinstance(exc, TimeoutError):
+        return FailureReason.TIMEOUT
+    if type(exc).__name__ in ("TerminatedWorkerError", "BrokenProcessPool", "ShutdownExecutorError"):
+        return FailureReason.INFRASTRUCTURE
+    return FailureReason.ERROR
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RunSession:
+    """Executes the steps of one run for the engine."""
+
+    def __init__(self, specs: list[StepSpec], max_workers: int) -> None:
+        self._specs = specs
+        self._max_workers = max_workers
+        self.errors: dict[str, BaseException] = {}
+
+    def run_step(
+        self, index: int, step_key: str, attempt: int, executor: str, filter_id: int | None
+    ) -> tuple[Any, ...]:
+        spec = self._specs[index]
+        captured = None
+        try:
+            if executor == "kubernetes":
+                raise RuntimeError(
+                    f"step '{step_key}' requests the Kubernetes executor, which needs a cluster; run it with "
+                    "Executor.in_process() or Executor.parallel() locally"
+                )
+            if executor == "parallel" and not spec.asset.is_async:
+                status, value, captured = self._in_worker(spec)
+                if status == "err":
+                    raise value
+                rows = value
+            else:
+                capture = StepCapture()
+                try:
+                    with capture:
+                        rows = run_step_body(spec)
+                finally:
+                    captured = capture.result()
+            return ("ok", rows, captured)
+        except Exception as exc:
+            self.errors[step_key] = exc
+            matched = isinstance(exc, class_filter(filter_id))
+            return ("err", describe(exc), classify(exc).value, matched, captured)
+
+    def _in_worker(self, spec: StepSpec) -> tuple[Any, ...]:
+        from loky import get_reusable_executor
+
+        from rivers._worker import build_payload, execute
+
+        pool = get_reusable_executor(max_workers=self._max_workers, timeout=300)
+        return pool.submit(execute, build_payload(spec)).result()
+
+    def on_final_failure(self, index: int, step_key: str, message: str) -> None:
+        spec = self._specs[index]
+        run_hooks(spec, "failure", error=message, config=spec.hook_state.get("config"))

@@ -1,0 +1,102 @@
+"""The parallel executor's worker side, and the by-reference transport of step specs.
+
+Step functions and IO handlers travel to loky workers as ``(module, attribute)`` references and
+are re-imported there; objects that cannot be referenced (closures, ``__main__`` objects) fall
+back to pickling by value. Resources travel as pydantic JSON and are set up around the step.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+from typing import Any
+
+from rivers._capture import StepCapture
+from rivers._step import InputSpec, StepSpec, run_step_body
+
+
+def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
+    """A reference to ``obj`` as a global of ``module_name`` when it is one, else the object."""
+    module = sys.modules.get(module_name or "")
+    if module is not None and module_name != "__main__":
+        for attr, value in vars(module).items():
+            if value is obj:
+                return ("ref", module_name, attr)
+    return ("obj", obj)
+
+
+def resolve_ref(ref: tuple[Any, ...]) -> Any:
+    if ref[0] == "ref":
+        return getattr(importlib.import_module(ref[1]), ref[2])
+    return ref[1]
+
+
+def resource_ref(resource: Any) -> tuple[Any, ...]:
+    from rivers._resources import Resource
+
+    if isinstance(resource, Resource):
+        return ("resource", type(resource), resource.model_dump_json())
+    return ("obj", resource)
+
+
+def _rebuild_resource(ref: tuple[Any, ...]) -> Any:
+    if ref[0] == "resource":
+        resource = ref[1].model_validate_json(ref[2])
+        resource.setup()
+        return resource
+    return ref[1]
+
+
+def build_payload(spec: StepSpec) -> dict[str, Any]:
+    """The picklable form of a step spec."""
+    module = getattr(spec.asset.fn, "__module__", None)
+    return {
+        "asset": spec.asset,
+        "output_handler": object_ref(spec.output_handler, module),
+        "inputs": {
+            name: (source.upstream, object_ref(source.handler, module), source.asset_metadata)
+            for name, source in spec.inputs.items()
+        },
+        "resources": {key: resource_ref(value) for key, value in spec.resources.items()},
+        "config": spec.config_overrides,
+        "run_id": spec.run_id,
+    }
+
+
+def execute(payload: dict[str, Any]) -> tuple[Any, ...]:
+    """Worker entry: runs one step; returns ``("ok", rows, captured)`` or ``("err", exc, captured)``."""
+    capture = StepCapture()
+    resources: dict[str, Any] = {}
+    try:
+        with capture:
+            resources = {key: _rebuild_resource(ref) for key, ref in payload["resources"].items()}
+            spec = StepSpec(
+                asset=payload["asset"],
+                output_handler=resolve_ref(payload["output_handler"]),
+                inputs={
+                    name: InputSpec(upstream, resolve_ref(handler), metadata)
+                    for name, (upstream, handler, metadata) in payload["inputs"].items()
+                },
+                resources=resources,
+                config_overrides=payload["config"],
+                run_id=payload["run_id"],
+            )
+            rows = run_step_body(spec)
+        return ("ok", rows, capture.result())
+    except Exception as exc:
+        try:
+            pickle.dumps(exc)
+            transported: BaseException = exc
+        except Exception:
+            transported = RuntimeError(f"{type(exc).__name__}: {exc}")
+        return ("err", transported, capture.result())
+    finally:
+        from rivers._resources import Resource
+
+        for resource in resources.values():
+            if isinstance(resource, Resource):
+                try:
+                    resource.teardown()
+                except Exception:  # noqa: S110 - worker-side teardown errors are swallowed by contract
+                    pass

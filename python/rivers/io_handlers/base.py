@@ -1,0 +1,65 @@
+"""``BaseIOHandler``: the protocol every IO handler implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+
+from pydantic_settings import BaseSettings
+
+from rivers._io_context import InputContext, OutputContext
+
+
+class BaseIOHandler(BaseSettings, ABC):
+    """Persists asset values (``handle_output``) and loads them back (``load_input``).
+
+    A pydantic-settings model: fields come from constructor arguments, then environment
+    variables named after the fields, then ``.env`` files, then defaults.
+    """
+
+    @abstractmethod
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        """Persists ``obj``."""
+
+    @abstractmethod
+    def load_input(self, context: InputContext) -> Any:
+        """Returns the stored value."""
+
+
+class IOHandler(Protocol):
+    """Typing-only protocol with the two handler methods."""
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None: ...
+
+    def load_input(self, context: InputContext) -> Any: ...
+
+
+def partition_suffix(partition: Any) -> str | None:
+    """The path suffix of a partition: single-dimension values joined with ``/``; multi-dimension
+    keys as ``dim=v1|v2`` segments in dimension-name order joined with ``/``."""
+    if partition is None:
+        return None
+    key = getattr(partition, "key", partition)
+    dims = getattr(key, "dimensions", None)
+    if callable(dims):
+        dims = dims()
+    if isinstance(key, dict) or isinstance(dims, dict):
+        mapping = key if isinstance(key, dict) else dims
+        segments = []
+        for dim in sorted(mapping):
+            values = mapping[dim]
+            values = [values] if isinstance(values, str) else list(values)
+            segments.append(f"{dim}={'|'.join(values)}")
+        return "/".join(segments)
+    values = getattr(key, "values", key)
+    if callable(values):
+        values = values()
+    if isinstance(values, str):
+        return values
+    return "/".join(str(v) for v in values)
+
+
+def storage_key(context: OutputContext | InputContext) -> str:
+    """``asset_name`` or ``asset_name/<partition suffix>``."""
+    suffix = partition_suffix(context.partition)
+    return context.asset_name if suffix is None else f"{context.asset_name}/{suffix}"
