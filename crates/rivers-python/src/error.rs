@@ -46,4 +46,3 @@ fn storage_error(err: rivers_storage::Error) -> PyErr {
     }
 }
 
-pub(crate) type BindingResult<T> = Result<T, BindingError>;
