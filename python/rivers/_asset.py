@@ -393,6 +393,11 @@ class SingleAsset(Asset):
     """One function, one output."""
 
     is_single = True
+    fn: Callable[..., Any]
+    _params: list[ParamSpec]
+    _config_type: Any
+    _return_hint: Any
+    __wrapped__: Callable[..., Any]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("SingleAsset is created with the @rs.Asset decorator")
@@ -449,7 +454,7 @@ class SingleAsset(Asset):
 
 
 def _rebuild_asset(cls: type, state: dict[str, Any]) -> Any:
-    asset = object.__new__(cls)
+    asset: Any = object.__new__(cls)
     asset.__dict__.update(state)
     return asset
 
@@ -481,6 +486,8 @@ class ExternalAsset(Asset):
     """Data produced outside rivers; never materialized, loadable by downstream assets."""
 
     is_external = True
+    _params: list[ParamSpec]
+    _config_type: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("ExternalAsset is created with rs.Asset.external(...)")

@@ -9,13 +9,14 @@ import io
 import logging
 import sys
 from types import TracebackType
+from typing import TextIO
 
 _LIMIT = 4 * 1024 * 1024
 _rivers_logger = logging.getLogger("rivers")
 
 
 class _Tee(io.TextIOBase):
-    def __init__(self, echo: io.TextIOBase) -> None:
+    def __init__(self, echo: TextIO) -> None:
         self._echo = echo
         self._parts: list[str] = []
 

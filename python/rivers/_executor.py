@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 
 class Executor:
@@ -14,22 +15,18 @@ class Executor:
     def __init__(self) -> None:
         raise TypeError("build executors with Executor.in_process(), Executor.parallel() or Executor.kubernetes()")
 
-    class InProcess:  # replaced below by a real subclass
-        pass
-
-    class Parallel:
-        pass
-
-    class Kubernetes:
-        pass
+    # The variant classes are defined below and attached under these names.
+    InProcess: ClassVar[type[_InProcess]]
+    Parallel: ClassVar[type[_Parallel]]
+    Kubernetes: ClassVar[type[_Kubernetes]]
 
     @staticmethod
-    def in_process() -> Executor.InProcess:
+    def in_process() -> _InProcess:
         """Every step serially in the calling process."""
         return object.__new__(_InProcess)
 
     @staticmethod
-    def parallel(max_workers: int | None = None, max_async_concurrent: int | None = None) -> Executor.Parallel:
+    def parallel(max_workers: int | None = None, max_async_concurrent: int | None = None) -> _Parallel:
         """Sync steps in a loky subprocess pool, async steps as concurrent event-loop tasks."""
         for field, value in (("max_workers", max_workers), ("max_async_concurrent", max_async_concurrent)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -48,7 +45,7 @@ class Executor:
         service_account: str = "rivers-executor",
         worker_cpu: str = "500m",
         worker_memory: str = "512Mi",
-    ) -> Executor.Kubernetes:
+    ) -> _Kubernetes:
         """One Kubernetes pod per step."""
         if max_concurrent_steps is not None and (not isinstance(max_concurrent_steps, int) or max_concurrent_steps < 1):
             raise ValueError(
@@ -93,7 +90,12 @@ class _Kubernetes(Executor):
         return f"Executor.kubernetes(worker_image={self.worker_image!r})"
 
 
-for _name, _cls in (("InProcess", _InProcess), ("Parallel", _Parallel), ("Kubernetes", _Kubernetes)):
+_VARIANTS: tuple[tuple[str, type[Executor]], ...] = (
+    ("InProcess", _InProcess),
+    ("Parallel", _Parallel),
+    ("Kubernetes", _Kubernetes),
+)
+for _name, _cls in _VARIANTS:
     _cls.__name__ = _name
     _cls.__qualname__ = f"Executor.{_name}"
     setattr(Executor, _name, _cls)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 ConfigT = TypeVar("ConfigT")
 
@@ -46,11 +46,9 @@ class Hook:
     def failure(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Hook:
         return _Failure(func, name=name)
 
-    class Success:  # replaced below
-        pass
-
-    class Failure:
-        pass
+    # The variant classes are defined below and attached under these names.
+    Success: ClassVar[type[_Success]]
+    Failure: ClassVar[type[_Failure]]
 
     def __repr__(self) -> str:
         return f"Hook.{self.hook_type}({self.name!r})"
@@ -64,7 +62,8 @@ class _Failure(Hook):
     hook_type = "failure"
 
 
-for _name, _cls in (("Success", _Success), ("Failure", _Failure)):
+_VARIANTS: tuple[tuple[str, type[Hook]], ...] = (("Success", _Success), ("Failure", _Failure))
+for _name, _cls in _VARIANTS:
     _cls.__name__ = _name
     _cls.__qualname__ = f"Hook.{_name}"
     setattr(Hook, _name, _cls)

@@ -105,15 +105,15 @@ class MetadataValue:
         return _Text(_check_str("text", value))
 
     @staticmethod
-    def int(value: int) -> _Int:
+    def int(value: _py_int) -> _Int:
         return _Int(_check_int("int", value))
 
     @staticmethod
-    def float_(value: float) -> _Float:
+    def float_(value: _py_float) -> _Float:
         return _Float(_check_float("float_", value))
 
     @staticmethod
-    def bool_(value: bool) -> _Bool:
+    def bool_(value: _py_bool) -> _Bool:
         if not isinstance(value, _py_bool):
             raise _type_error("bool_", "a bool", value)
         return _Bool(value)
@@ -135,7 +135,7 @@ class MetadataValue:
         return _Markdown(_check_str("md", value))
 
     @staticmethod
-    def timestamp(value: float) -> _Timestamp:
+    def timestamp(value: _py_float) -> _Timestamp:
         return _Timestamp(_check_float("timestamp", value))
 
     @staticmethod
@@ -143,11 +143,11 @@ class MetadataValue:
         return _Null()
 
     @staticmethod
-    def bytes(value: int) -> _Bytes:
+    def bytes(value: _py_int) -> _Bytes:
         return _Bytes(_check_int("bytes", value))
 
     @staticmethod
-    def duration(value: float) -> _Duration:
+    def duration(value: _py_float) -> _Duration:
         return _Duration(_check_float("duration", value))
 
     @staticmethod
@@ -163,11 +163,11 @@ class MetadataValue:
         return _Image(_check_str("image", value))
 
     @staticmethod
-    def percentage(value: float) -> _Percentage:
+    def percentage(value: _py_float) -> _Percentage:
         return _Percentage(_check_float("percentage", value))
 
     @staticmethod
-    def list_(values: list[Any]) -> _List:
+    def list_(values: _py_list[Any]) -> _List:
         if not isinstance(values, (_py_list, tuple)):
             raise _type_error("list_", "a list", values)
         return _List([coerce(v, "list_") for v in values])
@@ -195,6 +195,7 @@ class MetadataValue:
 class _Single(MetadataValue):
     __slots__ = ("value",)
     _fields = ("value",)
+    value: Any
 
     def __init__(self, value: Any) -> None:
         self._init(value=value)
@@ -263,6 +264,8 @@ class _Duration(_Float):
 class _Sql(MetadataValue):
     __slots__ = ("query", "dialect")
     _fields = ("query", "dialect")
+    query: str
+    dialect: str | None
 
     def __init__(self, query: str, dialect: str | None = None) -> None:
         self._init(query=query, dialect=dialect)
@@ -274,6 +277,8 @@ class _Sql(MetadataValue):
 class _CodeBlock(MetadataValue):
     __slots__ = ("code", "language")
     _fields = ("code", "language")
+    code: str
+    language: str | None
 
     def __init__(self, code: str, language: str | None = None) -> None:
         self._init(code=code, language=language)
@@ -293,6 +298,7 @@ class _Percentage(_Float):
 class _List(MetadataValue):
     __slots__ = ("values",)
     _fields = ("values",)
+    values: list[MetadataValue]
 
     def __init__(self, values: list[MetadataValue]) -> None:
         self._init(values=_py_list(values))
@@ -307,6 +313,8 @@ class _List(MetadataValue):
 class _DateRange(MetadataValue):
     __slots__ = ("start", "end")
     _fields = ("start", "end")
+    start: datetime
+    end: datetime
 
     def __init__(self, start: datetime, end: datetime) -> None:
         self._init(start=start, end=end)
@@ -321,6 +329,7 @@ class _DateRange(MetadataValue):
 class _SchemaValue(MetadataValue):
     __slots__ = ("ipc_bytes",)
     _fields = ("ipc_bytes",)
+    ipc_bytes: bytes
 
     def __init__(self, ipc_bytes: bytes) -> None:
         self._init(ipc_bytes=_py_bytes(ipc_bytes))

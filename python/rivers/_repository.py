@@ -11,10 +11,10 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rivers import _core
-from rivers._asset import Asset, ExternalAsset, SingleAsset
+from rivers._asset import Asset, ExternalAsset
 from rivers._executor import Executor
 from rivers._retry import RetryPolicy, retry_spec
 from rivers._run import RunSession
@@ -349,7 +349,7 @@ class CodeRepository:
             return job.executor
         return self._default_executor if self._default_executor is not None else Executor.parallel()
 
-    def _step_spec(self, asset: SingleAsset, run_id: str, config: dict[str, dict[str, Any]]) -> StepSpec:
+    def _step_spec(self, asset: Any, run_id: str, config: dict[str, dict[str, Any]]) -> StepSpec:
         inputs = {}
         resources = {}
         for param in asset._params:
@@ -526,7 +526,7 @@ class CodeRepository:
     def __enter__(self) -> CodeRepository:
         return self
 
-    def __exit__(self, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> bool:
+    def __exit__(self, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> Literal[False]:
         self.shutdown()
         return False
 

@@ -21,6 +21,7 @@ class Schema:
     """An Arrow schema. Accepts any object implementing ``__arrow_c_schema__``."""
 
     __slots__ = ("_schema",)
+    _schema: Any
 
     def __init__(self, schema: Any) -> None:
         if isinstance(schema, Schema):

@@ -43,8 +43,8 @@ def partition_suffix(partition: Any) -> str | None:
     dims = getattr(key, "dimensions", None)
     if callable(dims):
         dims = dims()
-    if isinstance(key, dict) or isinstance(dims, dict):
-        mapping = key if isinstance(key, dict) else dims
+    mapping = key if isinstance(key, dict) else dims
+    if isinstance(mapping, dict):
         segments = []
         for dim in sorted(mapping):
             values = mapping[dim]
