@@ -283,7 +283,7 @@ class CodeRepository:
             return
         graph = self._validate()
         if storage is None:
-            storage = _core.Storage.embedded(str(DEFAULT_STORAGE_PATH))
+            storage = _core.Storage.embedded(str(Path.cwd() / DEFAULT_STORAGE_PATH))
         from rivers._resources import Resource
 
         for key, resource in self._resources.items():

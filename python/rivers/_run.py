@@ -6,11 +6,39 @@ a step index into a call of the step body, in this process or in a loky worker.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rivers._capture import StepCapture
 from rivers._retry import FailureReason, class_filter
 from rivers._step import StepSpec, run_hooks, run_step_body
+
+
+# Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
+_WORKER_IDLE_TIMEOUT = 300
+_pool_lock = threading.Lock()
+_pool: tuple[int, Any] | None = None
+
+
+def worker_pool(max_workers: int) -> Any:
+    """The process pool of the parallel executor (loky's process-wide reusable executor).
+
+    The executor object is cached rather than fetched with ``get_reusable_executor`` per step:
+    that call waits for in-flight jobs before handing the executor back, which would serialise
+    the steps the engine runs concurrently. It is fetched again only to resize it or to replace
+    a broken pool.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            size, pool = _pool
+            if size == max_workers and not (pool._flags.broken or pool._flags.shutdown):
+                return pool
+        from loky import get_reusable_executor
+
+        pool = get_reusable_executor(max_workers=max_workers, timeout=_WORKER_IDLE_TIMEOUT)
+        _pool = (max_workers, pool)
+        return pool
 
 
 def classify(exc: BaseException) -> FailureReason:
@@ -66,12 +94,9 @@ class RunSession:
             return ("err", describe(exc), classify(exc).value, matched, captured)
 
     def _in_worker(self, spec: StepSpec) -> tuple[Any, ...]:
-        from loky import get_reusable_executor
-
         from rivers._worker import build_payload, execute
 
-        pool = get_reusable_executor(max_workers=self._max_workers, timeout=300)
-        return pool.submit(execute, build_payload(spec)).result()
+        return worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
 
     def on_final_failure(self, index: int, step_key: str, message: str) -> None:
         spec = self._specs[index]
