@@ -109,10 +109,6 @@ class Job:
         return f"Job({self.name!r})"
 
 
-def _param_tuple(asset: Any) -> list[tuple[str, str, bool]]:
-    return [(p.name, p.role, p.has_default) for p in getattr(asset, "_params", [])]
-
-
 class CodeRepository:
     """Registry of assets, jobs and resources; validates the graph, resolves storage and runs."""
 
@@ -216,31 +212,46 @@ class CodeRepository:
                 return (handler or self._handler_of(upstream_asset)), metadata
         return self._handler_of(upstream_asset), upstream_asset.metadata
 
-    def _is_pinned(self, asset: Any) -> bool:
+    def _pinned_nodes(self) -> set[str]:
+        """Assets whose output or inputs live in an ``InMemoryIOHandler``: their values cannot
+        cross a process boundary, so the parallel executor runs them in this process."""
         from rivers.io_handlers.memory import InMemoryIOHandler
 
-        if isinstance(asset, ExternalAsset):
-            return False
-        handlers = [self._handler_of(asset)]
-        names = {p.name for p in asset._params}
-        handlers += [self._input_handler(asset, up)[0] for up in names if up in self._by_name]
-        return any(isinstance(h, InMemoryIOHandler) for h in handlers)
+        in_memory = {a.name for a in self._assets if isinstance(self._handler_of(a), InMemoryIOHandler)}
+        pinned = set()
+        for asset in self._assets:
+            if isinstance(asset, ExternalAsset):
+                continue
+            if asset.name in in_memory:
+                pinned.add(asset.name)
+                continue
+            overrides = {d.name: d.io_handler for d in asset.deps if d.is_input and d.io_handler is not None}
+            for param in asset._params:
+                override = overrides.get(param.name)
+                if override is not None:
+                    handler = self._resource_handler(asset.name, override) if isinstance(override, str) else override
+                    if isinstance(handler, InMemoryIOHandler):
+                        pinned.add(asset.name)
+                elif param.name in in_memory:
+                    pinned.add(asset.name)
+        return pinned
 
-    def _node_tuple(self, asset: Any, check_bindings: bool) -> tuple[Any, ...]:
+    def _node_tuple(self, asset: Any, pinned: set[str]) -> tuple[Any, ...]:
         external = isinstance(asset, ExternalAsset)
         return (
             asset.name,
             "external" if external else "asset",
-            [] if external else _param_tuple(asset),
+            [] if external else asset._param_tuples,
             [(d.name, d.is_input) for d in asset.deps],
             (asset.metadata or {}).get("rivers/executor"),
-            self._is_pinned(asset) if check_bindings else False,
+            asset.name in pinned,
             asset.is_async,
             retry_spec(asset.retry),
         )
 
     def _build_graph(self, check_bindings: bool) -> Any:
-        nodes = [self._node_tuple(a, check_bindings) for a in self._assets]
+        pinned = self._pinned_nodes() if check_bindings else set()
+        nodes = [self._node_tuple(a, pinned) for a in self._assets]
         retries = {key: policy._spec() for key, policy in self._retries.items()}
         return _core.Graph(nodes, list(self._resources), retries, check_bindings)
 
