@@ -36,6 +36,7 @@ from rivers._io_context import OutputContext as OutputContext
 from rivers._metadata import MetadataValue as MetadataValue
 from rivers._repository import CodeRepository as CodeRepository
 from rivers._repository import Job as Job
+from rivers._repository import RunHandle as RunHandle
 from rivers._repository import RunResult as RunResult
 from rivers._results import Materialization as Materialization
 from rivers._results import Observation as Observation
@@ -107,6 +108,7 @@ __all__ = [
     "Resource",
     "RetryOn",
     "RetryPolicy",
+    "RunHandle",
     "RunRecord",
     "RunResult",
     "Schema",

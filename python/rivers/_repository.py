@@ -7,6 +7,7 @@ by the core engine, which calls back into :class:`rivers._run.RunSession` once p
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -16,11 +17,13 @@ from typing import Any, Literal
 from rivers import _core
 from rivers._asset import Asset, ExternalAsset
 from rivers._executor import Executor
+from rivers._metadata import encode
 from rivers._retry import RetryPolicy, retry_spec
 from rivers._run import RunSession
 from rivers._step import InputSpec, StepSpec
 from rivers.exceptions import (
     AssetDefinitionError,
+    AssetNotFoundError,
     ConfigurationError,
     ExecutionError,
     NodeNotFoundError,
@@ -64,6 +67,47 @@ class RunResult:
         return (
             f"RunResult(success={self._success}, run_id={self._run_id!r}, materialized_assets={self._materialized!r})"
         )
+
+
+class RunHandle:
+    """Handle to a submitted run: poll its status, wait for it, cancel it."""
+
+    def __init__(self, repository: CodeRepository, run_id: str, thread: threading.Thread | None = None) -> None:
+        self._repository = repository
+        self._run_id = run_id
+        self._thread = thread
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def status(self) -> str:
+        record = self._repository.storage.get_run(self._run_id)
+        return record.status if record is not None else "NotStarted"
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Blocks until the run is terminal; ``TimeoutError`` after ``timeout`` seconds."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"run {self._run_id} did not finish within {timeout} seconds")
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise RuntimeError(f"run {self._run_id} has no result")
+        return self._result
+
+    def cancel(self) -> None:
+        """Requests cancellation; a no-op for a terminal run."""
+        storage = self._repository.storage
+        if not storage.cancel_queued_run(self._run_id) and self.status not in ("Success", "Failure", "Canceled"):
+            storage.request_cancellation(self._run_id)
+
+    def __repr__(self) -> str:
+        return f"RunHandle(run_id={self._run_id!r})"
 
 
 class Job:
@@ -488,6 +532,50 @@ class CodeRepository:
             retry_spec(self._default_retry),
         )
         return self._run(plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key)
+
+    def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
+        """Launches an ad-hoc run in the background (the path daemon and UI launches take)."""
+        self._ensure_resolved()
+        run_id = str(uuid.uuid4())
+        handle = RunHandle(self, run_id)
+
+        def launch() -> None:
+            try:
+                handle._result = self.materialize(
+                    selection=selection, partition_key=partition_key, raise_on_error=False, run_id_override=run_id
+                )
+            except BaseException as err:  # surfaced by RunHandle.wait()
+                handle._error = err
+
+        handle._thread = threading.Thread(target=launch, name=f"rivers-run-{run_id}", daemon=True)
+        handle._thread.start()
+        return handle
+
+    def observe(self, asset_names: list[str] | None = None) -> dict[str, Any]:
+        """Runs the observation functions of external assets and records an ``Observation``
+        event for each; returns ``{asset: {key: MetadataValue}}``."""
+        from rivers._observe import observe_asset
+
+        self._ensure_resolved()
+        if asset_names is not None:
+            for name in asset_names:
+                if name not in self._by_name:
+                    raise AssetNotFoundError(
+                        f"observe() names '{name}', which is not a registered asset; registered assets: "
+                        f"[{', '.join(self._by_name)}]"
+                    )
+        wanted = set(asset_names) if asset_names is not None else None
+        results: dict[str, Any] = {}
+        run_id = str(uuid.uuid4())
+        for asset in self._assets:
+            if not isinstance(asset, ExternalAsset) or asset.observe_fn is None:
+                continue
+            if wanted is not None and asset.name not in wanted:
+                continue
+            metadata, data_version = observe_asset(asset, self._resources)
+            self.storage._record_observation(asset.name, run_id, encode(metadata), data_version)
+            results[asset.name] = metadata
+        return results
 
     # -- values ----------------------------------------------------------------------------
 

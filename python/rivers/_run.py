@@ -13,7 +13,6 @@ from rivers._capture import StepCapture
 from rivers._retry import FailureReason, class_filter
 from rivers._step import StepSpec, run_hooks, run_step_body
 
-
 # Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
 _WORKER_IDLE_TIMEOUT = 300
 _pool_lock = threading.Lock()

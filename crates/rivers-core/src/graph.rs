@@ -69,9 +69,17 @@ impl AssetGraph {
         }
         let resources: HashSet<&str> = resource_keys.iter().map(String::as_str).collect();
         let mut warnings = Vec::new();
+        let mut shadowed: Vec<&String> = resource_keys.iter().filter(|key| index.contains_key(*key)).collect();
+        shadowed.sort_unstable();
+        for key in shadowed {
+            warnings.push(format!(
+                "resource key '{key}' has the name of an asset; parameters named '{key}' receive the \
+                 asset's value, not the resource"
+            ));
+        }
         let mut upstream = Vec::with_capacity(nodes.len());
         for node in &nodes {
-            upstream.push(Self::node_edges(node, &index, &resources, &mut warnings, check_bindings)?);
+            upstream.push(Self::node_edges(node, &index, &resources, check_bindings)?);
         }
         let executors = nodes
             .iter()
@@ -99,15 +107,15 @@ impl AssetGraph {
         node: &NodeDef,
         index: &HashMap<String, usize>,
         resources: &HashSet<&str>,
-        warnings: &mut Vec<String>,
         check_bindings: bool,
     ) -> Result<Vec<Edge>> {
         let mut edges: Vec<Edge> = Vec::new();
-        let add = |edges: &mut Vec<Edge>, upstream: usize, is_data: bool| {
-            match edges.iter_mut().find(|e| e.upstream == upstream) {
-                Some(existing) => existing.is_data |= is_data,
-                None => edges.push(Edge { upstream, is_data }),
-            }
+        let add = |edges: &mut Vec<Edge>, upstream: usize, is_data: bool| match edges
+            .iter_mut()
+            .find(|e| e.upstream == upstream)
+        {
+            Some(existing) => existing.is_data |= is_data,
+            None => edges.push(Edge { upstream, is_data }),
         };
         for dep in &node.deps {
             let Some(&upstream) = index.get(&dep.name) else {
@@ -129,13 +137,6 @@ impl AssetGraph {
                 continue;
             }
             if let Some(&upstream) = index.get(&param.name) {
-                if resources.contains(param.name.as_str()) {
-                    warnings.push(format!(
-                        "resource key '{}' is shadowed by the asset of the same name: parameter \
-                         '{}' of '{}' receives the asset's value",
-                        param.name, param.name, node.name
-                    ));
-                }
                 add(&mut edges, upstream, true);
             } else if check_bindings && !resources.contains(param.name.as_str()) && !param.has_default {
                 return Err(Error::Configuration(format!(

@@ -71,9 +71,7 @@ impl Backoff {
         let n = f64::from(failures.max(1));
         let (computed, jitter, max_delay) = match self {
             Backoff::Constant { delay, jitter, max_delay } => (*delay, *jitter, *max_delay),
-            Backoff::Linear { step, initial, jitter, max_delay } => {
-                (initial + step * n, *jitter, *max_delay)
-            }
+            Backoff::Linear { step, initial, jitter, max_delay } => (initial + step * n, *jitter, *max_delay),
             Backoff::Exponential { initial, factor, jitter, max_delay } => {
                 (initial * factor.powf(n - 1.0), *jitter, *max_delay)
             }
@@ -94,10 +92,9 @@ impl Backoff {
             Backoff::Constant { delay, jitter, max_delay } => {
                 (vec![("delay", *delay), ("max_delay", max_delay.unwrap_or(0.0))], *jitter)
             }
-            Backoff::Linear { step, initial, jitter, max_delay } => (
-                vec![("step", *step), ("initial", *initial), ("max_delay", max_delay.unwrap_or(0.0))],
-                *jitter,
-            ),
+            Backoff::Linear { step, initial, jitter, max_delay } => {
+                (vec![("step", *step), ("initial", *initial), ("max_delay", max_delay.unwrap_or(0.0))], *jitter)
+            }
             Backoff::Exponential { initial, factor, jitter, max_delay } => {
                 if *factor <= 0.0 {
                     return invalid(format!("Backoff factor must be > 0, got {factor}"));
@@ -146,10 +143,9 @@ impl RetryPolicy {
         }
         match &self.retry_on {
             RetryOn::All => true,
-            RetryOn::Transient => matches!(
-                reason,
-                FailureReason::OutOfMemory | FailureReason::Timeout | FailureReason::Infrastructure
-            ),
+            RetryOn::Transient => {
+                matches!(reason, FailureReason::OutOfMemory | FailureReason::Timeout | FailureReason::Infrastructure)
+            }
             RetryOn::List { reasons, .. } => matched_exception_class || reasons.contains(&reason),
         }
     }

@@ -79,7 +79,12 @@ pub fn compute_staleness(states: &[AssetVersionState]) -> Vec<(String, Staleness
     out
 }
 
-fn status_of(id: usize, states: &[AssetVersionState], index: &HashMap<&str, usize>, memo: &mut Vec<Option<StalenessStatus>>) -> StalenessStatus {
+fn status_of(
+    id: usize,
+    states: &[AssetVersionState],
+    index: &HashMap<&str, usize>,
+    memo: &mut Vec<Option<StalenessStatus>>,
+) -> StalenessStatus {
     if let Some(status) = memo[id] {
         return status;
     }
@@ -90,7 +95,12 @@ fn status_of(id: usize, states: &[AssetVersionState], index: &HashMap<&str, usiz
     status
 }
 
-fn evaluate(id: usize, states: &[AssetVersionState], index: &HashMap<&str, usize>, memo: &mut Vec<Option<StalenessStatus>>) -> Staleness {
+fn evaluate(
+    id: usize,
+    states: &[AssetVersionState],
+    index: &HashMap<&str, usize>,
+    memo: &mut Vec<Option<StalenessStatus>>,
+) -> Staleness {
     let state = &states[id];
     let up_to_date = Staleness { status: StalenessStatus::UpToDate, causes: Vec::new() };
     if state.is_external {

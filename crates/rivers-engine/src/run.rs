@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use rivers_core::{EventType, ExecutorKind, LaunchedBy, Plan, PlanStep, RunStatus};
-use rivers_storage::{NewEvent, NewRun, Storage};
+use rivers_storage::{NewEvent, NewRun, Storage, StorageKind};
 
 use crate::error::Result;
 use crate::runner::{StepFailure, StepOutput, StepRequest, StepRunner};
@@ -92,6 +93,8 @@ struct Shared {
     options: RunOptions,
     /// Latest data version per asset key, for the input data versions of materializations.
     versions: Mutex<HashMap<String, String>>,
+    /// The store outlives the process: step completions are flushed before dependents start.
+    durable: bool,
 }
 
 /// Executes `plan` as run `options.run_id`, recording the run and its events in `storage`.
@@ -130,7 +133,9 @@ pub async fn execute_run(
         Default::default()
     };
     let versions = initial_versions(storage, plan).await?;
-    let shared = Arc::new(Shared { storage: storage.clone(), runner, options, versions: Mutex::new(versions) });
+    let durable = storage.kind() != StorageKind::Memory;
+    let shared =
+        Arc::new(Shared { storage: storage.clone(), runner, options, versions: Mutex::new(versions), durable });
     shared.event(EventType::RunStart, None, Vec::new());
 
     let mut scheduler = Scheduler::new(plan, &shared);
@@ -157,9 +162,7 @@ pub async fn execute_run(
     shared.event(terminal_event, None, Vec::new());
     let completed = states.iter().filter(|s| **s == StepState::Succeeded).count() as i64;
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
-    storage
-        .set_run_outcome(&run_id, status.as_str(), completed, plan.steps.len() as i64, message.as_deref())
-        .await?;
+    storage.set_run_outcome(&run_id, status.as_str(), completed, plan.steps.len() as i64, message.as_deref()).await?;
     let attempted = plan
         .steps
         .iter()
@@ -207,10 +210,7 @@ impl Shared {
             let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let inputs: Vec<(String, String)> = {
                 let versions = self.versions.lock();
-                step.upstream_assets
-                    .iter()
-                    .filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone())))
-                    .collect()
+                step.upstream_assets.iter().filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone()))).collect()
             };
             self.versions.lock().insert(mat.asset_key.clone(), data_version.clone());
             self.storage.enqueue_event(NewEvent {
@@ -227,7 +227,11 @@ impl Shared {
         self.event(EventType::StepSuccess, Some(step.key.clone()), Vec::new());
     }
 
-    async fn store_captured(&self, step: &PlanStep, captured: Option<(Option<String>, Option<String>, Option<String>)>) {
+    async fn store_captured(
+        &self,
+        step: &PlanStep,
+        captured: Option<(Option<String>, Option<String>, Option<String>)>,
+    ) {
         if let Some((stdout, stderr, logs)) = captured {
             if let Err(err) = self.storage.add_run_log(&self.options.run_id, &step.key, stdout, stderr, logs).await {
                 tracing::warn!(step = %step.key, error = %err, "could not store captured step output");
@@ -316,6 +320,12 @@ impl Shared {
             tokio::time::sleep((deadline - now).min(BACKOFF_TICK)).await;
         }
     }
+}
+
+/// What the scheduler waits for: a step body finished, or a finished step became durable.
+enum Completion {
+    Body(Result<(usize, Option<String>), tokio::task::JoinError>),
+    Durable(usize),
 }
 
 struct Scheduler<'p> {
@@ -431,7 +441,7 @@ impl<'p> Scheduler<'p> {
     }
 
     async fn drive(&mut self) -> Result<()> {
-        let mut in_flight = FuturesUnordered::new();
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
         loop {
             self.check_cancellation().await?;
             if !self.stop_starting {
@@ -458,16 +468,21 @@ impl<'p> Scheduler<'p> {
                     self.states[index] = StepState::Running;
                     let shared = Arc::clone(&self.shared);
                     let step = step.clone();
-                    in_flight.push(tokio::spawn(async move {
+                    let task = tokio::spawn(async move {
                         let outcome = shared.run_step(index, step).await;
                         (index, outcome)
-                    }));
+                    });
+                    in_flight.push(Box::pin(async move { Completion::Body(task.await) }));
                 }
             }
-            let Some(joined) = in_flight.next().await else { break };
-            let (index, outcome) = match joined {
-                Ok(done) => done,
-                Err(join_error) => {
+            let Some(completion) = in_flight.next().await else { break };
+            let (index, outcome) = match completion {
+                Completion::Durable(index) => {
+                    self.finish(index, StepState::Succeeded);
+                    continue;
+                }
+                Completion::Body(Ok(done)) => done,
+                Completion::Body(Err(join_error)) => {
                     // A panicking step task is a bug in a runner; the step's state is lost, so
                     // stop the run rather than guess.
                     tracing::error!(error = %join_error, "a step task panicked");
@@ -480,6 +495,19 @@ impl<'p> Scheduler<'p> {
                 *n -= 1;
             }
             match outcome {
+                None if self.shared.durable => {
+                    // A step counts as done (for dependents, and for `resume` after a crash)
+                    // only once its StepSuccess is on disk. The executor slot is free already,
+                    // so independent steps run while the commit happens; in-memory stores die
+                    // with the process and skip the wait.
+                    let storage = self.shared.storage.clone();
+                    in_flight.push(Box::pin(async move {
+                        if let Err(err) = storage.flush().await {
+                            tracing::error!(error = %err, "could not persist a step's events");
+                        }
+                        Completion::Durable(index)
+                    }));
+                }
                 None => self.finish(index, StepState::Succeeded),
                 Some(message) => {
                     self.failed.push((self.plan.steps[index].key.clone(), message));

@@ -136,7 +136,8 @@ async fn retries_until_success_with_retry_events() {
         retry_on: RetryOn::All,
         escalate_on: vec![],
     };
-    let runner = FakeRunner::new(|r| if r.step_key == "b" && r.attempt < 3 { Err(failure("flaky")) } else { materialized(r) });
+    let runner =
+        FakeRunner::new(|r| if r.step_key == "b" && r.attempt < 3 { Err(failure("flaky")) } else { materialized(r) });
     let outcome = execute_run(&storage, &chain_plan(Some(policy)), runner.clone(), options("r3")).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Success);
     let retries: Vec<Vec<(String, String)>> = storage

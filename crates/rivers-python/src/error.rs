@@ -45,4 +45,3 @@ fn storage_error(err: rivers_storage::Error) -> PyErr {
         S::Backend(_) | S::Decode { .. } | S::InvalidArgument(_) => StorageError::new_err(err.to_string()),
     }
 }
-

@@ -10,15 +10,35 @@ create_exception!(rivers.exceptions, AssetOutputValidationError, PyException, "A
 create_exception!(rivers.exceptions, ConfigurationError, PyException, "User configuration cannot be resolved.");
 create_exception!(rivers.exceptions, ExecutionError, PyException, "A step failed while running.");
 create_exception!(rivers.exceptions, GraphValidationError, PyException, "The asset graph is invalid.");
-create_exception!(rivers.exceptions, InvalidMetadataError, PyException, "A metadata value has no MetadataValue encoding.");
+create_exception!(
+    rivers.exceptions,
+    InvalidMetadataError,
+    PyException,
+    "A metadata value has no MetadataValue encoding."
+);
 create_exception!(rivers.exceptions, NodeNotFoundError, PyException, "A referenced node does not exist.");
 create_exception!(rivers.exceptions, PartitionDefinitionError, PyException, "A partitions definition is invalid.");
-create_exception!(rivers.exceptions, PartitionValidationError, PyException, "A partition key or range is invalid for its target.");
-create_exception!(rivers.exceptions, ResultDefinitionError, PyException, "An Output, Materialization or Observation is malformed or misplaced.");
+create_exception!(
+    rivers.exceptions,
+    PartitionValidationError,
+    PyException,
+    "A partition key or range is invalid for its target."
+);
+create_exception!(
+    rivers.exceptions,
+    ResultDefinitionError,
+    PyException,
+    "An Output, Materialization or Observation is malformed or misplaced."
+);
 create_exception!(rivers.exceptions, ScheduleDefinitionError, PyException, "A schedule definition is invalid.");
 create_exception!(rivers.exceptions, SensorDefinitionError, PyException, "A sensor definition is invalid.");
 create_exception!(rivers.exceptions, StorageError, PyException, "A storage backend failed.");
-create_exception!(rivers.exceptions, SchemaMigrationNeededError, StorageError, "The database schema is older than this build.");
+create_exception!(
+    rivers.exceptions,
+    SchemaMigrationNeededError,
+    StorageError,
+    "The database schema is older than this build."
+);
 create_exception!(rivers.exceptions, TaskDefinitionError, PyException, "A task definition is invalid.");
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
-use rivers_core::{AssetGraph, DepDef, ExecutorKind, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions, RetryPolicy};
+use rivers_core::{
+    AssetGraph, DepDef, ExecutorKind, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions, RetryPolicy,
+};
 
 use crate::error::BindingError;
 use crate::retry::retry_spec;
@@ -22,16 +24,8 @@ fn param_role(text: &str) -> ParamRole {
     }
 }
 
-type NodeTuple = (
-    String,
-    String,
-    Vec<(String, String, bool)>,
-    Vec<(String, bool)>,
-    Option<String>,
-    bool,
-    bool,
-    Option<Py<PyAny>>,
-);
+type NodeTuple =
+    (String, String, Vec<(String, String, bool)>, Vec<(String, bool)>, Option<String>, bool, bool, Option<Py<PyAny>>);
 
 fn node_def(py: Python<'_>, tuple: NodeTuple) -> PyResult<NodeDef> {
     let (name, kind, params, deps, executor_override, pinned_in_process, is_async, retry) = tuple;
@@ -57,7 +51,12 @@ pub(crate) struct PyGraph {
 }
 
 impl PyGraph {
-    fn options(&self, executor: &str, run_retry: Option<Bound<'_, PyAny>>, default_retry: Option<Bound<'_, PyAny>>) -> PyResult<PlanOptions> {
+    fn options(
+        &self,
+        executor: &str,
+        run_retry: Option<Bound<'_, PyAny>>,
+        default_retry: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PlanOptions> {
         let resolve = |spec: Option<Bound<'_, PyAny>>, site: &str| -> PyResult<Option<RetryPolicy>> {
             spec.map(|s| core(self.graph.resolve_retry(&retry_spec(&s)?, site))).transpose()
         };

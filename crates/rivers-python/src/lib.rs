@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod error;
 mod exceptions;
 mod graph;
+mod pools;
 mod records;
 mod retry;
 mod run;

@@ -137,14 +137,22 @@ pub(crate) struct PyStaleCause {
 
 impl From<rivers_core::StaleCause> for PyStaleCause {
     fn from(c: rivers_core::StaleCause) -> Self {
-        PyStaleCause { asset_key: c.asset_key, category: c.category.to_string(), reason: c.reason, dependency: c.dependency }
+        PyStaleCause {
+            asset_key: c.asset_key,
+            category: c.category.to_string(),
+            reason: c.reason,
+            dependency: c.dependency,
+        }
     }
 }
 
 #[pymethods]
 impl PyStaleCause {
     fn __repr__(&self) -> String {
-        format!("StaleCause(asset_key={:?}, category={:?}, dependency={:?})", self.asset_key, self.category, self.dependency)
+        format!(
+            "StaleCause(asset_key={:?}, category={:?}, dependency={:?})",
+            self.asset_key, self.category, self.dependency
+        )
     }
 }
 
@@ -288,5 +296,27 @@ impl PyLaunchedBy {
             (_, Some(id)) => format!("LaunchedBy.backfill({id:?})"),
             _ => format!("LaunchedBy.{}()", self.kind()),
         }
+    }
+}
+
+/// The user behind a manual launch through the authenticated UI.
+#[pyclass(name = "UserRef", module = "rivers._core.storage", frozen, get_all)]
+#[derive(Clone)]
+pub(crate) struct PyUserRef {
+    subject: String,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+#[pymethods]
+impl PyUserRef {
+    /// `name`, else `email`, else `subject`.
+    #[getter]
+    fn display(&self) -> String {
+        self.name.clone().or_else(|| self.email.clone()).unwrap_or_else(|| self.subject.clone())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UserRef(subject={:?})", self.subject)
     }
 }

@@ -50,7 +50,9 @@ impl PyBackoff {
     /// The deterministic wait (no jitter) in seconds after `failures` failures.
     fn delay_for(&self, failures: u32) -> f64 {
         let without_jitter = match &self.0 {
-            Backoff::Constant { delay, max_delay, .. } => Backoff::Constant { delay: *delay, jitter: 0.0, max_delay: *max_delay },
+            Backoff::Constant { delay, max_delay, .. } => {
+                Backoff::Constant { delay: *delay, jitter: 0.0, max_delay: *max_delay }
+            }
             Backoff::Linear { step, initial, max_delay, .. } => {
                 Backoff::Linear { step: *step, initial: *initial, jitter: 0.0, max_delay: *max_delay }
             }
@@ -78,7 +80,8 @@ pub(crate) fn retry_spec(spec: &Bound<'_, PyAny>) -> PyResult<RetrySpec> {
     if let Ok(name) = spec.extract::<String>() {
         return Ok(RetrySpec::Named(name));
     }
-    let (max_retries, backoff, retry_on, escalate_on): (u32, Option<PyBackoff>, Bound<'_, PyAny>, Vec<String>) = spec.extract()?;
+    let (max_retries, backoff, retry_on, escalate_on): (u32, Option<PyBackoff>, Bound<'_, PyAny>, Vec<String>) =
+        spec.extract()?;
     let kind: String = retry_on.get_item(0)?.extract()?;
     let retry_on = match kind.as_str() {
         "all" => RetryOn::All,

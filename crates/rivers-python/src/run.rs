@@ -24,12 +24,18 @@ struct PyStepRunner {
 fn parse_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOutput, StepFailure>> {
     let tag: String = outcome.get_item(0)?.extract()?;
     if tag == "ok" {
-        let mats: Vec<(String, Vec<(String, String)>, Option<String>, Option<String>)> = outcome.get_item(1)?.extract()?;
+        let mats: Vec<(String, Vec<(String, String)>, Option<String>, Option<String>)> =
+            outcome.get_item(1)?.extract()?;
         let captured: Captured = outcome.get_item(2)?.extract()?;
         Ok(Ok(StepOutput {
             materializations: mats
                 .into_iter()
-                .map(|(asset_key, metadata, data_version, code_version)| Materialized { asset_key, metadata, data_version, code_version })
+                .map(|(asset_key, metadata, data_version, code_version)| Materialized {
+                    asset_key,
+                    metadata,
+                    data_version,
+                    code_version,
+                })
                 .collect(),
             captured,
         }))
@@ -63,7 +69,13 @@ impl StepRunner for PyStepRunner {
                     let outcome = session.call_method1(
                         py,
                         "run_step",
-                        (request.step_index, request.step_key, request.attempt, request.executor.as_str(), request.retry_class_filter),
+                        (
+                            request.step_index,
+                            request.step_key,
+                            request.attempt,
+                            request.executor.as_str(),
+                            request.retry_class_filter,
+                        ),
                     )?;
                     parse_outcome(outcome.bind(py))
                 })
@@ -87,9 +99,11 @@ impl StepRunner for PyStepRunner {
         Box::pin(async move {
             let _ = tokio::task::spawn_blocking(move || {
                 Python::attach(|py| {
-                    if let Err(err) =
-                        session.call_method1(py, "on_final_failure", (request.step_index, request.step_key, failure.message))
-                    {
+                    if let Err(err) = session.call_method1(
+                        py,
+                        "on_final_failure",
+                        (request.step_index, request.step_key, failure.message),
+                    ) {
                         err.print(py);
                     }
                 })
@@ -135,6 +149,7 @@ pub(crate) fn execute_run(
     let inner = storage.inner().clone();
     let plan = plan.0.clone();
     let handle = storage.handle();
-    let outcome = block_on(py, &handle, async move { rivers_engine::execute_run(&inner, &plan, runner, options).await })?;
+    let outcome =
+        block_on(py, &handle, async move { rivers_engine::execute_run(&inner, &plan, runner, options).await })?;
     Ok((outcome.run_id, outcome.status.as_str(), outcome.attempted, outcome.failed))
 }

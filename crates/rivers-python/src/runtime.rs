@@ -16,7 +16,11 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 ///
 /// Every call into storage or the engine goes through here, so no Rust future ever runs while
 /// holding the GIL and Python threads keep running meanwhile.
-pub(crate) fn block_on<T, E>(py: Python<'_>, handle: &tokio::runtime::Handle, future: impl Future<Output = Result<T, E>> + Send) -> PyResult<T>
+pub(crate) fn block_on<T, E>(
+    py: Python<'_>,
+    handle: &tokio::runtime::Handle,
+    future: impl Future<Output = Result<T, E>> + Send,
+) -> PyResult<T>
 where
     T: Send,
     E: Into<BindingError> + Send,

@@ -11,7 +11,9 @@ use pyo3::types::PyBytes;
 use rivers_storage::{Storage, StorageKind};
 
 use crate::error::BindingError;
-use crate::records::{PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick};
+use crate::records::{
+    PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick,
+};
 use crate::runtime::{block_on, runtime};
 
 /// How long dropping a test store waits for its private runtime's blocking threads.
@@ -26,6 +28,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLaunchedBy>()?;
     m.add_class::<PyStaleCause>()?;
     m.add_class::<PyStoredTick>()?;
+    m.add_class::<crate::records::PyUserRef>()?;
+    crate::pools::register(m)?;
     Ok(())
 }
 
@@ -40,7 +44,24 @@ pub(crate) struct PyStorage {
 
 impl Drop for PyStorage {
     fn drop(&mut self) {
-        drop(self.storage.take());
+        if let Some(storage) = self.storage.take()
+            && storage.is_last_handle()
+        {
+            let handle = self.handle();
+            let close = async move {
+                if let Err(err) = storage.close().await {
+                    eprintln!("rivers: closing storage failed: {err}");
+                }
+            };
+            // Closing releases an embedded store's lock, so the path can be reopened right
+            // away. A drop on a runtime thread (e.g. from inside a step) cannot block there
+            // and closes in the background instead.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                handle.spawn(close);
+            } else {
+                handle.block_on(close);
+            }
+        }
         if let Some(rt) = self.private_runtime.take() {
             rt.shutdown_timeout(TEST_RUNTIME_SHUTDOWN);
         }
@@ -68,7 +89,9 @@ impl PyStorage {
                     .enable_all()
                     .thread_name("rivers-test-storage")
                     .build()
-                    .map_err(|e| crate::exceptions::StorageError::new_err(format!("cannot start storage runtime: {e}")))?,
+                    .map_err(|e| {
+                        crate::exceptions::StorageError::new_err(format!("cannot start storage runtime: {e}"))
+                    })?,
             )
         } else {
             None
@@ -109,15 +132,22 @@ fn kind_value(kind: StorageKind) -> i64 {
     }
 }
 
+/// Unit results resolve to Python `None` (a bare `()` would become an empty tuple).
+fn none(_: ()) -> Option<()> {
+    None
+}
+
 fn convert<T, U: From<T>>(items: Vec<T>) -> Vec<U> {
     items.into_iter().map(U::from).collect()
 }
 
 fn bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    value
-        .downcast::<PyBytes>()
-        .map(|b| b.as_bytes().to_vec())
-        .map_err(|_| PyTypeError::new_err(format!("kv values must be bytes, got {}", value.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+    value.downcast::<PyBytes>().map(|b| b.as_bytes().to_vec()).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "kv values must be bytes, got {}",
+            value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 /// Bytes that convert to Python `bytes` (a `Vec<u8>` would become a list).
@@ -182,9 +212,17 @@ impl PyStorage {
     }
 
     #[pyo3(signature = (asset_key, limit = 100))]
-    fn async_get_events_for_asset<'py>(&self, py: Python<'py>, asset_key: String, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn async_get_events_for_asset<'py>(
+        &self,
+        py: Python<'py>,
+        asset_key: String,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
-        self.awaitable(py, async move { s.get_events_for_asset(&asset_key, limit).await.map(convert::<_, PyStoredEvent>) })
+        self.awaitable(
+            py,
+            async move { s.get_events_for_asset(&asset_key, limit).await.map(convert::<_, PyStoredEvent>) },
+        )
     }
 
     fn get_events_for_run(&self, py: Python<'_>, run_id: String) -> PyResult<Vec<PyStoredEvent>> {
@@ -208,13 +246,25 @@ impl PyStorage {
     }
 
     #[pyo3(signature = (asset_key, partition = None))]
-    fn get_latest_materialization(&self, py: Python<'_>, asset_key: String, partition: Option<String>) -> PyResult<Option<PyStoredEvent>> {
+    fn get_latest_materialization(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        partition: Option<String>,
+    ) -> PyResult<Option<PyStoredEvent>> {
         let s = self.inner().clone();
-        self.sync(py, async move { s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(Into::into)) })
+        self.sync(py, async move {
+            s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(Into::into))
+        })
     }
 
     #[pyo3(signature = (asset_key, partition = None))]
-    fn async_get_latest_materialization<'py>(&self, py: Python<'py>, asset_key: String, partition: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn async_get_latest_materialization<'py>(
+        &self,
+        py: Python<'py>,
+        asset_key: String,
+        partition: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
         self.awaitable(py, async move {
             s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(PyStoredEvent::from))
@@ -283,10 +333,7 @@ impl PyStorage {
     fn compute_staleness(&self, py: Python<'_>) -> PyResult<HashMap<String, (String, Vec<PyStaleCause>)>> {
         let s = self.inner().clone();
         let results = self.sync(py, async move { s.compute_staleness().await })?;
-        Ok(results
-            .into_iter()
-            .map(|(key, st)| (key, (st.status.as_str().to_string(), convert(st.causes))))
-            .collect())
+        Ok(results.into_iter().map(|(key, st)| (key, (st.status.as_str().to_string(), convert(st.causes)))).collect())
     }
 
     // ---- runs and ticks ---------------------------------------------------------------
@@ -308,7 +355,12 @@ impl PyStorage {
     }
 
     #[pyo3(signature = (limit = 100, status = None))]
-    fn async_get_runs<'py>(&self, py: Python<'py>, limit: usize, status: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn async_get_runs<'py>(
+        &self,
+        py: Python<'py>,
+        limit: usize,
+        status: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
         self.awaitable(py, async move { s.get_runs(limit, status.as_deref()).await.map(convert::<_, PyRunRecord>) })
     }
@@ -320,7 +372,12 @@ impl PyStorage {
     }
 
     #[pyo3(signature = (automation_name, limit = 100))]
-    fn async_get_ticks<'py>(&self, py: Python<'py>, automation_name: String, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn async_get_ticks<'py>(
+        &self,
+        py: Python<'py>,
+        automation_name: String,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
         self.awaitable(py, async move { s.get_ticks(&automation_name, limit).await.map(convert::<_, PyStoredTick>) })
     }
@@ -356,7 +413,9 @@ impl PyStorage {
         message: Option<String>,
     ) -> PyResult<()> {
         let s = self.inner().clone();
-        self.sync(py, async move { s.set_run_outcome(&run_id, &status, completed_steps, total_steps, message.as_deref()).await })
+        self.sync(py, async move {
+            s.set_run_outcome(&run_id, &status, completed_steps, total_steps, message.as_deref()).await
+        })
     }
 
     fn get_run_progress(&self, py: Python<'_>, run_id: String) -> PyResult<(i64, i64)> {
@@ -383,10 +442,15 @@ impl PyStorage {
         self.sync(py, async move { s.kv_set(&key, &value).await })
     }
 
-    fn async_kv_set<'py>(&self, py: Python<'py>, key: String, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn async_kv_set<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let value = bytes_arg(value)?;
         let s = self.inner().clone();
-        self.awaitable(py, async move { s.kv_set(&key, &value).await })
+        self.awaitable(py, async move { s.kv_set(&key, &value).await.map(none) })
     }
 
     // ---- dynamic partitions -----------------------------------------------------------
@@ -396,9 +460,14 @@ impl PyStorage {
         self.sync(py, async move { s.add_dynamic_partitions(&name, &keys).await })
     }
 
-    fn async_add_dynamic_partitions<'py>(&self, py: Python<'py>, name: String, keys: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn async_add_dynamic_partitions<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        keys: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
-        self.awaitable(py, async move { s.add_dynamic_partitions(&name, &keys).await })
+        self.awaitable(py, async move { s.add_dynamic_partitions(&name, &keys).await.map(none) })
     }
 
     fn delete_dynamic_partition(&self, py: Python<'_>, name: String, key: String) -> PyResult<()> {
@@ -406,9 +475,14 @@ impl PyStorage {
         self.sync(py, async move { s.delete_dynamic_partition(&name, &key).await })
     }
 
-    fn async_delete_dynamic_partition<'py>(&self, py: Python<'py>, name: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn async_delete_dynamic_partition<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        key: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
-        self.awaitable(py, async move { s.delete_dynamic_partition(&name, &key).await })
+        self.awaitable(py, async move { s.delete_dynamic_partition(&name, &key).await.map(none) })
     }
 
     fn get_dynamic_partitions(&self, py: Python<'_>, name: String) -> PyResult<Vec<String>> {
@@ -426,7 +500,12 @@ impl PyStorage {
         self.sync(py, async move { s.has_dynamic_partition(&name, &key).await })
     }
 
-    fn async_has_dynamic_partition<'py>(&self, py: Python<'py>, name: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn async_has_dynamic_partition<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        key: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let s = self.inner().clone();
         self.awaitable(py, async move { s.has_dynamic_partition(&name, &key).await })
     }
@@ -439,24 +518,58 @@ impl PyStorage {
     fn _register_assets(
         &self,
         py: Python<'_>,
-        assets: Vec<(String, Vec<String>, Vec<String>, Option<String>, Option<String>, Vec<(String, i64)>, Vec<String>, bool)>,
+        assets: Vec<(
+            String,
+            Vec<String>,
+            Vec<String>,
+            Option<String>,
+            Option<String>,
+            Vec<(String, i64)>,
+            Vec<String>,
+            bool,
+        )>,
     ) -> PyResult<()> {
         let records = assets
             .into_iter()
-            .map(|(asset_key, tags, kinds, group, code_version, pool, upstreams, is_external)| rivers_storage::AssetRecord {
-                asset_key,
-                tags,
-                kinds,
-                group,
-                code_version,
-                pool,
-                upstreams,
-                is_external,
-                ..Default::default()
+            .map(|(asset_key, tags, kinds, group, code_version, pool, upstreams, is_external)| {
+                rivers_storage::AssetRecord {
+                    asset_key,
+                    tags,
+                    kinds,
+                    group,
+                    code_version,
+                    pool,
+                    upstreams,
+                    is_external,
+                    ..Default::default()
+                }
             })
             .collect();
         let s = self.inner().clone();
         self.sync(py, async move { s.register_assets(records).await })
+    }
+
+    /// Records an `Observation` event of an external asset and waits until it is durable.
+    #[pyo3(signature = (asset_key, run_id, metadata, data_version = None))]
+    fn _record_observation(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        run_id: String,
+        metadata: Vec<(String, String)>,
+        data_version: Option<String>,
+    ) -> PyResult<String> {
+        let s = self.inner().clone();
+        let event = s.enqueue_event(rivers_storage::NewEvent {
+            event_type: rivers_core::EventType::Observation.as_str(),
+            asset_key: Some(asset_key),
+            run_id,
+            metadata,
+            data_version,
+            ..Default::default()
+        });
+        self.sync(py, async move { s.flush().await })?;
+        Ok(event.id)
     }
 
     /// Whether cancellation of `run_id` was requested through this handle.

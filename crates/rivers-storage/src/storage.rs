@@ -11,7 +11,8 @@ use rivers_core::{AssetVersionState, RunStatus, Staleness, compute_staleness};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surrealdb::Surreal;
-use surrealdb::engine::local::{Db, Mem, RocksDb};
+use surrealdb::engine::local::Db;
+use surrealdb_core::kvs::Datastore;
 use tokio::sync::oneshot;
 
 use crate::clock::now_ns;
@@ -19,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
 use crate::schema::{BOOTSTRAP, SCHEMA_VERSION};
 use crate::writer::{Command, Writer};
+
+/// When an embedded store syncs its write-ahead log: on every commit.
+const EMBEDDED_SYNC: &str = "every";
 
 /// Which backend a handle talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,7 @@ pub struct Storage {
 
 struct Inner {
     db: Surreal<Db>,
+    datastore: Arc<Datastore>,
     kind: StorageKind,
     writer: Writer,
     /// Runs whose cancellation was requested through this handle: checked between steps
@@ -65,8 +70,7 @@ impl Storage {
     /// # Errors
     /// `Backend` if the datastore cannot start.
     pub async fn memory() -> Result<Self> {
-        let db = Surreal::new::<Mem>(()).await?;
-        Self::init(db, StorageKind::Memory, "memory").await
+        Self::open_datastore("memory", StorageKind::Memory, "memory").await
     }
 
     /// Opens (creating if needed) an embedded RocksDB store at `path`.
@@ -77,22 +81,61 @@ impl Storage {
     pub async fn embedded(path: &Path) -> Result<Self> {
         std::fs::create_dir_all(path)
             .map_err(|err| Error::Backend(format!("cannot create storage directory {}: {err}", path.display())))?;
-        let location = path.display().to_string();
-        let db = Surreal::new::<RocksDb>(location.clone()).await.map_err(|err| {
-            let text = err.to_string();
+        let location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+        // Every commit is synced to disk before it returns (grouped by RocksDB's commit
+        // coordinator), so neither a killed process nor a power loss loses a recorded step.
+        let spec = format!("rocksdb://{location}?sync={EMBEDDED_SYNC}");
+        Self::open_datastore(&spec, StorageKind::Embedded, &location).await
+    }
+
+    async fn open_datastore(spec: &str, kind: StorageKind, location: &str) -> Result<Self> {
+        let datastore = Datastore::new(spec).await.map_err(|err| {
+            let text = format!("{err:#}");
             if text.to_lowercase().contains("lock") {
                 Error::Backend(format!(
                     "cannot open embedded storage at {location}: the database is locked by another live \
                      handle (in this or another process); close it first ({text})"
                 ))
             } else {
-                Error::Backend(format!("cannot open embedded storage at {location}: {text}"))
+                Error::Backend(format!("cannot open storage at {location}: {text}"))
             }
         })?;
-        Self::init(db, StorageKind::Embedded, &location).await
+        datastore
+            .bootstrap()
+            .await
+            .map_err(|err| Error::Backend(format!("cannot bootstrap storage at {location}: {err:#}")))?;
+        let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), None).await?;
+        match Self::init(db, Arc::clone(&datastore), kind, location).await {
+            Ok(storage) => Ok(storage),
+            Err(err) => {
+                // Release the files (and the lock) of a store we refuse to use.
+                let _ = datastore.shutdown().await;
+                Err(err)
+            }
+        }
     }
 
-    async fn init(db: Surreal<Db>, kind: StorageKind, location: &str) -> Result<Self> {
+    /// Flushes pending events and shuts the datastore down (releasing an embedded store's
+    /// lock). Later calls on any clone of this handle fail.
+    ///
+    /// # Errors
+    /// The error of the final flush, or of the shutdown.
+    pub async fn close(&self) -> Result<()> {
+        let flushed = self.flush().await;
+        self.inner
+            .datastore
+            .shutdown()
+            .await
+            .map_err(|err| Error::Backend(format!("storage shutdown failed: {err:#}")))?;
+        flushed
+    }
+
+    /// Whether this is the only live handle to the store.
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+    }
+
+    async fn init(db: Surreal<Db>, datastore: Arc<Datastore>, kind: StorageKind, location: &str) -> Result<Self> {
         db.use_ns("rivers").use_db("main").await?;
         let mut response = db.query("SELECT VALUE version FROM schema_stamp").await?;
         let stamp: Vec<Value> = response.take(0).unwrap_or_default();
@@ -105,7 +148,11 @@ impl Storage {
                     .check()?;
             }
             Some(found) if found < SCHEMA_VERSION => {
-                return Err(Error::SchemaMigrationNeeded { location: location.into(), found, expected: SCHEMA_VERSION });
+                return Err(Error::SchemaMigrationNeeded {
+                    location: location.into(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
             }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(Error::Backend(format!(
@@ -116,7 +163,7 @@ impl Storage {
             Some(_) => {}
         }
         let writer = Writer::spawn(db.clone());
-        Ok(Storage { inner: Arc::new(Inner { db, kind, writer, cancelled: Mutex::new(HashSet::new()) }) })
+        Ok(Storage { inner: Arc::new(Inner { db, datastore, kind, writer, cancelled: Mutex::new(HashSet::new()) }) })
     }
 
     /// Backend kind.
@@ -169,50 +216,77 @@ impl Storage {
         wait.await.map_err(|_| Error::Backend("the storage writer has stopped".into()))?
     }
 
+    /// Events of the segments mentioning `key` in `field`, newest segment first, `limit`
+    /// segments at most.
+    async fn segment_events(&self, field: &str, key: &str, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
+        self.flush().await?;
+        let limit_clause = if limit.is_some() { "LIMIT $limit" } else { "" };
+        let sql = format!(
+            "SELECT seq, events FROM event_segment WHERE {field} CONTAINSANY [$key] ORDER BY seq DESC {limit_clause}"
+        );
+        let rows = self.rows(&sql, json!({"key": key, "limit": limit})).await?;
+        let mut events = Vec::new();
+        for mut row in rows {
+            if let Value::Array(items) = row["events"].take() {
+                events.extend(decode::<StoredEvent>("event", items)?);
+            }
+        }
+        Ok(events)
+    }
+
     /// Every event of a run, oldest first.
     pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
-        self.flush().await?;
-        let rows = self
-            .rows("SELECT * OMIT id FROM event WHERE run_id = $run ORDER BY timestamp", json!({"run": run_id}))
-            .await?;
-        decode("event", rows)
+        let mut events: Vec<StoredEvent> =
+            self.segment_events("run_ids", run_id, None).await?.into_iter().filter(|e| e.run_id == run_id).collect();
+        events.sort_by_key(|e| e.timestamp);
+        Ok(events)
+    }
+
+    /// Events of an asset, newest first, `limit` at most (`None` = all).
+    async fn asset_events(&self, asset_key: &str, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
+        // Every segment found holds at least one event of the asset, so `limit` segments are
+        // enough for `limit` events.
+        let mut events: Vec<StoredEvent> = self
+            .segment_events("asset_keys", asset_key, limit)
+            .await?
+            .into_iter()
+            .filter(|e| e.asset_key.as_deref() == Some(asset_key))
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        if let Some(limit) = limit {
+            events.truncate(limit);
+        }
+        Ok(events)
     }
 
     /// Up to `limit` events of an asset, newest first.
     pub async fn get_events_for_asset(&self, asset_key: &str, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.flush().await?;
-        let rows = self
-            .rows(
-                "SELECT * OMIT id FROM event WHERE asset_key = $key ORDER BY timestamp DESC LIMIT $limit",
-                json!({"key": asset_key, "limit": limit}),
-            )
-            .await?;
-        decode("event", rows)
+        self.asset_events(asset_key, Some(limit)).await
     }
 
     /// Newest materialization of an asset, optionally of one partition.
-    pub async fn get_latest_materialization(&self, asset_key: &str, partition: Option<&str>) -> Result<Option<StoredEvent>> {
-        self.flush().await?;
-        let filter = if partition.is_some() { "AND partition_key = $partition" } else { "" };
-        let sql = format!(
-            "SELECT * OMIT id FROM event WHERE asset_key = $key AND event_type = 'Materialization' {filter} \
-             ORDER BY timestamp DESC LIMIT 1"
-        );
-        let rows = self.rows(&sql, json!({"key": asset_key, "partition": partition})).await?;
-        Ok(decode("event", rows)?.into_iter().next())
+    pub async fn get_latest_materialization(
+        &self,
+        asset_key: &str,
+        partition: Option<&str>,
+    ) -> Result<Option<StoredEvent>> {
+        Ok(self.asset_events(asset_key, None).await?.into_iter().find(|e| {
+            e.event_type == "Materialization" && partition.is_none_or(|p| e.partition_key.as_deref() == Some(p))
+        }))
     }
 
     /// Distinct partition keys (display strings) having a materialization.
     pub async fn get_materialized_partitions(&self, asset_key: &str) -> Result<Vec<String>> {
-        self.flush().await?;
-        let rows = self
-            .rows(
-                "SELECT partition_key FROM event WHERE asset_key = $key AND event_type = 'Materialization' \
-                 AND partition_key != NONE AND partition_key != NULL GROUP BY partition_key",
-                json!({"key": asset_key}),
-            )
-            .await?;
-        Ok(rows.into_iter().filter_map(|v| v["partition_key"].as_str().map(str::to_owned)).collect())
+        let mut keys: Vec<String> = self
+            .asset_events(asset_key, None)
+            .await?
+            .into_iter()
+            .filter(|e| e.event_type == "Materialization")
+            .filter_map(|e| e.partition_key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
     }
 
     /// Step keys with a `StepSuccess` in `run_id` for this partition (resume).
@@ -247,8 +321,11 @@ impl Storage {
             message: None,
         };
         let doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
-        self.execute("UPSERT type::record('run', $id) CONTENT $doc RETURN NONE", json!({"id": record.run_id, "doc": doc}))
-            .await?;
+        self.execute(
+            "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE",
+            json!({"id": record.run_id, "doc": doc}),
+        )
+        .await?;
         Ok(record)
     }
 
@@ -333,14 +410,12 @@ impl Storage {
         }
     }
 
-    /// Sets the cooperative cancellation flag of a run.
+    /// Sets the cooperative cancellation flag of a run. A run not created yet is flagged on this
+    /// handle only, so a run started through it later begins cancelled.
     pub async fn request_cancellation(&self, run_id: &str) -> Result<()> {
         self.inner.cancelled.lock().insert(run_id.to_string());
-        self.execute(
-            "UPSERT type::record('run', $id) MERGE { run_id: $id, cancel_requested: true } RETURN NONE",
-            json!({"id": run_id}),
-        )
-        .await
+        self.execute("UPDATE type::record('run', $id) SET cancel_requested = true RETURN NONE", json!({"id": run_id}))
+            .await
     }
 
     /// Whether cancellation was requested through this handle (no database round trip).
@@ -391,34 +466,78 @@ impl Storage {
     // ---- assets -------------------------------------------------------------------------
 
     /// Registers assets: declared fields are replaced, `last_*` fields are kept.
+    ///
+    /// Declared fields live in one registry document (one write for a whole repository, however
+    /// large); the `asset` table holds only what materializations and observations record.
     pub async fn register_assets(&self, records: Vec<AssetRecord>) -> Result<()> {
-        let docs: Vec<Value> = records
+        let declared: serde_json::Map<String, Value> = records
             .into_iter()
             .map(|r| {
-                json!({"asset_key": r.asset_key, "tags": r.tags, "kinds": r.kinds, "group": r.group,
-                       "code_version": r.code_version, "pool": r.pool, "upstreams": r.upstreams,
-                       "is_external": r.is_external})
+                let doc = json!({"tags": r.tags, "kinds": r.kinds, "group": r.group, "code_version": r.code_version,
+                                 "pool": r.pool, "upstreams": r.upstreams, "is_external": r.is_external});
+                (r.asset_key, doc)
             })
             .collect();
         self.execute(
-            "FOR $a IN $assets { UPSERT type::record('asset', $a.asset_key) MERGE $a RETURN NONE; };",
-            json!({"assets": docs}),
+            "UPSERT asset_registry:current MERGE { assets: $assets } RETURN NONE",
+            json!({"assets": Value::Object(declared)}),
         )
         .await
+    }
+
+    /// Combines a registry entry (declared fields) with an `asset` row (`last_*` fields).
+    fn merge_record(asset_key: &str, declared: Option<&Value>, state: Option<Value>) -> Result<AssetRecord> {
+        let mut doc = state.unwrap_or_else(|| json!({}));
+        if let (Some(Value::Object(fields)), Value::Object(target)) = (declared, &mut doc) {
+            for (key, value) in fields {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+        doc["asset_key"] = Value::String(asset_key.to_string());
+        serde_json::from_value(doc).map_err(|source| Error::Decode { what: "asset", source })
     }
 
     /// One asset's record.
     pub async fn get_asset_record(&self, asset_key: &str) -> Result<Option<AssetRecord>> {
         self.flush().await?;
-        let rows = self.rows("SELECT * OMIT id FROM type::record('asset', $key)", json!({"key": asset_key})).await?;
-        Ok(decode("asset", rows)?.into_iter().next())
+        let mut response = self
+            .inner
+            .db
+            .query("SELECT VALUE assets[$key] FROM asset_registry:current; SELECT * OMIT id FROM type::record('asset', $key);")
+            .bind(json!({"key": asset_key}))
+            .await?;
+        let declared: Vec<Value> = response.take(0)?;
+        let state: Vec<Value> = response.take(1)?;
+        let declared = declared.into_iter().find(|v| v.is_object());
+        let state = state.into_iter().next();
+        if declared.is_none() && state.is_none() {
+            return Ok(None);
+        }
+        Self::merge_record(asset_key, declared.as_ref(), state).map(Some)
     }
 
     /// Every asset record, by ascending key.
     pub async fn get_asset_records(&self) -> Result<Vec<AssetRecord>> {
         self.flush().await?;
-        let rows = self.rows("SELECT * OMIT id FROM asset ORDER BY asset_key", json!({})).await?;
-        decode("asset", rows)
+        let mut response = self
+            .inner
+            .db
+            .query("SELECT VALUE assets FROM asset_registry:current; SELECT * OMIT id FROM asset;")
+            .await?;
+        let declared: Vec<Value> = response.take(0)?;
+        let states: Vec<Value> = response.take(1)?;
+        let declared = match declared.into_iter().next() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut by_key: std::collections::BTreeMap<String, Option<Value>> =
+            declared.keys().map(|k| (k.clone(), None)).collect();
+        for state in states {
+            if let Some(key) = state["asset_key"].as_str() {
+                by_key.insert(key.to_string(), Some(state));
+            }
+        }
+        by_key.into_iter().map(|(key, state)| Self::merge_record(&key, declared.get(&key), state)).collect()
     }
 
     /// Records whose tags contain `tag`.

@@ -28,25 +28,29 @@ pub(crate) struct Writer {
     pub(crate) sender: mpsc::UnboundedSender<Command>,
 }
 
+/// One group commit: one event segment, then the asset records' `last_*` fields of the
+/// materializations and observations among them, in one transaction (one commit per batch).
+/// Bulk `INSERT ... ON DUPLICATE KEY UPDATE` statements cost one statement per batch rather
+/// than one per record.
 const WRITE_BATCH: &str = "
-INSERT INTO event $events RETURN NONE;
-FOR $m IN $mats {
-    UPSERT type::record('asset', $m.asset_key) MERGE {
-        asset_key: $m.asset_key,
-        last_event_id: $m.eid,
-        last_run_id: $m.run_id,
-        last_timestamp: $m.timestamp,
-        last_data_version: $m.data_version,
-        last_materialization_code_version: $m.code_version,
-        last_input_data_versions: $m.input_data_versions
-    } RETURN NONE;
+BEGIN TRANSACTION;
+CREATE event_segment CONTENT { seq: $seq, run_ids: $run_ids, asset_keys: $asset_keys, events: $events } RETURN NONE;
+IF array::len($mats) > 0 {
+    INSERT INTO asset $mats ON DUPLICATE KEY UPDATE
+        last_event_id = $input.last_event_id,
+        last_run_id = $input.last_run_id,
+        last_timestamp = $input.last_timestamp,
+        last_data_version = $input.last_data_version,
+        last_materialization_code_version = $input.last_materialization_code_version,
+        last_input_data_versions = $input.last_input_data_versions
+    RETURN NONE;
 };
-FOR $o IN $observations {
-    UPSERT type::record('asset', $o.asset_key) MERGE {
-        asset_key: $o.asset_key,
-        last_observation_data_version: $o.data_version
-    } RETURN NONE;
+IF array::len($observations) > 0 {
+    INSERT INTO asset $observations ON DUPLICATE KEY UPDATE
+        last_observation_data_version = $input.last_observation_data_version
+    RETURN NONE;
 };
+COMMIT TRANSACTION;
 ";
 
 impl Writer {
@@ -89,13 +93,42 @@ async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>, fa
 }
 
 async fn write_batch(db: &Surreal<Db>, events: Vec<Value>) -> Result<()> {
-    let pick = |kind: &str| -> Vec<Value> {
-        events.iter().filter(|e| e["event_type"] == kind && !e["asset_key"].is_null()).cloned().collect()
-    };
-    let mats = pick("Materialization");
-    let observations = pick("Observation");
+    // Later events of the same asset win: a batch may hold several materializations of it.
+    let mut mats: Vec<Value> = Vec::new();
+    let mut observations: Vec<Value> = Vec::new();
+    for event in &events {
+        let Some(key) = event["asset_key"].as_str() else { continue };
+        if event["event_type"] == "Materialization" {
+            mats.retain(|m| m["asset_key"] != key);
+            mats.push(json!({
+                "id": key,
+                "asset_key": key,
+                "last_event_id": event["eid"],
+                "last_run_id": event["run_id"],
+                "last_timestamp": event["timestamp"],
+                "last_data_version": event["data_version"],
+                "last_materialization_code_version": event["code_version"],
+                "last_input_data_versions": event["input_data_versions"],
+            }));
+        } else if event["event_type"] == "Observation" {
+            observations.retain(|o| o["asset_key"] != key);
+            observations.push(json!({
+                "id": key,
+                "asset_key": key,
+                "last_observation_data_version": event["data_version"],
+            }));
+        }
+    }
+    let mut run_ids: Vec<&str> = events.iter().filter_map(|e| e["run_id"].as_str()).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    let mut asset_keys: Vec<&str> = events.iter().filter_map(|e| e["asset_key"].as_str()).collect();
+    asset_keys.sort_unstable();
+    asset_keys.dedup();
+    let seq = events.first().map(|e| e["timestamp"].clone()).unwrap_or(Value::Null);
     db.query(WRITE_BATCH)
-        .bind(json!({"events": events, "mats": mats, "observations": observations}))
+        .bind(json!({"seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
+                     "mats": mats, "observations": observations}))
         .await?
         .check()?;
     Ok(())
