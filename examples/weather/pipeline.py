@@ -11,9 +11,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import rivers as rs
 from obstore.store import LocalStore
 from pydantic import BaseModel
+
+import rivers as rs
 
 VALUES = Path(".rivers") / "values"
 VALUES.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,9 @@ unless a test asks otherwise, and is shut down when the test ends.
 from typing import Any
 
 import pytest
-import rivers as rs
 from pydantic import PrivateAttr
+
+import rivers as rs
 
 
 class RecordingIOHandler(rs.BaseIOHandler):

@@ -4,9 +4,10 @@ import sys
 import types
 
 import pytest
-import rivers as rs
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
+
+import rivers as rs
 from rivers.exceptions import ConfigurationError, ExecutionError
 
 

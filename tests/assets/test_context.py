@@ -1,6 +1,7 @@
 """assets.md sections 1.2 (context binding) and 13: ``AssetExecutionContext``."""
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import ExecutionError, InvalidMetadataError
 

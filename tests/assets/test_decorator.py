@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import AssetDefinitionError, ConfigurationError
 

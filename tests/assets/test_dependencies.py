@@ -2,6 +2,7 @@
 ``AssetDef.dep`` / ``DepDef``, and the validation errors for bad graphs and parameters."""
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import ConfigurationError, ExecutionError, GraphValidationError
 

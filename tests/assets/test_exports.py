@@ -4,6 +4,7 @@ import importlib
 import importlib.util
 
 import pytest
+
 import rivers
 import rivers as rs
 

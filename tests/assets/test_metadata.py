@@ -4,6 +4,7 @@
 from datetime import datetime, timezone
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import InvalidMetadataError
 

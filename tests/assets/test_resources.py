@@ -2,8 +2,9 @@
 names, and string IO-handler references."""
 
 import pytest
-import rivers as rs
 from pydantic import PrivateAttr
+
+import rivers as rs
 from rivers.exceptions import ConfigurationError
 
 

@@ -1,6 +1,7 @@
 """assets.md sections 8 and 9: ``SelfDependency``, ``Output`` and ``Materialization``."""
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import ExecutionError, InvalidMetadataError
 

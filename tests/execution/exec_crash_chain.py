@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import obstore.store
+
 import rivers as rs
 
 BASE = Path(os.environ["RIVERS_CRASH_DIR"])

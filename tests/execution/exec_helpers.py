@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import rivers as rs
 from pydantic import PrivateAttr
+
+import rivers as rs
 
 
 def make_repo(assets: list[Any], *, resolve: bool = True, **kwargs: Any) -> rs.CodeRepository:

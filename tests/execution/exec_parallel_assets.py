@@ -19,8 +19,9 @@ from typing import Any
 
 import obstore.store
 import pydantic
-import rivers as rs
 from pydantic import PrivateAttr
+
+import rivers as rs
 
 BASE = Path(os.environ["RIVERS_EXEC_TEST_DIR"])
 STORE_DIR = BASE / "store"

@@ -1,8 +1,9 @@
 """Cooperative cancellation through Storage.request_cancellation()
 (repository-and-execution.md R35, R39, R47; storage-and-io.md R38)."""
 
-import rivers as rs
 from exec_helpers import events, make_repo, step_event_types
+
+import rivers as rs
 
 
 def _cancelling_chain(storage: rs.Storage, run_id: str):

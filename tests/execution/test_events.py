@@ -2,8 +2,9 @@
 (repository-and-execution.md "Run lifecycle and statuses", "Run events", R18, R31, R48-R50)."""
 
 import pytest
-import rivers as rs
 from exec_helpers import RecordingHandler, events, final_step_event, make_repo, metadata, step_events
+
+import rivers as rs
 from rivers.exceptions import ExecutionError
 
 

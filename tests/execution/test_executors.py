@@ -8,8 +8,9 @@ import time
 import warnings
 
 import pytest
-import rivers as rs
 from exec_helpers import events, make_repo
+
+import rivers as rs
 
 # --------------------------------------------------------------------------- factories (R26, R27)
 

@@ -3,8 +3,9 @@ Hooks under Executor.parallel() are covered in test_parallel.py."""
 
 import pydantic
 import pytest
-import rivers as rs
 from exec_helpers import RecordingHandler, make_repo
+
+import rivers as rs
 from rivers.exceptions import AssetDefinitionError, ExecutionError
 
 

@@ -2,8 +2,9 @@
 
 import pydantic
 import pytest
-import rivers as rs
 from exec_helpers import make_repo, step_event_types
+
+import rivers as rs
 from rivers.exceptions import ExecutionError, GraphValidationError
 
 

@@ -7,8 +7,9 @@ import uuid
 import pydantic
 import pydantic_settings
 import pytest
-import rivers as rs
 from exec_helpers import events, make_repo, step_event_types
+
+import rivers as rs
 from rivers.exceptions import AssetNotFoundError, ConfigurationError, ExecutionError
 
 

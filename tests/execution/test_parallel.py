@@ -11,8 +11,9 @@ import os
 
 import exec_parallel_assets as pa
 import pytest
-import rivers as rs
 from exec_helpers import final_step_event, metadata, retry_events, step_event_types
+
+import rivers as rs
 from rivers.exceptions import ExecutionError
 
 pytestmark = pytest.mark.usefixtures("scratch")

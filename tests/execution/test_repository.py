@@ -5,8 +5,9 @@ io_handler_for_output(), shutdown() and the context manager
 import gc
 
 import pytest
-import rivers as rs
 from exec_helpers import RecordingHandler, make_repo
+
+import rivers as rs
 from rivers.exceptions import (
     ConfigurationError,
     GraphValidationError,

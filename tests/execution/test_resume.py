@@ -10,8 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import rivers as rs
 from exec_helpers import make_repo, step_event_types
+
+import rivers as rs
 
 HERE = Path(__file__).resolve().parent
 

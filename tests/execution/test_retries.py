@@ -4,8 +4,9 @@
 from collections.abc import Callable
 
 import pytest
-import rivers as rs
 from exec_helpers import final_step_event, make_repo, metadata, retry_events, step_event_types
+
+import rivers as rs
 from rivers.exceptions import ConfigurationError, ExecutionError
 
 

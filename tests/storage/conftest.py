@@ -4,8 +4,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import rivers as rs
 from pydantic import PrivateAttr
+
+import rivers as rs
 
 
 class RecordingIOHandler(rs.BaseIOHandler):

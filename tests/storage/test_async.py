@@ -5,6 +5,7 @@ import asyncio
 import inspect
 
 import pytest
+
 from rivers.exceptions import StorageError
 
 ASYNC_TWINS = [

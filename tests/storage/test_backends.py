@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import StorageError
 from rivers.testing import embedded_storage

@@ -9,9 +9,10 @@ import threading
 import obstore
 import pydantic
 import pytest
-import rivers as rs
 from obstore.store import LocalStore, MemoryStore
 from pydantic_settings import BaseSettings
+
+import rivers as rs
 from rivers.exceptions import InvalidMetadataError
 
 

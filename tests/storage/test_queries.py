@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 import rivers as rs
 
 # --- events ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 ``LaunchedBy`` and the ``rivers._core.storage`` module."""
 
 import pytest
+
 import rivers as rs
 
 # --- LaunchedBy ------------------------------------------------------------------------------

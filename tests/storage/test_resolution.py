@@ -2,6 +2,7 @@
 type-hint flow between assets and handlers (R49-R56)."""
 
 import pytest
+
 import rivers as rs
 from rivers.exceptions import ConfigurationError, NodeNotFoundError
 

@@ -2,6 +2,7 @@
 ``cancel_queued_run`` on runs that are not queued."""
 
 import pytest
+
 import rivers as rs
 
 

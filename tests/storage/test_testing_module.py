@@ -4,6 +4,7 @@ resources synchronously when dropped."""
 import gc
 
 import pytest
+
 import rivers as rs
 import rivers.testing
 from rivers.exceptions import StorageError

@@ -140,7 +140,7 @@ impl AssetGraph {
         Plan { steps, level_grouping }
     }
 
-    fn level_of(&self, id: usize, in_plan: &HashSet<usize>, levels: &mut Vec<Option<u32>>) -> u32 {
+    fn level_of(&self, id: usize, in_plan: &HashSet<usize>, levels: &mut [Option<u32>]) -> u32 {
         if let Some(level) = levels[id] {
             return level;
         }

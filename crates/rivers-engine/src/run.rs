@@ -232,10 +232,10 @@ impl Shared {
         step: &PlanStep,
         captured: Option<(Option<String>, Option<String>, Option<String>)>,
     ) {
-        if let Some((stdout, stderr, logs)) = captured {
-            if let Err(err) = self.storage.add_run_log(&self.options.run_id, &step.key, stdout, stderr, logs).await {
-                tracing::warn!(step = %step.key, error = %err, "could not store captured step output");
-            }
+        if let Some((stdout, stderr, logs)) = captured
+            && let Err(err) = self.storage.add_run_log(&self.options.run_id, &step.key, stdout, stderr, logs).await
+        {
+            tracing::warn!(step = %step.key, error = %err, "could not store captured step output");
         }
     }
 

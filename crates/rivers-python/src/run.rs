@@ -12,6 +12,10 @@ use crate::runtime::block_on;
 use crate::storage::PyStorage;
 
 type Captured = Option<(Option<String>, Option<String>, Option<String>)>;
+/// A materialization as the Python step entry reports it.
+type MaterializationRow = (String, Vec<(String, String)>, Option<String>, Option<String>);
+/// `(run_id, status, attempted steps, failed steps)` as returned to Python.
+type RunSummary = (String, &'static str, Vec<String>, Vec<(String, String)>);
 
 /// Calls the Python run object (`rivers._run.RunSession`) once per step attempt.
 ///
@@ -24,8 +28,7 @@ struct PyStepRunner {
 fn parse_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOutput, StepFailure>> {
     let tag: String = outcome.get_item(0)?.extract()?;
     if tag == "ok" {
-        let mats: Vec<(String, Vec<(String, String)>, Option<String>, Option<String>)> =
-            outcome.get_item(1)?.extract()?;
+        let mats: Vec<MaterializationRow> = outcome.get_item(1)?.extract()?;
         let captured: Captured = outcome.get_item(2)?.extract()?;
         Ok(Ok(StepOutput {
             materializations: mats
@@ -131,7 +134,7 @@ pub(crate) fn execute_run(
     stop_on_failure: bool,
     max_workers: usize,
     max_async_concurrent: Option<usize>,
-) -> PyResult<(String, &'static str, Vec<String>, Vec<(String, String)>)> {
+) -> PyResult<RunSummary> {
     let runner: Arc<dyn StepRunner> = Arc::new(PyStepRunner { session: Arc::new(session) });
     let options = RunOptions {
         run_id,

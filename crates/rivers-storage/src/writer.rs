@@ -76,11 +76,11 @@ async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>, fa
                 next = receiver.try_recv().ok();
             }
         }
-        if !events.is_empty() {
-            if let Err(err) = write_batch(&db, std::mem::take(&mut events)).await {
-                tracing::error!(error = %err, "writing a batch of run events failed");
-                *failure.lock() = Some(err.to_string());
-            }
+        if !events.is_empty()
+            && let Err(err) = write_batch(&db, std::mem::take(&mut events)).await
+        {
+            tracing::error!(error = %err, "writing a batch of run events failed");
+            *failure.lock() = Some(err.to_string());
         }
         for done in waiters.drain(..) {
             let outcome = match failure.lock().take() {
