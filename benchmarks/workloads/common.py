@@ -1,0 +1,85 @@
+"""Timing and result-reporting helpers shared by every workload.
+
+Standard library only: this module is imported by both the rivers and the
+Dagster interpreters.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: Prefix of the single stdout line a worker prints. Libraries may print to
+#: stdout too, so ``run.py`` looks for this marker instead of parsing the
+#: whole stream.
+RESULT_MARKER = "BENCH_RESULT "
+
+
+def time_runs(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``reps`` times timed.
+
+    Returns the wall-clock durations in seconds. The warm-up absorbs one-off
+    costs (lazy imports, caches, pool start-up) that are not what the workload
+    is meant to measure; they are reported separately where they matter.
+    The garbage collector is run between samples (outside the timed region) so
+    that one sample does not pay for the garbage of the previous one.
+    """
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(reps):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def summarize(samples_s: list[float]) -> dict[str, Any]:
+    """Median plus spread of a list of samples, in seconds."""
+    return {
+        "median_s": statistics.median(samples_s),
+        "min_s": min(samples_s),
+        "max_s": max(samples_s),
+        "samples_s": [round(s, 6) for s in samples_s],
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.platform == "darwin":  # macOS reports bytes
+        return kib / (1024 * 1024)
+    return kib / 1024
+
+
+@contextmanager
+def scratch_dir(label: str) -> Iterator[str]:
+    """A fresh temporary directory that is removed afterwards.
+
+    ``RIVERS_BENCH_TMP`` (set by ``run.py``) groups all scratch directories of
+    one suite run under one parent so that nothing leaks between workloads.
+    """
+    parent = os.environ.get("RIVERS_BENCH_TMP") or None
+    path = tempfile.mkdtemp(prefix=f"{label}-", dir=parent)
+    try:
+        yield path
+    finally:
+        gc.collect()  # drop lingering store handles before deleting their files
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the one machine-readable result line ``run.py`` collects."""
+    sys.stdout.flush()
+    print(RESULT_MARKER + json.dumps(result), flush=True)

@@ -1,0 +1,164 @@
+"""rivers implementations of the benchmark workloads.
+
+Each public function runs one workload in the current process and returns the
+result dict that ``worker.py`` prints. The Dagster twins live in
+``dagster_impl.py``; keep the two files structurally parallel so that it stays
+obvious the two sides do the same work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import rivers as rs
+from workloads import shapes
+from workloads.common import peak_rss_mb, scratch_dir, summarize, time_runs
+
+LAYERS, WIDTH = 20, 10
+BIG_LAYERS, BIG_WIDTH = 500, 10
+
+
+def _layered_assets(layers: int, width: int) -> list[Any]:
+    """Decorate the generated layered-DAG functions with ``rs.Asset``."""
+    module_name = f"rivers_bench_layered_{layers}x{width}"
+    return [rs.Asset(f) for f in shapes.layered_functions(layers, width, module_name)]
+
+
+def _check_layered(repo: Any, layers: int, width: int) -> None:
+    """Fail loudly if the run did not really compute the expected values."""
+    expected = shapes.layered_expected(layers, width)
+    for index in range(width):
+        name = shapes.asset_name(layers - 1, index)
+        got = repo.load_node(name)
+        if got != expected[name]:
+            raise AssertionError(f"{name}: expected {expected[name]}, got {got!r}")
+
+
+def _layered_run(storage: Any, quick: bool) -> dict[str, Any]:
+    """Shared body of the memory and embedded layered workloads."""
+    steps = LAYERS * WIDTH
+    repo = rs.CodeRepository(assets=_layered_assets(LAYERS, WIDTH), default_executor=rs.Executor.in_process())
+    try:
+        repo.resolve(storage=storage)
+
+        def run() -> None:
+            result = repo.materialize()
+            if not result.success:
+                raise RuntimeError(f"run failed: {result.failed_assets[:3]}")
+
+        samples = time_runs(run, reps=5 if quick else 15, warmup=1)
+        _check_layered(repo, LAYERS, WIDTH)
+    finally:
+        repo.shutdown()
+    stats = summarize(samples)
+    return {
+        "metrics": {"ms_per_step": stats["median_s"] * 1000 / steps},
+        "details": {"steps": steps, "run": stats},
+    }
+
+
+def layered_memory(quick: bool) -> dict[str, Any]:
+    """200-asset layered DAG, in-process executor, memory storage."""
+    return _layered_run(rs.Storage.memory(), quick)
+
+
+def layered_embedded(quick: bool) -> dict[str, Any]:
+    """200-asset layered DAG, in-process executor, embedded (on-disk) storage."""
+    with scratch_dir("rivers-embedded") as tmp:
+        return _layered_run(rs.Storage.embedded(os.path.join(tmp, "storage")), quick)
+
+
+def validate_5k(quick: bool) -> dict[str, Any]:
+    """Validation and construct+resolve of a 5,000-asset layered DAG."""
+    start = time.perf_counter()
+    assets = _layered_assets(BIG_LAYERS, BIG_WIDTH)
+    define_s = time.perf_counter() - start
+
+    repos = []
+
+    def construct_resolve() -> None:
+        repo = rs.CodeRepository(assets=assets, default_executor=rs.Executor.in_process())
+        repo.resolve(storage=rs.Storage.memory())
+        repos.append(repo)  # shut down outside the timed region
+
+    build = summarize(time_runs(construct_resolve, reps=3 if quick else 7, warmup=1))
+    for repo in repos[1:]:
+        repo.shutdown()
+    repo = repos[0]
+    validate = summarize(time_runs(repo.validate, reps=5 if quick else 15, warmup=1))
+    repo.shutdown()
+    return {
+        "metrics": {
+            "validate_ms": validate["median_s"] * 1000,
+            "construct_resolve_ms": build["median_s"] * 1000,
+        },
+        "details": {
+            "assets": len(assets),
+            "define_ms": define_s * 1000,
+            "validate": validate,
+            "construct_resolve": build,
+        },
+    }
+
+
+def parallel_sleep(quick: bool) -> dict[str, Any]:
+    """40 sleeping assets on ``Executor.parallel(max_workers=2)``."""
+    from obstore.store import LocalStore
+
+    from workloads import parallel_sleep_rivers as mod
+
+    with scratch_dir("rivers-parallel") as tmp:
+        handler = rs.PickleIOHandler(store=LocalStore(tmp))
+        repo = rs.CodeRepository(
+            assets=mod.ASSETS,
+            default_executor=rs.Executor.parallel(max_workers=shapes.SLEEP_WORKERS),
+            resources={mod.IO_HANDLER_KEY: handler},
+        )
+        try:
+            repo.resolve(storage=rs.Storage.memory())
+
+            def run() -> None:
+                result = repo.materialize()
+                if not result.success:
+                    raise RuntimeError(f"run failed: {result.failed_assets[:3]}")
+
+            # The first run pays for starting the worker pool; report it apart.
+            first_s = time_runs(run, reps=1, warmup=0)[0]
+            stats = summarize(time_runs(run, reps=2 if quick else 5, warmup=0))
+            got = repo.load_node("sleep_07")
+            if got != 7:
+                raise AssertionError(f"sleep_07: expected 7, got {got!r}")
+        finally:
+            repo.shutdown()
+    return {
+        "metrics": {
+            "wall_s": stats["median_s"],
+            "ratio_to_ideal": stats["median_s"] / shapes.SLEEP_IDEAL_S,
+        },
+        "details": {"ideal_s": shapes.SLEEP_IDEAL_S, "first_run_s": first_s, "run": stats},
+    }
+
+
+def peak_memory(quick: bool) -> dict[str, Any]:
+    """Peak RSS of one 200-asset in-process run on memory storage.
+
+    Must run in a fresh process (``run.py`` gives every workload its own), or
+    the peak would include earlier workloads.
+    """
+    after_import = peak_rss_mb()
+    repo = rs.CodeRepository(assets=_layered_assets(LAYERS, WIDTH), default_executor=rs.Executor.in_process())
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize()
+    if not result.success:
+        raise RuntimeError(f"run failed: {result.failed_assets[:3]}")
+    _check_layered(repo, LAYERS, WIDTH)
+    peak = peak_rss_mb()
+    repo.shutdown()
+    return {"metrics": {"peak_rss_mb": peak}, "details": {"rss_after_import_mb": after_import}}
+
+
+def version() -> str:
+    """Version string recorded in the results file."""
+    return getattr(rs, "__version__", "unknown")
