@@ -6,14 +6,15 @@ import logging
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from rivers._metadata import MetadataValue, coerce_dict
+from rivers._io_context import OutputRecording
+from rivers._metadata import MetadataValue
 from rivers.exceptions import ExecutionError
 
 ConfigT = TypeVar("ConfigT")
 T = TypeVar("T")
 
 
-class AssetExecutionContext(Generic[ConfigT]):
+class AssetExecutionContext(OutputRecording, Generic[ConfigT]):
     """What a running asset sees: its definition attributes, partition, config, a logger, and
     output-metadata and data-version registration. Parameterise it with a pydantic config class
     (``AssetExecutionContext[MyConfig]``) to receive ``context.config``."""
@@ -72,23 +73,6 @@ class AssetExecutionContext(Generic[ConfigT]):
             return None
         window = getattr(self.partition, "time_window", None)
         return window() if callable(window) else None
-
-    @property
-    def output_metadata(self) -> dict[str, MetadataValue] | None:
-        return dict(self._output_metadata) if self._output_metadata else None
-
-    def add_output_metadata(self, metadata: dict[str, Any]) -> None:
-        """Merges metadata into the output's event; later keys overwrite earlier ones."""
-        self._output_metadata.update(coerce_dict(metadata, "output metadata"))
-
-    def register_data_version(self, version: str) -> None:
-        """Sets this materialization's data version (result objects still take precedence)."""
-        self._data_version = version
-
-    def drain_data_version(self) -> str | None:
-        """Returns the registered version and clears it."""
-        version, self._data_version = self._data_version, None
-        return version
 
     def mark_partition_failed(self, partition_key: Any, error: str) -> None:
         """Marks one partition of a multi-partition step failed while the others succeed."""

@@ -7,10 +7,33 @@ from typing import Any
 from rivers._metadata import MetadataValue, coerce_dict
 
 
-class OutputContext:
-    """What is being written: the node, its static metadata, partition and accumulated metadata."""
+class OutputRecording:
+    """Output metadata accumulated for one write and the data version registered for it; shared
+    by the asset's execution context and the IO handler's :class:`OutputContext`."""
 
-    __slots__ = ("asset_name", "asset_metadata", "partition", "type_hint", "_output_metadata", "_data_version")
+    _output_metadata: dict[str, MetadataValue]
+    _data_version: str | None
+
+    @property
+    def output_metadata(self) -> dict[str, MetadataValue] | None:
+        return dict(self._output_metadata) if self._output_metadata else None
+
+    def add_output_metadata(self, metadata: dict[str, Any]) -> None:
+        """Merges metadata (later keys replace earlier ones); values are coerced."""
+        self._output_metadata.update(coerce_dict(metadata, "output metadata"))
+
+    def register_data_version(self, version: str) -> None:
+        """Records the data version of this write (result objects still take precedence)."""
+        self._data_version = version
+
+    def drain_data_version(self) -> str | None:
+        """Returns the registered version and clears it."""
+        version, self._data_version = self._data_version, None
+        return version
+
+
+class OutputContext(OutputRecording):
+    """What is being written: the node, its static metadata, partition and accumulated metadata."""
 
     def __init__(
         self,
@@ -23,25 +46,8 @@ class OutputContext:
         self.asset_metadata = asset_metadata
         self.partition = partition
         self.type_hint = type_hint
-        self._output_metadata: dict[str, MetadataValue] = {}
-        self._data_version: str | None = None
-
-    @property
-    def output_metadata(self) -> dict[str, MetadataValue] | None:
-        return dict(self._output_metadata) if self._output_metadata else None
-
-    def add_output_metadata(self, metadata: dict[str, Any]) -> None:
-        """Merges write metadata (later keys replace earlier ones); values are coerced."""
-        self._output_metadata.update(coerce_dict(metadata, "output metadata"))
-
-    def register_data_version(self, version: str) -> None:
-        """Records the data version of this write."""
-        self._data_version = version
-
-    def drain_data_version(self) -> str | None:
-        """Returns the registered version and clears it."""
-        version, self._data_version = self._data_version, None
-        return version
+        self._output_metadata = {}
+        self._data_version = None
 
     def __repr__(self) -> str:
         return f"OutputContext(asset_name={self.asset_name!r})"

@@ -1,7 +1,7 @@
-"""Fixtures for the assets.md acceptance tests.
+"""Fixtures shared by the whole suite.
 
-Every repository built here runs on ``Executor.in_process()`` and a fresh ``Storage.memory()``
-unless a test asks otherwise, and is shut down when the test ends.
+Repositories built with ``make_repo`` run on ``Executor.in_process()`` and a fresh
+``Storage.memory()`` unless a test asks otherwise, and are shut down when the test ends.
 """
 
 from typing import Any
