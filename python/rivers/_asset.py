@@ -464,9 +464,16 @@ def _rebuild_asset(cls: type, state: dict[str, Any]) -> Any:
 def _import_asset(module: str, qualname: str, name: str) -> Any:
     import importlib
 
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
+    try:
+        target: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as err:
+        raise AssetDefinitionError(
+            f"the parallel executor could not import asset '{name}' as {module}.{qualname} in a worker "
+            f"process ({err}); define assets at module scope in a module importable from the worker's "
+            "sys.path, or pin the asset to the calling process with metadata {'rivers/executor': 'in_process'}"
+        ) from err
     if not isinstance(target, Asset):
         raise AssetDefinitionError(f"'{module}.{qualname}' is not the asset '{name}' in the worker process")
     return target

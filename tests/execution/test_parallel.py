@@ -244,3 +244,11 @@ def test_context_and_config_reach_the_worker():
     assert value["asset_name"] == "par_context"
     assert value["multiplier"] == 4
     assert value["pid"] != os.getpid()
+
+
+def test_worker_that_cannot_import_the_asset_reports_a_clear_error():
+    from rivers._asset import _import_asset
+    from rivers.exceptions import AssetDefinitionError
+
+    with pytest.raises(AssetDefinitionError, match="could not import asset 'ghost'.*module scope"):
+        _import_asset("rivers_no_such_module_here", "ghost", "ghost")
