@@ -8,5 +8,6 @@ export CARGO_TARGET_DIR="${RIVERS_CARGO_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.c
 cargo fmt --all -- --check
 .venv/bin/ruff check python tests examples benchmarks
 .venv/bin/mypy python/rivers
+.venv/bin/python -m mypy.stubtest rivers._core --allowlist .mypy-stubtest-allowlist
 cargo test --workspace --exclude rivers-python --quiet
 .venv/bin/python -m pytest -q

@@ -2,10 +2,11 @@
 
 from collections.abc import Awaitable
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 storage: ModuleType
 
+@final
 class StoredEvent:
     id: str
     event_type: str
@@ -18,6 +19,7 @@ class StoredEvent:
     code_version: str | None
     input_data_versions: list[tuple[str, str]]
 
+@final
 class StoredLog:
     id: str
     run_id: str
@@ -27,6 +29,7 @@ class StoredLog:
     stderr: str | None
     logs: str | None
 
+@final
 class AssetRecord:
     asset_key: str
     tags: list[str]
@@ -41,12 +44,14 @@ class AssetRecord:
     last_input_data_versions: list[tuple[str, str]]
     pool: list[tuple[str, int]]
 
+@final
 class StaleCause:
     asset_key: str
     category: str
     reason: str
     dependency: str | None
 
+@final
 class LaunchedBy:
     @classmethod
     def manual(cls) -> LaunchedBy: ...
@@ -67,6 +72,7 @@ class LaunchedBy:
     @property
     def user(self) -> None: ...
 
+@final
 class RunRecord:
     run_id: str
     job_name: str | None
@@ -80,6 +86,7 @@ class RunRecord:
     block_reason: str | None
     launched_by: LaunchedBy
 
+@final
 class StoredTick:
     id: str
     automation_name: str
@@ -92,6 +99,7 @@ class StoredTick:
     error: str | None
     cursor: str | None
 
+@final
 class Storage:
     @staticmethod
     def memory() -> Storage: ...
@@ -176,6 +184,7 @@ class StorageError(Exception): ...
 class SchemaMigrationNeededError(StorageError): ...
 class TaskDefinitionError(Exception): ...
 
+@final
 class Backoff:
     @staticmethod
     def constant(delay: float, *, jitter: float = 0.0, max_delay: float | None = None) -> Backoff: ...
@@ -191,6 +200,7 @@ class Backoff:
     def fixed(schedule: list[float], *, jitter: float = 0.0) -> Backoff: ...
     def delay_for(self, failures: int) -> float: ...
 
+@final
 class Plan:
     @property
     def node_names(self) -> list[str]: ...
@@ -198,14 +208,15 @@ class Plan:
     def steps(self) -> list[tuple[str, Literal["in_process", "parallel", "kubernetes"], bool, int]]: ...
     def __len__(self) -> int: ...
 
+@final
 class Graph:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         nodes: list[tuple[Any, ...]],
         resource_keys: list[str],
         retries: dict[str, Any],
         check_bindings: bool = True,
-    ) -> None: ...
+    ) -> Graph: ...
     @property
     def warnings(self) -> list[str]: ...
     def upstreams(self, name: str) -> list[tuple[str, bool]]: ...

@@ -32,7 +32,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // PyO3 submodules are attributes, not importable packages: register the dotted name so
     // `import rivers._core.storage` and `from rivers._core.storage import X` work.
     py.import("sys")?.getattr("modules")?.set_item("rivers._core.storage", &storage_module)?;
-    for name in ["Storage", "StoredEvent", "AssetRecord", "RunRecord", "LaunchedBy", "StaleCause", "StoredTick"] {
+    for name in
+        ["Storage", "StoredEvent", "StoredLog", "AssetRecord", "RunRecord", "LaunchedBy", "StaleCause", "StoredTick"]
+    {
         m.add(name, storage_module.getattr(name)?)?;
     }
     Ok(())
