@@ -1,63 +1,91 @@
 """Per-step capture of stdout, stderr and ``rivers`` log records.
 
-Captured text is still echoed to the real streams; each stream keeps at most its last 4 MiB.
+Capture is scoped per step through a context variable: ``sys.stdout`` / ``sys.stderr`` are
+wrapped (once) by routers that append each write to the capture of the step running in the
+current thread or asyncio task, and still echo it to the real stream. Concurrent steps —
+threads, or async steps sharing one event loop — therefore never mix their output. Each
+captured stream keeps at most its last 4 MiB.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import sys
+import threading
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 _LIMIT = 4 * 1024 * 1024
 _rivers_logger = logging.getLogger("rivers")
+_current: contextvars.ContextVar[StepCapture | None] = contextvars.ContextVar("rivers_step_capture", default=None)
+_install_lock = threading.Lock()
 
 
-class _Tee(io.TextIOBase):
-    def __init__(self, echo: TextIO) -> None:
-        self._echo = echo
-        self._parts: list[str] = []
+class _StreamRouter(io.TextIOBase):
+    """Stands in for ``sys.stdout`` / ``sys.stderr``: tees writes into the current step's
+    capture; everything else is delegated to the wrapped stream."""
+
+    def __init__(self, target: TextIO, stream: str) -> None:
+        self._target = target
+        self._stream = stream
 
     def write(self, text: str) -> int:
-        self._parts.append(text)
+        capture = _current.get()
+        if capture is not None:
+            capture._parts[self._stream].append(text)
         try:
-            self._echo.write(text)
+            self._target.write(text)
         except ValueError:  # the real stream was closed (e.g. at interpreter shutdown)
             pass
         return len(text)
 
     def flush(self) -> None:
-        self._echo.flush()
+        self._target.flush()
 
-    def value(self) -> str | None:
-        text = "".join(self._parts)
-        return text[-_LIMIT:] if text else None
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
 
 
-class _Collect(logging.Handler):
+class _RecordRouter(logging.Handler):
+    """Attached to the ``rivers`` logger: keeps the records of the current step."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+        capture = _current.get()
+        if capture is not None:
+            capture._parts["logs"].append(self.format(record))
+
+
+_record_router = _RecordRouter()
+
+
+def _install() -> None:
+    with _install_lock:
+        if not isinstance(sys.stdout, _StreamRouter):
+            sys.stdout = _StreamRouter(sys.stdout, "stdout")
+        if not isinstance(sys.stderr, _StreamRouter):
+            sys.stderr = _StreamRouter(sys.stderr, "stderr")
+        if _record_router not in _rivers_logger.handlers:
+            _rivers_logger.addHandler(_record_router)
+        if _rivers_logger.level == logging.NOTSET:
+            # context.log.info(...) must reach the capture even when the root logger is unset.
+            _rivers_logger.setLevel(logging.INFO)
 
 
 class StepCapture:
     """Context manager capturing one step execution's output."""
 
+    def __init__(self) -> None:
+        self._parts: dict[str, list[str]] = {"stdout": [], "stderr": [], "logs": []}
+
     def __enter__(self) -> StepCapture:
-        self._stdout, self._stderr = sys.stdout, sys.stderr
-        self._out, self._err = _Tee(self._stdout), _Tee(self._stderr)
-        sys.stdout, sys.stderr = self._out, self._err
-        self._handler = _Collect()
-        if _rivers_logger.level == logging.NOTSET:
-            # context.log.info(...) must reach the capture even when the root logger is unset.
-            _rivers_logger.setLevel(logging.INFO)
-        _rivers_logger.addHandler(self._handler)
+        _install()
+        self._token = _current.set(self)
         return self
 
     def __exit__(
@@ -66,11 +94,13 @@ class StepCapture:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        sys.stdout, sys.stderr = self._stdout, self._stderr
-        _rivers_logger.removeHandler(self._handler)
+        _current.reset(self._token)
+
+    def _text(self, stream: str, separator: str = "") -> str | None:
+        text = separator.join(self._parts[stream])
+        return text[-_LIMIT:] if text else None
 
     def result(self) -> tuple[str | None, str | None, str | None] | None:
         """``(stdout, stderr, logs)``, or ``None`` when the step produced no output at all."""
-        logs = "\n".join(self._handler.lines)[-_LIMIT:] or None
-        captured = (self._out.value(), self._err.value(), logs)
+        captured = (self._text("stdout"), self._text("stderr"), self._text("logs", "\n"))
         return captured if any(part is not None for part in captured) else None

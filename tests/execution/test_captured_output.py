@@ -1,0 +1,74 @@
+"""Per-step capture of stdout, stderr and log records into StoredLog rows."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import rivers as rs
+
+
+def _logs_by_step(repo: rs.CodeRepository, run_id: str) -> dict[str, object]:
+    return {row.step_key: row for row in repo.storage.get_run_logs(run_id)}
+
+
+def test_printed_and_logged_output_is_stored_per_step_and_not_as_events():
+    @rs.Asset
+    def talker(context: rs.AssetExecutionContext) -> int:
+        print("this line is captured as stdout of the step")
+        context.log.info("counted %d parcels", 3)
+        return 3
+
+    @rs.Asset
+    def quiet(talker: int) -> int:
+        return talker
+
+    repo = rs.CodeRepository(assets=[talker, quiet], default_executor=rs.Executor.in_process())
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize()
+    rows = _logs_by_step(repo, result.run_id)
+    assert set(rows) == {"talker"}
+    row = rows["talker"]
+    assert row.stdout == "this line is captured as stdout of the step\n"
+    assert row.stderr is None
+    assert "counted 3 parcels" in row.logs and "rivers.assets.talker" in row.logs
+    assert row.run_id == result.run_id
+    assert all("captured" not in str(e.metadata) for e in repo.storage.get_events_for_run(result.run_id))
+
+
+def test_concurrent_async_steps_do_not_mix_their_output():
+    started = {"count": 0}
+
+    async def wait_for_both() -> None:
+        started["count"] += 1
+        for _ in range(200):
+            if started["count"] == 2:
+                return
+            await asyncio.sleep(0.01)
+
+    @rs.Asset
+    async def left() -> str:
+        await wait_for_both()
+        for i in range(3):
+            print(f"left {i}")
+            await asyncio.sleep(0)
+        print("left to stderr", file=sys.stderr)
+        return "l"
+
+    @rs.Asset
+    async def right() -> str:
+        await wait_for_both()
+        for i in range(3):
+            print(f"right {i}")
+            await asyncio.sleep(0)
+        return "r"
+
+    repo = rs.CodeRepository(assets=[left, right], default_executor=rs.Executor.parallel(max_workers=1))
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize()
+    rows = _logs_by_step(repo, result.run_id)
+    assert started["count"] == 2
+    assert rows["left"].stdout == "left 0\nleft 1\nleft 2\n"
+    assert rows["right"].stdout == "right 0\nright 1\nright 2\n"
+    assert rows["left"].stderr == "left to stderr\n"
+    assert rows["right"].stderr is None
