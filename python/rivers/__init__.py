@@ -77,6 +77,9 @@ def __getattr__(name: str) -> Any:
 
 __version__: str = __import__("rivers._core", fromlist=["__version__"]).__version__
 
+# `rivers` log records (context.log included) flow into the native tracing subscriber.
+__import__("rivers._capture", fromlist=["install_tracing_bridge"]).install_tracing_bridge()
+
 __all__ = [
     "Asset",
     "AssetDef",

@@ -104,3 +104,26 @@ class StepCapture:
         """``(stdout, stderr, logs)``, or ``None`` when the step produced no output at all."""
         captured = (self._text("stdout"), self._text("stderr"), self._text("logs", "\n"))
         return captured if any(part is not None for part in captured) else None
+
+
+class TracingBridge(logging.Handler):
+    """Forwards records of the ``rivers`` logger hierarchy to the native tracing subscriber
+    (filtered by ``RUST_LOG``), so Python and Rust logs share one pipeline."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rivers._core import _log
+
+        try:
+            _log(record.levelno, record.name, record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def install_tracing_bridge() -> None:
+    """Attaches the bridge to the ``rivers`` logger once."""
+    with _install_lock:
+        if not any(isinstance(h, TracingBridge) for h in _rivers_logger.handlers):
+            _rivers_logger.addHandler(TracingBridge())

@@ -239,6 +239,7 @@ class Graph:
         default_retry: Any = None,
     ) -> Plan: ...
 
+def _log(level: int, logger: str, message: str) -> None: ...
 def execute_run(
     storage: Storage,
     plan: Plan,

@@ -72,3 +72,29 @@ def test_concurrent_async_steps_do_not_mix_their_output():
     assert rows["right"].stdout == "right 0\nright 1\nright 2\n"
     assert rows["left"].stderr == "left to stderr\n"
     assert rows["right"].stderr is None
+
+
+def _run_logging_script(rust_log: str) -> str:
+    import os
+    import subprocess
+
+    script = (
+        "import rivers as rs\n"
+        "@rs.Asset\n"
+        "def parcels(context):\n"
+        "    context.log.info('weighed %d parcels', 4)\n"
+        "    return 4\n"
+        "repo = rs.CodeRepository(assets=[parcels], default_executor=rs.Executor.in_process())\n"
+        "repo.materialize()\n"
+    )
+    env = {**os.environ, "RUST_LOG": rust_log}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_rivers_log_records_reach_the_native_subscriber_filtered_by_rust_log():
+    shown = _run_logging_script("info")
+    assert "rivers::python" in shown and "weighed 4 parcels" in shown
+    assert "rivers.assets.parcels" in shown
+    assert "weighed 4 parcels" not in _run_logging_script("error")

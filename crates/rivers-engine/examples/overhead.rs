@@ -28,6 +28,8 @@ impl StepRunner for Noop {
 }
 
 fn main() {
+    // `RUST_LOG=debug` shows the engine's and storage's tracing output.
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (layers, width) = (20, 10);
     let mut nodes = Vec::new();

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod error;
 mod exceptions;
 mod graph;
+mod logging;
 mod pools;
 mod records;
 mod retry;
@@ -20,6 +21,8 @@ mod storage;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    logging::init();
+    m.add_function(wrap_pyfunction!(logging::_log, m)?)?;
     exceptions::register(m)?;
     m.add_class::<graph::PyGraph>()?;
     m.add_class::<graph::PyPlan>()?;
