@@ -4,9 +4,15 @@
 use pyo3::prelude::*;
 use tracing_subscriber::EnvFilter;
 
+/// Without `RUST_LOG`: rivers at `info`. The embedded database's own logs stay out of users'
+/// terminals: its lifecycle notices, and the notices it logs at error level during every clean
+/// shutdown ("datastore is shutting down", compactions draining); storage failures reach users
+/// as `StorageError`s instead. `RUST_LOG=info,surrealdb=debug` brings them back.
+const DEFAULT_FILTER: &str = "info,surrealdb=off,surrealdb_core=off,surrealdb_kvs_rocksdb=off";
+
 /// Installs the process-wide subscriber unless the host process already has one.
 pub(crate) fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // `try_init` fails only when a subscriber is already installed, which is fine to keep.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
