@@ -506,6 +506,7 @@ class ExternalAsset(Asset):
         if not callable(fn):
             raise AssetDefinitionError("Asset.external(...) can only decorate a function")
         self.observe_fn = fn
+        self.__dict__.pop("_node_spec", None)  # the definition changed: convert it again
         if not self.name:
             self.name = fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)

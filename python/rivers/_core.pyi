@@ -209,10 +209,15 @@ class Plan:
     def __len__(self) -> int: ...
 
 @final
+class NodeSpec:
+    def __new__(cls, node: tuple[Any, ...]) -> NodeSpec: ...
+
+@final
 class Graph:
     def __new__(
         cls,
-        nodes: list[tuple[Any, ...]],
+        nodes: list[NodeSpec],
+        pinned: list[bool],
         resource_keys: list[str],
         retries: dict[str, Any],
         check_bindings: bool = True,

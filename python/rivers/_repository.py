@@ -281,18 +281,26 @@ class CodeRepository:
                     pinned.add(asset.name)
         return pinned
 
-    def _node_tuple(self, asset: Any, pinned: set[str]) -> tuple[Any, ...]:
-        external = isinstance(asset, ExternalAsset)
-        return (
-            asset.name,
-            "external" if external else "asset",
-            [] if external else asset._param_tuples,
-            [(d.name, d.is_input) for d in asset.deps],
-            (asset.metadata or {}).get("rivers/executor"),
-            asset.name in pinned,
-            asset.is_async,
-            retry_spec(asset.retry),
-        )
+    @staticmethod
+    def _node_spec(asset: Any) -> Any:
+        """The core's form of an asset definition, converted once per asset object."""
+        spec = asset.__dict__.get("_node_spec")
+        if spec is None:
+            external = isinstance(asset, ExternalAsset)
+            spec = _core.NodeSpec(
+                (
+                    asset.name,
+                    "external" if external else "asset",
+                    [] if external else asset._param_tuples,
+                    [(d.name, d.is_input) for d in asset.deps],
+                    (asset.metadata or {}).get("rivers/executor"),
+                    False,
+                    asset.is_async,
+                    retry_spec(asset.retry),
+                )
+            )
+            asset._node_spec = spec
+        return spec
 
     def _build_graph(self, check_bindings: bool) -> Any:
         # Building the node tuples allocates tens of thousands of short-lived containers for a
@@ -302,9 +310,10 @@ class CodeRepository:
         gc.disable()
         try:
             pinned = self._pinned_nodes() if check_bindings else set()
-            nodes = [self._node_tuple(a, pinned) for a in self._assets]
+            nodes = [self._node_spec(a) for a in self._assets]
+            flags = [a.name in pinned for a in self._assets]
             retries = {key: policy._spec() for key, policy in self._retries.items()}
-            return _core.Graph(nodes, list(self._resources), retries, check_bindings)
+            return _core.Graph(nodes, flags, list(self._resources), retries, check_bindings)
         finally:
             if collecting:
                 gc.enable()
@@ -385,6 +394,8 @@ class CodeRepository:
     @property
     def storage(self) -> Any:
         if self._storage is None:
+            if self._shut_down:
+                raise RuntimeError("this repository was shut down and released its storage; build a new one")
             raise RuntimeError("repository storage is not bound yet: call resolve() (or run something) first")
         return self._storage
 

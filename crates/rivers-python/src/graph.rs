@@ -44,6 +44,25 @@ fn node_def(py: Python<'_>, tuple: NodeTuple) -> PyResult<NodeDef> {
     })
 }
 
+/// One node definition, converted from Python once and reused by every graph build (the
+/// conversion, not the validation, is what caching saves).
+#[pyclass(name = "NodeSpec", module = "rivers._core", frozen)]
+pub(crate) struct PyNodeSpec(NodeDef);
+
+#[pymethods]
+impl PyNodeSpec {
+    /// `(name, kind, params, deps, executor_override, pinned, is_async, retry)`; `pinned` is
+    /// replaced per graph build.
+    #[new]
+    fn new(py: Python<'_>, node: NodeTuple) -> PyResult<Self> {
+        Ok(PyNodeSpec(node_def(py, node)?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("NodeSpec({:?})", self.0.name)
+    }
+}
+
 /// The validated asset graph of a repository.
 #[pyclass(name = "Graph", module = "rivers._core", frozen)]
 pub(crate) struct PyGraph {
@@ -70,17 +89,23 @@ impl PyGraph {
 
 #[pymethods]
 impl PyGraph {
-    /// Builds and validates the graph from node tuples (see `rivers._repository`).
+    /// Builds and validates the graph from node specs and, per node, whether its step must stay
+    /// in the calling process (see `rivers._repository`).
     #[new]
-    #[pyo3(signature = (nodes, resource_keys, retries, check_bindings = true))]
+    #[pyo3(signature = (nodes, pinned, resource_keys, retries, check_bindings = true))]
     fn new(
         py: Python<'_>,
-        nodes: Vec<NodeTuple>,
+        nodes: Vec<PyRef<'_, PyNodeSpec>>,
+        pinned: Vec<bool>,
         resource_keys: Vec<String>,
         retries: HashMap<String, Py<PyAny>>,
         check_bindings: bool,
     ) -> PyResult<Self> {
-        let nodes = nodes.into_iter().map(|n| node_def(py, n)).collect::<PyResult<Vec<_>>>()?;
+        let nodes: Vec<NodeDef> = nodes
+            .iter()
+            .zip(pinned.iter().copied().chain(std::iter::repeat(false)))
+            .map(|(spec, pinned_in_process)| NodeDef { pinned_in_process, ..spec.0.clone() })
+            .collect();
         let mut registered = HashMap::with_capacity(retries.len());
         for (name, spec) in retries {
             match retry_spec(spec.bind(py))? {

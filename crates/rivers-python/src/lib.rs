@@ -25,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logging::_log, m)?)?;
     exceptions::register(m)?;
     m.add_class::<graph::PyGraph>()?;
+    m.add_class::<graph::PyNodeSpec>()?;
     m.add_class::<graph::PyPlan>()?;
     m.add_class::<retry::PyBackoff>()?;
     m.add_function(wrap_pyfunction!(run::execute_run, m)?)?;
