@@ -451,7 +451,9 @@ class SingleAsset(Asset):
         # closures and objects of `__main__` cannot be re-imported and travel by value.
         module, qualname = self.fn.__module__, self.fn.__qualname__
         if "<locals>" in qualname or module == "__main__":
-            return (_rebuild_asset, (type(self), dict(self.__dict__)))
+            # The cached core form of the definition is process-local; workers do not need it.
+            state = {key: value for key, value in self.__dict__.items() if key != "_node_spec"}
+            return (_rebuild_asset, (type(self), state))
         return (_import_asset, (module, qualname, self.name))
 
 

@@ -252,3 +252,23 @@ def test_worker_that_cannot_import_the_asset_reports_a_clear_error():
 
     with pytest.raises(AssetDefinitionError, match="could not import asset 'ghost'.*module scope"):
         _import_asset("rivers_no_such_module_here", "ghost", "ghost")
+
+
+def test_closure_assets_travel_by_value_to_workers(tmp_path):
+    import os
+
+    from obstore.store import LocalStore
+
+    handler = rs.PickleIOHandler(store=LocalStore(str(tmp_path)))
+    offset = 40
+
+    @rs.Asset(io_handler=handler)
+    def closure_pid() -> tuple[int, int]:
+        return os.getpid(), offset + 2
+
+    repo = rs.CodeRepository(assets=[closure_pid], default_executor=rs.Executor.parallel(max_workers=1))
+    repo.resolve(storage=rs.Storage.memory())
+    assert repo.materialize().success
+    worker_pid, value = repo.load_node("closure_pid")
+    assert value == 42
+    assert worker_pid != os.getpid()
