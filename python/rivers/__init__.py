@@ -29,6 +29,8 @@ from rivers._core import Storage as Storage
 from rivers._core import StoredEvent as StoredEvent
 from rivers._core import StoredTick as StoredTick
 from rivers._executor import Executor as Executor
+from rivers._handles import RunHandle as RunHandle
+from rivers._handles import RunResult as RunResult
 from rivers._hooks import Hook as Hook
 from rivers._hooks import HookContext as HookContext
 from rivers._io_context import InputContext as InputContext
@@ -36,8 +38,6 @@ from rivers._io_context import OutputContext as OutputContext
 from rivers._metadata import MetadataValue as MetadataValue
 from rivers._repository import CodeRepository as CodeRepository
 from rivers._repository import Job as Job
-from rivers._repository import RunHandle as RunHandle
-from rivers._repository import RunResult as RunResult
 from rivers._results import Materialization as Materialization
 from rivers._results import Observation as Observation
 from rivers._results import Output as Output

@@ -1,0 +1,85 @@
+"""What runs hand back: ``RunResult`` (a finished run) and ``RunHandle`` (a submitted one)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rivers._repository import CodeRepository
+
+
+class RunResult:
+    """Outcome of a synchronous run. Values are read back with ``repo.load_node(name)``."""
+
+    __slots__ = ("_success", "_run_id", "_materialized", "_failed")
+
+    def __init__(
+        self, success: bool, run_id: str, materialized_assets: list[str], failed_assets: list[tuple[str, str]]
+    ):
+        self._success = success
+        self._run_id = run_id
+        self._materialized = materialized_assets
+        self._failed = failed_assets
+
+    @property
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def materialized_assets(self) -> list[str]:
+        return list(self._materialized)
+
+    @property
+    def failed_assets(self) -> list[tuple[str, str]]:
+        return list(self._failed)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(success={self._success}, run_id={self._run_id!r}, materialized_assets={self._materialized!r})"
+        )
+
+
+class RunHandle:
+    """Handle to a submitted run: poll its status, wait for it, cancel it."""
+
+    def __init__(self, repository: CodeRepository, run_id: str, thread: threading.Thread | None = None) -> None:
+        self._repository = repository
+        self._run_id = run_id
+        self._thread = thread
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def status(self) -> str:
+        record = self._repository.storage.get_run(self._run_id)
+        return record.status if record is not None else "NotStarted"
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Blocks until the run is terminal; ``TimeoutError`` after ``timeout`` seconds."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"run {self._run_id} did not finish within {timeout} seconds")
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise RuntimeError(f"run {self._run_id} has no result")
+        return self._result
+
+    def cancel(self) -> None:
+        """Requests cancellation; a no-op for a terminal run."""
+        storage = self._repository.storage
+        if not storage.cancel_queued_run(self._run_id) and self.status not in ("Success", "Failure", "Canceled"):
+            storage.request_cancellation(self._run_id)
+
+    def __repr__(self) -> str:
+        return f"RunHandle(run_id={self._run_id!r})"
