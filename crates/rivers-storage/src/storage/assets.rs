@@ -1,0 +1,123 @@
+//! Asset records: the registry document of declared fields merged with materialization state.
+
+use rivers_core::{AssetVersionState, Staleness, compute_staleness};
+
+use crate::records::AssetRecord;
+use serde_json::{Value, json};
+
+use super::Storage;
+use crate::error::{Error, Result};
+
+impl Storage {
+    // ---- assets -------------------------------------------------------------------------
+
+    /// Registers assets: declared fields are replaced, `last_*` fields are kept.
+    ///
+    /// Declared fields live in one registry document (one write for a whole repository, however
+    /// large); the `asset` table holds only what materializations and observations record.
+    pub async fn register_assets(&self, records: Vec<AssetRecord>) -> Result<()> {
+        let declared: serde_json::Map<String, Value> = records
+            .into_iter()
+            .map(|r| {
+                let doc = json!({"tags": r.tags, "kinds": r.kinds, "group": r.group, "code_version": r.code_version,
+                                 "pool": r.pool, "upstreams": r.upstreams, "is_external": r.is_external});
+                (r.asset_key, doc)
+            })
+            .collect();
+        self.execute(
+            "UPSERT asset_registry:current MERGE { assets: $assets } RETURN NONE",
+            json!({"assets": Value::Object(declared)}),
+        )
+        .await
+    }
+
+    /// Combines a registry entry (declared fields) with an `asset` row (`last_*` fields).
+    fn merge_record(asset_key: &str, declared: Option<&Value>, state: Option<Value>) -> Result<AssetRecord> {
+        let mut doc = state.unwrap_or_else(|| json!({}));
+        if let (Some(Value::Object(fields)), Value::Object(target)) = (declared, &mut doc) {
+            for (key, value) in fields {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+        doc["asset_key"] = Value::String(asset_key.to_string());
+        serde_json::from_value(doc).map_err(|source| Error::Decode { what: "asset", source })
+    }
+
+    /// One asset's record.
+    pub async fn get_asset_record(&self, asset_key: &str) -> Result<Option<AssetRecord>> {
+        self.flush().await?;
+        let mut response = self
+            .inner
+            .db
+            .query("SELECT VALUE assets[$key] FROM asset_registry:current; SELECT * OMIT id FROM type::record('asset', $key);")
+            .bind(json!({"key": asset_key}))
+            .await?;
+        let declared: Vec<Value> = response.take(0)?;
+        let state: Vec<Value> = response.take(1)?;
+        let declared = declared.into_iter().find(|v| v.is_object());
+        let state = state.into_iter().next();
+        if declared.is_none() && state.is_none() {
+            return Ok(None);
+        }
+        Self::merge_record(asset_key, declared.as_ref(), state).map(Some)
+    }
+
+    /// Every asset record, by ascending key.
+    pub async fn get_asset_records(&self) -> Result<Vec<AssetRecord>> {
+        self.flush().await?;
+        let mut response = self
+            .inner
+            .db
+            .query("SELECT VALUE assets FROM asset_registry:current; SELECT * OMIT id FROM asset;")
+            .await?;
+        let declared: Vec<Value> = response.take(0)?;
+        let states: Vec<Value> = response.take(1)?;
+        let declared = match declared.into_iter().next() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut by_key: std::collections::BTreeMap<String, Option<Value>> =
+            declared.keys().map(|k| (k.clone(), None)).collect();
+        for state in states {
+            if let Some(key) = state["asset_key"].as_str() {
+                by_key.insert(key.to_string(), Some(state));
+            }
+        }
+        by_key.into_iter().map(|(key, state)| Self::merge_record(&key, declared.get(&key), state)).collect()
+    }
+
+    /// Records whose tags contain `tag`.
+    pub async fn get_assets_by_tag(&self, tag: &str) -> Result<Vec<AssetRecord>> {
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.tags.iter().any(|t| t == tag)).collect())
+    }
+
+    /// Records whose kinds contain `kind`.
+    pub async fn get_assets_by_kind(&self, kind: &str) -> Result<Vec<AssetRecord>> {
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.kinds.iter().any(|k| k == kind)).collect())
+    }
+
+    /// Records of group `group`.
+    pub async fn get_assets_by_group(&self, group: &str) -> Result<Vec<AssetRecord>> {
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.group.as_deref() == Some(group)).collect())
+    }
+
+    /// Live staleness of every asset record, keyed by asset key (ascending).
+    pub async fn compute_staleness(&self) -> Result<Vec<(String, Staleness)>> {
+        let states: Vec<AssetVersionState> = self
+            .get_asset_records()
+            .await?
+            .into_iter()
+            .map(|r| AssetVersionState {
+                current_data_version: if r.is_external { r.last_observation_data_version } else { r.last_data_version },
+                materialized: r.last_event_id.is_some(),
+                asset_key: r.asset_key,
+                is_external: r.is_external,
+                code_version: r.code_version,
+                last_materialization_code_version: r.last_materialization_code_version,
+                last_input_data_versions: r.last_input_data_versions,
+                upstreams: r.upstreams,
+            })
+            .collect();
+        Ok(compute_staleness(&states))
+    }
+}

@@ -1,0 +1,189 @@
+//! Run records: creation, status, outcome, cancellation, run logs and ticks.
+
+use rivers_core::RunStatus;
+
+use crate::clock::now_ns;
+use crate::records::{NewRun, RunRecord, StoredLog, StoredTick};
+use serde_json::json;
+
+use super::{Storage, decode};
+use crate::error::{Error, Result};
+
+impl Storage {
+    // ---- runs ---------------------------------------------------------------------------
+
+    /// Creates a run record.
+    pub async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
+        let record = RunRecord {
+            run_id: run.run_id,
+            job_name: run.job_name,
+            status: run.status.as_str().to_string(),
+            start_time: now_ns(),
+            end_time: None,
+            tags: run.tags,
+            node_names: run.node_names,
+            priority: run.priority,
+            partition_key: run.partition_key,
+            block_reason: None,
+            launched_by: run.launched_by,
+            cancel_requested: false,
+            completed_steps: 0,
+            total_steps: 0,
+            message: None,
+        };
+        let doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
+        self.execute(
+            "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE",
+            json!({"id": record.run_id, "doc": doc}),
+        )
+        .await?;
+        Ok(record)
+    }
+
+    /// The run, or `None`.
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let rows = self.rows("SELECT * OMIT id FROM type::record('run', $id)", json!({"id": run_id})).await?;
+        Ok(decode("run", rows)?.into_iter().next())
+    }
+
+    /// Up to `limit` runs, newest first, optionally with one status.
+    pub async fn get_runs(&self, limit: usize, status: Option<&str>) -> Result<Vec<RunRecord>> {
+        let filter = if status.is_some() { "WHERE status = $status" } else { "" };
+        let sql = format!("SELECT * OMIT id FROM run {filter} ORDER BY start_time DESC LIMIT $limit");
+        let rows = self.rows(&sql, json!({"status": status, "limit": limit})).await?;
+        decode("run", rows)
+    }
+
+    /// Moves a run to `status` (non-terminal transitions such as `Running`).
+    pub async fn set_run_status(&self, run_id: &str, status: RunStatus) -> Result<()> {
+        self.execute(
+            "UPDATE type::record('run', $id) SET status = $status RETURN NONE",
+            json!({"id": run_id, "status": status.as_str()}),
+        )
+        .await
+    }
+
+    /// Persists a run's terminal outcome. `status` accepts `Success`, `Failure`, `Canceled`
+    /// and `Cancelled` (stored as `Canceled`).
+    ///
+    /// # Errors
+    /// `InvalidStatus` for any other spelling.
+    pub async fn set_run_outcome(
+        &self,
+        run_id: &str,
+        status: &str,
+        completed_steps: i64,
+        total_steps: i64,
+        message: Option<&str>,
+    ) -> Result<()> {
+        let canonical = match status {
+            "Success" => RunStatus::Success,
+            "Failure" => RunStatus::Failure,
+            "Canceled" | "Cancelled" => RunStatus::Canceled,
+            other => {
+                return Err(Error::InvalidStatus(format!(
+                    "unknown run outcome status {other:?}; expected \"Success\", \"Failure\" or \"Cancelled\""
+                )));
+            }
+        };
+        self.flush().await?;
+        self.execute(
+            "UPDATE type::record('run', $id) SET status = $status, completed_steps = $done, total_steps = $total, \
+             message = $message, end_time = $end RETURN NONE",
+            json!({"id": run_id, "status": canonical.as_str(), "done": completed_steps, "total": total_steps,
+                   "message": message, "end": now_ns()}),
+        )
+        .await
+    }
+
+    /// `(completed_steps, total_steps)` of a run; `(0, 0)` when unknown.
+    pub async fn get_run_progress(&self, run_id: &str) -> Result<(i64, i64)> {
+        Ok(self.get_run(run_id).await?.map_or((0, 0), |r| (r.completed_steps, r.total_steps)))
+    }
+
+    /// Runs currently queued.
+    pub async fn get_queued_runs(&self) -> Result<Vec<RunRecord>> {
+        self.get_runs(usize::MAX >> 1, Some(RunStatus::Queued.as_str())).await
+    }
+
+    /// Cancels a queued run; `false` when the run is not queued.
+    pub async fn cancel_queued_run(&self, run_id: &str) -> Result<bool> {
+        match self.get_run(run_id).await? {
+            Some(run) if run.status == RunStatus::Queued.as_str() => {
+                self.execute(
+                    "UPDATE type::record('run', $id) SET status = 'Canceled', end_time = $end RETURN NONE",
+                    json!({"id": run_id, "end": now_ns()}),
+                )
+                .await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Sets the cooperative cancellation flag of a run. A run not created yet is flagged on this
+    /// handle only, so a run started through it later begins cancelled.
+    pub async fn request_cancellation(&self, run_id: &str) -> Result<()> {
+        self.inner.cancelled.lock().insert(run_id.to_string());
+        self.execute("UPDATE type::record('run', $id) SET cancel_requested = true RETURN NONE", json!({"id": run_id}))
+            .await
+    }
+
+    /// Whether cancellation was requested through this handle (no database round trip).
+    pub fn is_cancel_requested_locally(&self, run_id: &str) -> bool {
+        self.inner.cancelled.lock().contains(run_id)
+    }
+
+    /// Whether cancellation was requested, through any handle.
+    pub async fn is_cancelled(&self, run_id: &str) -> Result<bool> {
+        if self.is_cancel_requested_locally(run_id) {
+            return Ok(true);
+        }
+        Ok(self.get_run(run_id).await?.is_some_and(|r| r.cancel_requested))
+    }
+
+    // ---- run logs -----------------------------------------------------------------------
+
+    /// Stores one step execution's captured output.
+    pub async fn add_run_log(
+        &self,
+        run_id: &str,
+        step_key: &str,
+        stdout: Option<String>,
+        stderr: Option<String>,
+        logs: Option<String>,
+    ) -> Result<()> {
+        let row = StoredLog {
+            id: uuid::Uuid::now_v7().to_string(),
+            run_id: run_id.into(),
+            step_key: step_key.into(),
+            timestamp: now_ns(),
+            stdout,
+            stderr,
+            logs,
+        };
+        let doc = serde_json::to_value(&row).map_err(|source| Error::Decode { what: "run log", source })?;
+        self.execute("CREATE run_log CONTENT $doc RETURN NONE", json!({"doc": doc})).await
+    }
+
+    /// Captured step output of a run, oldest first.
+    pub async fn get_run_logs(&self, run_id: &str) -> Result<Vec<StoredLog>> {
+        let rows = self
+            .rows("SELECT * OMIT id FROM run_log WHERE run_id = $run ORDER BY timestamp", json!({"run": run_id}))
+            .await?;
+        decode("run log", rows)
+    }
+
+    // ---- ticks --------------------------------------------------------------------------
+
+    /// Up to `limit` ticks of an automation, newest first.
+    pub async fn get_ticks(&self, automation_name: &str, limit: usize) -> Result<Vec<StoredTick>> {
+        let rows = self
+            .rows(
+                "SELECT * OMIT id FROM tick WHERE automation_name = $name ORDER BY timestamp DESC LIMIT $limit",
+                json!({"name": automation_name, "limit": limit}),
+            )
+            .await?;
+        decode("tick", rows)
+    }
+}
