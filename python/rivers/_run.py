@@ -23,9 +23,9 @@ def worker_pool(max_workers: int) -> Any:
     """The process pool of the parallel executor (loky's process-wide reusable executor).
 
     The executor object is cached rather than fetched with ``get_reusable_executor`` per step:
-    that call waits for in-flight jobs before handing the executor back, which would serialise
-    the steps the engine runs concurrently. It is fetched again only to resize it or to replace
-    a broken pool.
+    called from the engine's step threads while jobs are in flight, that call hands back a fresh
+    pool (new worker processes) instead of the warm one, which made every step pay a worker
+    start-up. It is fetched again only to resize the pool or to replace a broken one.
     """
     global _pool
     with _pool_lock:
