@@ -9,6 +9,7 @@ from rivers._async import run_coroutine
 from rivers._context import AssetExecutionContext
 from rivers._metadata import MetadataValue
 from rivers._results import Materialization, Observation, Output
+from rivers._step import build_config
 from rivers.exceptions import ExecutionError, ResultDefinitionError
 
 
@@ -18,12 +19,7 @@ def observe_asset(asset: Any, resources: dict[str, Any]) -> tuple[dict[str, Meta
     Context metadata is overlaid by the returned ``Observation``'s; its data version wins over
     one registered on the context.
     """
-    config = None
-    if asset._config_type is not None:
-        try:
-            config = asset._config_type()
-        except Exception as err:
-            raise ExecutionError(f"config for '{asset.name}' failed validation: {err}") from err
+    config = build_config(asset, None)
     context: AssetExecutionContext[Any] = AssetExecutionContext(
         asset.name, asset.tags, asset.kinds, asset.group, None, asset.metadata, None, False, [asset.name], config
     )

@@ -209,10 +209,15 @@ impl Shared {
         for mat in output.materializations {
             let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let inputs: Vec<(String, String)> = {
-                let versions = self.versions.lock();
-                step.upstream_assets.iter().filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone()))).collect()
+                let mut versions = self.versions.lock();
+                let inputs = step
+                    .upstream_assets
+                    .iter()
+                    .filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone())))
+                    .collect();
+                versions.insert(mat.asset_key.clone(), data_version.clone());
+                inputs
             };
-            self.versions.lock().insert(mat.asset_key.clone(), data_version.clone());
             self.storage.enqueue_event(NewEvent {
                 event_type: EventType::Materialization.as_str(),
                 asset_key: Some(mat.asset_key),
@@ -405,22 +410,23 @@ impl<'p> Scheduler<'p> {
         }
     }
 
-    /// With level grouping, the only level that may start and the executor lane whose batch
-    /// is active.
-    fn level_gate(&self) -> Option<(u32, Option<Lane>)> {
+    /// With level grouping, the only level that may start steps.
+    fn level_gate(&self) -> Option<u32> {
         if !self.plan.level_grouping {
             return None;
         }
-        let level = self
-            .plan
+        self.plan
             .steps
             .iter()
             .zip(&self.states)
             .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running))
             .map(|(step, _)| step.level)
-            .min()?;
-        let active = self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane);
-        Some((level, active))
+            .min()
+    }
+
+    /// The lane with steps running, if any (with level grouping, the active batch).
+    fn active_lane(&self) -> Option<Lane> {
+        self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane)
     }
 
     async fn check_cancellation(&mut self) -> Result<()> {
@@ -450,12 +456,11 @@ impl<'p> Scheduler<'p> {
                 for index in candidates {
                     let step = &self.plan.steps[index];
                     let lane = lane(step);
-                    if let Some((level, active)) = gate {
+                    if let Some(level) = gate {
                         if step.level != level {
                             break;
                         }
-                        let batch = active.or_else(|| self.running.iter().find(|(_, n)| **n > 0).map(|(l, _)| *l));
-                        if batch.is_some_and(|b| b != lane) {
+                        if self.active_lane().is_some_and(|active| active != lane) {
                             continue;
                         }
                     }

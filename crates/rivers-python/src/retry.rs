@@ -47,23 +47,6 @@ impl PyBackoff {
         checked(Backoff::Fixed { schedule, jitter })
     }
 
-    /// The deterministic wait (no jitter) in seconds after `failures` failures.
-    fn delay_for(&self, failures: u32) -> f64 {
-        let without_jitter = match &self.0 {
-            Backoff::Constant { delay, max_delay, .. } => {
-                Backoff::Constant { delay: *delay, jitter: 0.0, max_delay: *max_delay }
-            }
-            Backoff::Linear { step, initial, max_delay, .. } => {
-                Backoff::Linear { step: *step, initial: *initial, jitter: 0.0, max_delay: *max_delay }
-            }
-            Backoff::Exponential { initial, factor, max_delay, .. } => {
-                Backoff::Exponential { initial: *initial, factor: *factor, jitter: 0.0, max_delay: *max_delay }
-            }
-            Backoff::Fixed { schedule, .. } => Backoff::Fixed { schedule: schedule.clone(), jitter: 0.0 },
-        };
-        without_jitter.delay(failures, 0.0).as_secs_f64()
-    }
-
     fn __repr__(&self) -> String {
         format!("Backoff({:?})", self.0)
     }

@@ -571,9 +571,4 @@ impl PyStorage {
         self.sync(py, async move { s.flush().await })?;
         Ok(event.id)
     }
-
-    /// Whether cancellation of `run_id` was requested through this handle.
-    fn _cancel_requested_locally(&self, run_id: &str) -> bool {
-        self.inner().is_cancel_requested_locally(run_id)
-    }
 }

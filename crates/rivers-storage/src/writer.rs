@@ -6,9 +6,6 @@
 //! themselves, idle there is no added latency. `flush` waits until everything enqueued before
 //! it is durable, which is what a run does before writing its terminal status.
 
-use std::sync::Arc;
-
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use surrealdb::Surreal;
 use surrealdb::engine::local::Db;
@@ -56,13 +53,14 @@ COMMIT TRANSACTION;
 impl Writer {
     pub(crate) fn spawn(db: Surreal<Db>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let failure = Arc::new(Mutex::new(None::<String>));
-        tokio::spawn(run(db, receiver, failure));
+        tokio::spawn(run(db, receiver));
         Writer { sender }
     }
 }
 
-async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>, failure: Arc<Mutex<Option<String>>>) {
+async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>) {
+    // The error of a failed batch, reported to the next flush.
+    let mut failure: Option<String> = None;
     let mut events = Vec::new();
     let mut waiters = Vec::new();
     while let Some(first) = receiver.recv().await {
@@ -80,10 +78,10 @@ async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>, fa
             && let Err(err) = write_batch(&db, std::mem::take(&mut events)).await
         {
             tracing::error!(error = %err, "writing a batch of run events failed");
-            *failure.lock() = Some(err.to_string());
+            failure = Some(err.to_string());
         }
         for done in waiters.drain(..) {
-            let outcome = match failure.lock().take() {
+            let outcome = match failure.take() {
                 Some(message) => Err(Error::Backend(message)),
                 None => Ok(()),
             };
