@@ -23,7 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from workloads.common import emit  # noqa: E402
 
-WORKLOADS = ("layered_memory", "layered_embedded", "validate_5k", "parallel_sleep", "peak_memory")
+WORKLOADS = (
+    "layered_memory",
+    "layered_embedded",
+    "layered_remote",
+    "validate_5k",
+    "selection_5k",
+    "parallel_sleep",
+    "peak_memory",
+)
 
 
 def main() -> int:

@@ -83,3 +83,37 @@ def emit(result: dict[str, Any]) -> None:
     """Print the one machine-readable result line ``run.py`` collects."""
     sys.stdout.flush()
     print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+@contextmanager
+def surreal_server() -> Iterator[str]:
+    """A SurrealDB server (in memory) on a free loopback port; yields its ``ws://`` endpoint.
+
+    The binary is the dev-only server built by ``scripts/dev-server.sh``, found through
+    ``RIVERS_SURREAL_SERVER``.
+    """
+    import socket
+    import subprocess
+
+    binary = os.environ.get("RIVERS_SURREAL_SERVER")
+    if not binary or not os.path.exists(binary):
+        raise RuntimeError("RIVERS_SURREAL_SERVER is not set: run `source scripts/dev-server.sh` first")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [binary, "start", "--no-banner", "--log", "warn", "--unauthenticated", "--bind", f"127.0.0.1:{port}"]
+    process = subprocess.Popen([*args, "memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the SurrealDB dev server did not start") from None
+                time.sleep(0.02)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()

@@ -14,9 +14,12 @@ import io
 import logging
 import sys
 import threading
+from collections import deque
 from types import TracebackType
 from typing import Any, TextIO
 
+# Bytes (UTF-8) kept per captured stream; older text is dropped from the front as it arrives,
+# so a step that prints gigabytes holds at most this much in memory.
 _LIMIT = 4 * 1024 * 1024
 _rivers_logger = logging.getLogger("rivers")
 _current: contextvars.ContextVar[StepCapture | None] = contextvars.ContextVar("rivers_step_capture", default=None)
@@ -34,7 +37,7 @@ class _StreamRouter(io.TextIOBase):
     def write(self, text: str) -> int:
         capture = _current.get()
         if capture is not None:
-            capture._parts[self._stream].append(text)
+            capture._streams[self._stream].append(text)
         try:
             self._target.write(text)
         except ValueError:  # the real stream was closed (e.g. at interpreter shutdown)
@@ -58,7 +61,7 @@ class _RecordRouter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         capture = _current.get()
         if capture is not None:
-            capture._parts["logs"].append(self.format(record))
+            capture._streams["logs"].append_line(self.format(record))
 
 
 _record_router = _RecordRouter()
@@ -77,11 +80,38 @@ def _install() -> None:
             _rivers_logger.setLevel(logging.INFO)
 
 
+class _Tail:
+    """The last ``_LIMIT`` bytes of a stream, as UTF-8."""
+
+    __slots__ = ("_parts", "_size")
+
+    def __init__(self) -> None:
+        self._parts: deque[bytes] = deque()
+        self._size = 0
+
+    def append(self, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        self._parts.append(data)
+        self._size += len(data)
+        while len(self._parts) > 1 and self._size - len(self._parts[0]) >= _LIMIT:
+            self._size -= len(self._parts.popleft())
+
+    def append_line(self, line: str) -> None:
+        self.append(f"\n{line}" if self._parts else line)
+
+    def text(self) -> str | None:
+        if not self._size:
+            return None
+        data = b"".join(self._parts)[-_LIMIT:]
+        # A cut inside a multi-byte character drops its remaining bytes.
+        return data.decode("utf-8", "ignore")
+
+
 class StepCapture:
     """Context manager capturing one step execution's output."""
 
     def __init__(self) -> None:
-        self._parts: dict[str, list[str]] = {"stdout": [], "stderr": [], "logs": []}
+        self._streams: dict[str, _Tail] = {"stdout": _Tail(), "stderr": _Tail(), "logs": _Tail()}
 
     def __enter__(self) -> StepCapture:
         _install()
@@ -96,13 +126,9 @@ class StepCapture:
     ) -> None:
         _current.reset(self._token)
 
-    def _text(self, stream: str, separator: str = "") -> str | None:
-        text = separator.join(self._parts[stream])
-        return text[-_LIMIT:] if text else None
-
     def result(self) -> tuple[str | None, str | None, str | None] | None:
         """``(stdout, stderr, logs)``, or ``None`` when the step produced no output at all."""
-        captured = (self._text("stdout"), self._text("stderr"), self._text("logs", "\n"))
+        captured = (self._streams["stdout"].text(), self._streams["stderr"].text(), self._streams["logs"].text())
         return captured if any(part is not None for part in captured) else None
 
 

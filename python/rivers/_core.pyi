@@ -106,7 +106,25 @@ class Storage:
     @staticmethod
     def embedded(path: str) -> Storage: ...
     @staticmethod
+    def connect(
+        endpoint: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        namespace: str | None = None,
+        database: str | None = None,
+    ) -> Storage: ...
+    @staticmethod
     def migrate_embedded(path: str) -> None: ...
+    @staticmethod
+    def migrate_remote(
+        endpoint: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        namespace: str | None = None,
+        database: str | None = None,
+    ) -> None: ...
     @staticmethod
     def _test_memory() -> Storage: ...
     @staticmethod

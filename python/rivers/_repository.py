@@ -267,7 +267,57 @@ class CodeRepository:
             if job.retry is not None:
                 graph.check_retry(retry_spec(job.retry), f"job '{job.name}'")
         self._validate_jobs(graph)
+        self._reject_unsupported()
         return graph
+
+    def _reject_unsupported(self) -> None:
+        """Declarations whose behaviour this build does not provide yet are refused by name,
+        never accepted and silently ignored."""
+        unsupported = {
+            "schedules": "schedules",
+            "sensors": "sensors",
+            "run_queue": "the run queue",
+            "pool_limits": "concurrency pool limits",
+            "partition_defs": "partitions",
+            "tasks": "tasks and graph assets",
+            "run_backend": "run backends",
+        }
+        given = {
+            "schedules": self._schedules,
+            "sensors": self._sensors,
+            "run_queue": self._run_queue,
+            "pool_limits": self._pool_limits,
+            "partition_defs": self._partition_defs,
+            "tasks": self._tasks,
+            "run_backend": self._run_backend,
+        }
+        for parameter, what in unsupported.items():
+            if given[parameter]:
+                raise NotImplementedError(
+                    f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
+                    f"remove {parameter}= to run the repository without them"
+                )
+        for asset in self._assets:
+            if asset.partitions_def is not None:
+                raise NotImplementedError(
+                    f"asset '{asset.name}' declares partitions_def=..., and partitioned assets are not available in "
+                    "this version of rivers; it would run unpartitioned: remove partitions_def= from it"
+                )
+            if asset.partition_mapping:
+                raise NotImplementedError(
+                    f"asset '{asset.name}' declares a partition_mapping, and partitions are not available in this "
+                    "version of rivers; remove the partition_mapping"
+                )
+            if asset.backfill_strategy is not None:
+                raise NotImplementedError(
+                    f"asset '{asset.name}' declares backfill_strategy=..., and backfills are not available in this "
+                    "version of rivers; remove backfill_strategy= from it"
+                )
+            if asset.automation_condition is not None:
+                raise NotImplementedError(
+                    f"asset '{asset.name}' declares automation_condition=..., and automation conditions are not "
+                    "evaluated by this version of rivers (no daemon); remove automation_condition= from it"
+                )
 
     def validate(self) -> None:
         """Checks the repository without side effects (no storage, no resource setup)."""

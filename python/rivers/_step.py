@@ -6,6 +6,7 @@ in parallel-executor workers; the engine (scheduling, retries, events) lives in 
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -
         _check_output_name(asset.name, result)
         metadata.update(result.metadata or {})
         version = result.data_version or registered
-        return (asset.name, encode(metadata), version, asset.code_version), None
+        return (asset.name, _with_tags(encode(metadata), result.tags), version, asset.code_version), None
     explicit = None
     value = result
     if isinstance(result, Output):
@@ -118,7 +119,19 @@ def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -
     output._output_metadata = metadata
     spec.output_handler.handle_output(output, value)
     version = explicit or registered or output.drain_data_version()
-    return (asset.name, encode(output._output_metadata), version, asset.code_version), value
+    tags = result.tags if isinstance(result, Output) else None
+    return (asset.name, _with_tags(encode(output._output_metadata), tags), version, asset.code_version), value
+
+
+# StoredEvent has no tags field: the tags of an Output / Materialization are recorded in the
+# event's metadata under this key, as a JSON array of strings.
+EVENT_TAGS_KEY = "rivers/tags"
+
+
+def _with_tags(pairs: list[tuple[str, str]], tags: list[str] | None) -> list[tuple[str, str]]:
+    if tags:
+        pairs.append((EVENT_TAGS_KEY, json.dumps([str(tag) for tag in tags])))
+    return pairs
 
 
 def run_hooks(spec: StepSpec, hook_type: str, output: Any = None, error: str | None = None, config: Any = None) -> None:

@@ -278,3 +278,25 @@ def test_self_dependency_composes_with_context_upstream_and_resource(make_repo):
     repo.materialize()
 
     assert repo.load_node("running_total") == 20
+
+
+def test_output_and_materialization_tags_are_recorded_on_the_event(make_repo, run_materializations):
+    @rs.Asset
+    def tagged_output():
+        return rs.Output(1, metadata={"rows": 1}, tags=["derived", "daily"])
+
+    @rs.Asset
+    def tagged_materialization():
+        return rs.Materialization(metadata={"rows": 2}, tags=["external-write"])
+
+    @rs.Asset
+    def untagged():
+        return 3
+
+    repo = make_repo([tagged_output, tagged_materialization, untagged])
+    result = repo.materialize()
+    events = run_materializations(repo.storage, result.run_id)
+    output_metadata = dict(events["tagged_output"].metadata)
+    assert (output_metadata["rows"], output_metadata["rivers/tags"]) == ("1", '["derived", "daily"]')
+    assert dict(events["tagged_materialization"].metadata)["rivers/tags"] == '["external-write"]'
+    assert "rivers/tags" not in dict(events["untagged"].metadata)

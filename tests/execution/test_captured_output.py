@@ -98,3 +98,26 @@ def test_rivers_log_records_reach_the_native_subscriber_filtered_by_rust_log():
     assert "rivers::python" in shown and "weighed 4 parcels" in shown
     assert "rivers.assets.parcels" in shown
     assert "weighed 4 parcels" not in _run_logging_script("error")
+
+
+def test_each_stream_keeps_only_its_last_4_mib():
+    mib = 1024 * 1024
+
+    @rs.Asset
+    def chatty() -> int:
+        for _ in range(3):
+            sys.stdout.write("a" * mib)
+        sys.stdout.write("é" * mib)  # two bytes each in UTF-8
+        sys.stdout.write("END")
+        sys.stderr.write("short")
+        return 1
+
+    repo = rs.CodeRepository(assets=[chatty], default_executor=rs.Executor.in_process())
+    repo.resolve(storage=rs.Storage.memory())
+    row = repo.storage.get_run_logs(repo.materialize().run_id)[0]
+    stdout = row.stdout
+    assert len(stdout.encode("utf-8")) <= 4 * mib
+    assert len(stdout.encode("utf-8")) >= 4 * mib - 1  # a cut inside "é" drops its other byte
+    assert stdout.endswith("é" * mib + "END")
+    assert stdout.lstrip("a").startswith("é")
+    assert row.stderr == "short"

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
-use rivers_core::{EventType, ExecutorKind, LaunchedBy, Plan, PlanStep, RunStatus};
+use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunStatus};
 use rivers_storage::{NewEvent, NewRun, Storage, StorageKind};
 
 use crate::error::Result;
@@ -64,6 +64,8 @@ pub struct RunOutcome {
 enum StepState {
     Pending,
     Running,
+    /// Waiting out a retry backoff, holding no executor slot.
+    BackingOff,
     Succeeded,
     Failed,
     Skipped,
@@ -111,7 +113,8 @@ pub async fn execute_run(
     options: RunOptions,
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
-    if storage.get_run(&run_id).await?.is_some() {
+    let existing = storage.get_run(&run_id).await?.is_some();
+    if existing {
         storage.set_run_status(&run_id, RunStatus::Running).await?;
     } else {
         storage
@@ -127,6 +130,19 @@ pub async fn execute_run(
             })
             .await?;
     }
+    storage.attach_run(&run_id).await?;
+    let outcome = drive_run(storage, plan, runner, options).await;
+    storage.detach_run(&run_id);
+    outcome
+}
+
+async fn drive_run(
+    storage: &Storage,
+    plan: &Plan,
+    runner: Arc<dyn StepRunner>,
+    options: RunOptions,
+) -> Result<RunOutcome> {
+    let run_id = options.run_id.clone();
     let already_done = if options.resume {
         storage.succeeded_steps(&run_id, options.partition_key.as_deref()).await?
     } else {
@@ -146,8 +162,10 @@ pub async fn execute_run(
     }
     scheduler.drive().await?;
 
-    let Scheduler { states, failed, cancelled, .. } = scheduler;
-    let status = if cancelled {
+    let Scheduler { states, failed, cancelled, storage_error, .. } = scheduler;
+    let status = if storage_error.is_some() {
+        RunStatus::Failure
+    } else if cancelled {
         RunStatus::Canceled
     } else if states.iter().any(|s| *s != StepState::Succeeded) {
         RunStatus::Failure
@@ -161,8 +179,23 @@ pub async fn execute_run(
     };
     shared.event(terminal_event, None, Vec::new());
     let completed = states.iter().filter(|s| **s == StepState::Succeeded).count() as i64;
+    let total = plan.steps.len() as i64;
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
-    storage.set_run_outcome(&run_id, status.as_str(), completed, plan.steps.len() as i64, message.as_deref()).await?;
+    let recorded = match storage_error {
+        Some(err) => Err(err),
+        None => storage.set_run_outcome(&run_id, status, completed, total, message.as_deref()).await,
+    };
+    if let Err(err) = recorded {
+        // Some of the run's events are not stored: the run did not succeed, whatever its steps
+        // did. Record that (the store may be reachable again) and report the storage error.
+        let message = format!("storage error: {err}");
+        if let Err(second) =
+            storage.write_run_outcome(&run_id, RunStatus::Failure, completed, total, Some(&message)).await
+        {
+            tracing::error!(run_id, error = %second, "could not record the failure of a run whose events were lost");
+        }
+        return Err(err.into());
+    }
     let attempted = plan
         .steps
         .iter()
@@ -173,31 +206,22 @@ pub async fn execute_run(
     Ok(RunOutcome { run_id, status, attempted, failed })
 }
 
-/// Latest data versions of every upstream asset, read once per run.
+/// Latest data versions of the plan's upstream assets, read once per run (only those rows:
+/// a small selection in a large repository reads little).
 async fn initial_versions(storage: &Storage, plan: &Plan) -> Result<HashMap<String, String>> {
-    if plan.steps.iter().all(|s| s.upstream_assets.is_empty()) {
-        return Ok(HashMap::new());
-    }
-    Ok(storage
-        .get_asset_records()
-        .await?
-        .into_iter()
-        .filter_map(|r| {
-            let version = if r.is_external { r.last_observation_data_version } else { r.last_data_version };
-            version.map(|v| (r.asset_key, v))
-        })
-        .collect())
+    let mut upstreams: Vec<String> = plan.steps.iter().flat_map(|s| s.upstream_assets.iter().cloned()).collect();
+    upstreams.sort_unstable();
+    upstreams.dedup();
+    Ok(storage.current_data_versions(&upstreams).await?.into_iter().collect())
 }
 
 impl Shared {
     fn event(&self, kind: EventType, asset_key: Option<String>, metadata: Vec<(String, String)>) {
         self.storage.enqueue_event(NewEvent {
-            event_type: kind.as_str(),
             asset_key,
-            run_id: self.options.run_id.clone(),
             partition_key: self.options.partition_key.clone(),
             metadata,
-            ..Default::default()
+            ..NewEvent::new(kind, self.options.run_id.clone())
         });
     }
 
@@ -219,7 +243,7 @@ impl Shared {
                 inputs
             };
             self.storage.enqueue_event(NewEvent {
-                event_type: EventType::Materialization.as_str(),
+                event_type: EventType::Materialization,
                 asset_key: Some(mat.asset_key),
                 run_id: self.options.run_id.clone(),
                 partition_key: self.options.partition_key.clone(),
@@ -232,47 +256,50 @@ impl Shared {
         self.event(EventType::StepSuccess, Some(step.key.clone()), Vec::new());
     }
 
-    async fn store_captured(
-        &self,
-        step: &PlanStep,
-        captured: Option<(Option<String>, Option<String>, Option<String>)>,
-    ) {
-        if let Some((stdout, stderr, logs)) = captured
-            && let Err(err) = self.storage.add_run_log(&self.options.run_id, &step.key, stdout, stderr, logs).await
-        {
-            tracing::warn!(step = %step.key, error = %err, "could not store captured step output");
+    fn store_captured(&self, step: &PlanStep, captured: Option<(Option<String>, Option<String>, Option<String>)>) {
+        if let Some((stdout, stderr, logs)) = captured {
+            self.storage.enqueue_run_log(&self.options.run_id, &step.key, stdout, stderr, logs);
         }
     }
 
-    /// Runs every attempt of one step; returns the final failure message, if any.
-    async fn run_step(self: Arc<Self>, index: usize, step: PlanStep) -> Option<String> {
-        self.event(EventType::StepStart, Some(step.key.clone()), Vec::new());
-        let retry_class_filter = step.retry.as_ref().and_then(|p| match &p.retry_on {
-            rivers_core::RetryOn::List { class_filter, .. } => *class_filter,
-            _ => None,
-        });
-        let mut attempt = 1;
-        loop {
-            let request = StepRequest {
-                run_id: self.options.run_id.clone(),
-                step_index: index,
-                step_key: step.key.clone(),
-                attempt,
-                executor: step.executor,
-                partition_key: self.options.partition_key.clone(),
-                retry_class_filter,
-            };
-            match self.runner.run_step(request.clone()).await {
-                Ok(mut output) => {
-                    let captured = output.captured.take();
-                    self.record_success(&step, output);
-                    self.store_captured(&step, captured).await;
-                    return None;
+    fn request(&self, index: usize, step: &PlanStep, attempt: u32) -> StepRequest {
+        StepRequest {
+            run_id: self.options.run_id.clone(),
+            step_index: index,
+            step_key: step.key.clone(),
+            attempt,
+            executor: step.executor,
+            partition_key: self.options.partition_key.clone(),
+            retry_class_filter: step.retry.as_ref().and_then(|p| match &p.retry_on {
+                rivers_core::RetryOn::List { class_filter, .. } => *class_filter,
+                _ => None,
+            }),
+        }
+    }
+
+    /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
+    /// frees the step's executor slot for the backoff (R39).
+    async fn run_attempt(self: Arc<Self>, index: usize, step: PlanStep, attempt: u32) -> Attempt {
+        if attempt == 1 {
+            self.event(EventType::StepStart, Some(step.key.clone()), Vec::new());
+        }
+        let request = self.request(index, &step, attempt);
+        match self.runner.run_step(request.clone()).await {
+            Ok(mut output) => {
+                let captured = output.captured.take();
+                self.record_success(&step, output);
+                self.store_captured(&step, captured);
+                Attempt::Succeeded
+            }
+            Err(mut failure) => {
+                let captured = failure.captured.take();
+                self.store_captured(&step, captured);
+                if self.cancel_requested_locally() {
+                    // A step interrupted by cancellation failed because of it (R47).
+                    failure.reason = FailureReason::Canceled;
                 }
-                Err(mut failure) => {
-                    let captured = failure.captured.take();
-                    self.store_captured(&step, captured).await;
-                    if let Some(delay) = self.retry_delay(&step, attempt, &failure) {
+                match self.retry_delay(&step, attempt, &failure) {
+                    Some(delay) => {
                         self.event(
                             EventType::StepRetry,
                             Some(step.key.clone()),
@@ -282,28 +309,32 @@ impl Shared {
                                 ("rivers/next_delay_ms".into(), delay.as_millis().to_string()),
                             ],
                         );
-                        if self.wait_backoff(delay).await {
-                            attempt += 1;
-                            continue;
-                        }
-                        failure.reason = rivers_core::FailureReason::Canceled;
+                        Attempt::Retry { delay, request, failure }
                     }
-                    self.runner.on_final_failure(request, failure.clone()).await;
-                    self.event(
-                        EventType::StepFailure,
-                        Some(step.key.clone()),
-                        vec![
-                            ("rivers/failure_reason".into(), failure.reason.as_str().into()),
-                            ("rivers/error".into(), failure.message.clone()),
-                        ],
-                    );
-                    return Some(failure.message);
+                    None => Attempt::Failed(self.fail_step(&step, request, failure).await),
                 }
             }
         }
     }
 
+    /// Records a step's final failure (failure hooks, `StepFailure`); returns its message.
+    async fn fail_step(&self, step: &PlanStep, request: StepRequest, failure: StepFailure) -> String {
+        self.runner.on_final_failure(request, failure.clone()).await;
+        self.event(
+            EventType::StepFailure,
+            Some(step.key.clone()),
+            vec![
+                ("rivers/failure_reason".into(), failure.reason.as_str().into()),
+                ("rivers/error".into(), failure.message.clone()),
+            ],
+        );
+        failure.message
+    }
+
     fn retry_delay(&self, step: &PlanStep, attempt: u32, failure: &StepFailure) -> Option<Duration> {
+        if failure.reason == FailureReason::Canceled {
+            return None;
+        }
         let policy = step.retry.as_ref()?;
         if attempt > policy.max_retries || !policy.allows(failure.reason, failure.matched_retry_class) {
             return None;
@@ -311,12 +342,20 @@ impl Shared {
         Some(policy.backoff.as_ref().map_or(Duration::ZERO, |b| b.delay(attempt, fastrand::f64())))
     }
 
-    /// Sleeps for a backoff; `false` when the run was cancelled meanwhile.
+    /// Sleeps for a backoff; `false` when the run was cancelled meanwhile (through this
+    /// handle: at once; from another process: within `REMOTE_CANCEL_POLL`).
     async fn wait_backoff(&self, delay: Duration) -> bool {
         let deadline = Instant::now() + delay;
+        let mut next_remote_check = Instant::now() + REMOTE_CANCEL_POLL;
         loop {
             if self.cancel_requested_locally() {
                 return false;
+            }
+            if Instant::now() >= next_remote_check {
+                next_remote_check = Instant::now() + REMOTE_CANCEL_POLL;
+                if self.storage.is_cancelled(&self.options.run_id).await.unwrap_or(false) {
+                    return false;
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -327,10 +366,30 @@ impl Shared {
     }
 }
 
-/// What the scheduler waits for: a step body finished, or a finished step became durable.
+/// How one attempt of a step ended.
+enum Attempt {
+    Succeeded,
+    /// A retryable failure: wait `delay`, then run the next attempt.
+    Retry {
+        delay: Duration,
+        request: StepRequest,
+        failure: StepFailure,
+    },
+    /// The final failure, with its message.
+    Failed(String),
+}
+
+/// What the scheduler waits for: an attempt finished, a backoff ended, or a finished step's
+/// events were written (or could not be).
 enum Completion {
-    Body(Result<(usize, Option<String>), tokio::task::JoinError>),
-    Durable(usize),
+    Body(usize, Result<Attempt, tokio::task::JoinError>),
+    /// The backoff before `attempt` ended; `cancelled` when the run was cancelled meanwhile.
+    BackoffOver {
+        index: usize,
+        attempt: u32,
+        cancelled: Option<(StepRequest, StepFailure)>,
+    },
+    Durable(usize, rivers_storage::Result<()>),
 }
 
 struct Scheduler<'p> {
@@ -344,6 +403,10 @@ struct Scheduler<'p> {
     failed: Vec<(String, String)>,
     stop_starting: bool,
     cancelled: bool,
+    /// Events of the run could not be written: the run stops and ends `Failure`.
+    storage_error: Option<rivers_storage::Error>,
+    /// The attempt number a step resumes at after a backoff.
+    attempts: HashMap<usize, u32>,
     last_remote_cancel_check: Instant,
 }
 
@@ -369,6 +432,8 @@ impl<'p> Scheduler<'p> {
             failed: Vec::new(),
             stop_starting: false,
             cancelled: false,
+            storage_error: None,
+            attempts: HashMap::new(),
             last_remote_cancel_check: Instant::now(),
         }
     }
@@ -406,7 +471,7 @@ impl<'p> Scheduler<'p> {
                     }
                 }
             }
-            StepState::Pending | StepState::Running => {}
+            StepState::Pending | StepState::Running | StepState::BackingOff => {}
         }
     }
 
@@ -419,7 +484,7 @@ impl<'p> Scheduler<'p> {
             .steps
             .iter()
             .zip(&self.states)
-            .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running))
+            .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running | StepState::BackingOff))
             .map(|(step, _)| step.level)
             .min()
     }
@@ -451,78 +516,143 @@ impl<'p> Scheduler<'p> {
         loop {
             self.check_cancellation().await?;
             if !self.stop_starting {
-                let gate = self.level_gate();
-                let candidates: Vec<usize> = self.ready.iter().copied().collect();
-                for index in candidates {
-                    let step = &self.plan.steps[index];
-                    let lane = lane(step);
-                    if let Some(level) = gate {
-                        if step.level != level {
-                            break;
-                        }
-                        if self.active_lane().is_some_and(|active| active != lane) {
-                            continue;
-                        }
-                    }
-                    let busy = self.running.get(&lane).copied().unwrap_or(0);
-                    if busy >= self.capacity(lane) {
-                        continue;
-                    }
-                    *self.running.entry(lane).or_default() += 1;
-                    self.ready.remove(&index);
-                    self.states[index] = StepState::Running;
-                    let shared = Arc::clone(&self.shared);
-                    let step = step.clone();
-                    let task = tokio::spawn(async move {
-                        let outcome = shared.run_step(index, step).await;
-                        (index, outcome)
-                    });
-                    in_flight.push(Box::pin(async move { Completion::Body(task.await) }));
-                }
+                self.start_ready(&mut in_flight);
             }
             let Some(completion) = in_flight.next().await else { break };
-            let (index, outcome) = match completion {
-                Completion::Durable(index) => {
-                    self.finish(index, StepState::Succeeded);
-                    continue;
+            match completion {
+                Completion::Durable(index, Ok(())) => self.finish(index, StepState::Succeeded),
+                Completion::Durable(index, Err(err)) => self.lost_success(index, err),
+                Completion::BackoffOver { index, attempt, cancelled: None } => {
+                    self.states[index] = StepState::Pending;
+                    self.attempts.insert(index, attempt);
+                    self.ready.insert(index);
                 }
-                Completion::Body(Ok(done)) => done,
-                Completion::Body(Err(join_error)) => {
-                    // A panicking step task is a bug in a runner; the step's state is lost, so
-                    // stop the run rather than guess.
-                    tracing::error!(error = %join_error, "a step task panicked");
-                    self.stop_starting = true;
-                    continue;
-                }
-            };
-            let lane = lane(&self.plan.steps[index]);
-            if let Some(n) = self.running.get_mut(&lane) {
-                *n -= 1;
-            }
-            match outcome {
-                None if self.shared.durable => {
-                    // A step counts as done (for dependents, and for `resume` after a crash)
-                    // only once its StepSuccess is on disk. The executor slot is free already,
-                    // so independent steps run while the commit happens; in-memory stores die
-                    // with the process and skip the wait.
-                    let storage = self.shared.storage.clone();
+                Completion::BackoffOver { index, cancelled: Some((request, mut failure)), .. } => {
+                    // Cancelled during the backoff: the step ends here, classified canceled.
+                    failure.reason = FailureReason::Canceled;
+                    let shared = Arc::clone(&self.shared);
+                    let step = self.plan.steps[index].clone();
                     in_flight.push(Box::pin(async move {
-                        if let Err(err) = storage.flush().await {
-                            tracing::error!(error = %err, "could not persist a step's events");
-                        }
-                        Completion::Durable(index)
+                        let message = shared.fail_step(&step, request, failure).await;
+                        Completion::Body(index, Ok(Attempt::Failed(message)))
                     }));
+                    // Not holding a slot: `Body` below must not release one.
+                    self.states[index] = StepState::Running;
+                    *self.running.entry(lane(&self.plan.steps[index])).or_default() += 1;
                 }
-                None => self.finish(index, StepState::Succeeded),
-                Some(message) => {
-                    self.failed.push((self.plan.steps[index].key.clone(), message));
-                    self.finish(index, StepState::Failed);
-                    if self.shared.options.stop_on_failure {
-                        self.stop_starting = true;
+                Completion::Body(index, outcome) => {
+                    let lane = lane(&self.plan.steps[index]);
+                    if let Some(n) = self.running.get_mut(&lane) {
+                        *n -= 1;
                     }
+                    self.attempt_over(index, outcome, &mut in_flight);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Starts every ready step the lanes (and, with level grouping, the active level) allow.
+    fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
+        let gate = self.level_gate();
+        let candidates: Vec<usize> = self.ready.iter().copied().collect();
+        for index in candidates {
+            let step = &self.plan.steps[index];
+            let lane = lane(step);
+            if let Some(level) = gate {
+                if step.level != level {
+                    break;
+                }
+                if self.active_lane().is_some_and(|active| active != lane) {
+                    continue;
+                }
+            }
+            let busy = self.running.get(&lane).copied().unwrap_or(0);
+            if busy >= self.capacity(lane) {
+                continue;
+            }
+            *self.running.entry(lane).or_default() += 1;
+            self.ready.remove(&index);
+            self.states[index] = StepState::Running;
+            let attempt = self.attempts.remove(&index).unwrap_or(1);
+            let shared = Arc::clone(&self.shared);
+            let step = step.clone();
+            let task = tokio::spawn(shared.run_attempt(index, step, attempt));
+            in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
+        }
+    }
+
+    fn attempt_over(
+        &mut self,
+        index: usize,
+        outcome: Result<Attempt, tokio::task::JoinError>,
+        in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
+    ) {
+        match outcome {
+            Ok(Attempt::Succeeded) if self.shared.durable => {
+                // A step counts as done (for dependents, and for `resume` after a crash) only
+                // once its StepSuccess is stored. The executor slot is free already, so
+                // independent steps run while the commit happens; in-memory stores die with
+                // the process and skip the wait.
+                let storage = self.shared.storage.clone();
+                let run_id = self.shared.options.run_id.clone();
+                in_flight.push(Box::pin(async move { Completion::Durable(index, storage.flush_run(&run_id).await) }));
+            }
+            Ok(Attempt::Succeeded) => self.finish(index, StepState::Succeeded),
+            Ok(Attempt::Retry { delay, request, failure }) => {
+                // The slot is released for the wait (R39) and claimed again by the retry.
+                self.states[index] = StepState::BackingOff;
+                let shared = Arc::clone(&self.shared);
+                let attempt = request.attempt + 1;
+                in_flight.push(Box::pin(async move {
+                    let cancelled = (!shared.wait_backoff(delay).await).then_some((request, failure));
+                    Completion::BackoffOver { index, attempt, cancelled }
+                }));
+            }
+            Ok(Attempt::Failed(message)) => self.step_failed(index, message),
+            Err(join_error) => {
+                // A panicking runner is a bug; the step fails (and the run with it) instead of
+                // hanging or being guessed successful.
+                let key = self.plan.steps[index].key.clone();
+                let message = format!("the step runner panicked: {join_error}");
+                tracing::error!(step = %key, "{message}");
+                self.shared.event(
+                    EventType::StepFailure,
+                    Some(key),
+                    vec![
+                        ("rivers/failure_reason".into(), FailureReason::Infrastructure.as_str().into()),
+                        ("rivers/error".into(), message.clone()),
+                    ],
+                );
+                self.step_failed(index, message);
+            }
+        }
+    }
+
+    fn step_failed(&mut self, index: usize, message: String) {
+        self.failed.push((self.plan.steps[index].key.clone(), message));
+        self.finish(index, StepState::Failed);
+        if self.shared.options.stop_on_failure {
+            self.stop_starting = true;
+        }
+    }
+
+    /// The step ran, but its success is not on record: it has not succeeded (resume will run
+    /// it again), and nothing more of this run can be trusted to the store.
+    fn lost_success(&mut self, index: usize, err: rivers_storage::Error) {
+        let key = self.plan.steps[index].key.clone();
+        let message = format!("the step's events were not stored: {err}");
+        self.shared.event(
+            EventType::StepFailure,
+            Some(key.clone()),
+            vec![
+                ("rivers/failure_reason".into(), FailureReason::Infrastructure.as_str().into()),
+                ("rivers/error".into(), message.clone()),
+            ],
+        );
+        self.failed.push((key, message));
+        self.finish(index, StepState::Failed);
+        self.stop_starting = true;
+        self.storage_error.get_or_insert(err);
     }
 }

@@ -3,15 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rivers_core::{
-    AssetGraph, Backoff, ExecutorKind, FailureReason, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn, RetryPolicy,
-    RetrySpec, RunStatus,
+    AssetGraph, Backoff, EventType, ExecutorKind, FailureReason, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn,
+    RetryPolicy, RetrySpec, RunStatus,
 };
 use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run};
-use rivers_storage::Storage;
+use rivers_storage::{FailBatches, Storage};
 
 type Body = dyn Fn(&StepRequest) -> Result<StepOutput, StepFailure> + Send + Sync;
 
@@ -87,7 +88,7 @@ fn chain_plan(retry: Option<RetryPolicy>) -> Plan {
         .unwrap()
 }
 
-async fn event_types(storage: &Storage, run_id: &str) -> Vec<(String, Option<String>)> {
+async fn event_types(storage: &Storage, run_id: &str) -> Vec<(EventType, Option<String>)> {
     storage.get_events_for_run(run_id).await.unwrap().into_iter().map(|e| (e.event_type, e.asset_key)).collect()
 }
 
@@ -99,12 +100,12 @@ async fn successful_run_writes_the_lifecycle_in_order() {
     assert_eq!(outcome.status, RunStatus::Success);
     assert_eq!(outcome.attempted, vec!["a", "d", "b", "c"]);
     let events = event_types(&storage, "r1").await;
-    assert_eq!(events.first().unwrap().0, "RunStart");
-    assert_eq!(events.last().unwrap().0, "RunSuccess");
-    let for_b: Vec<&str> = events.iter().filter(|(_, k)| k.as_deref() == Some("b")).map(|(t, _)| t.as_str()).collect();
-    assert_eq!(for_b, vec!["StepStart", "Materialization", "StepSuccess"]);
+    assert_eq!(events.first().unwrap().0, EventType::RunStart);
+    assert_eq!(events.last().unwrap().0, EventType::RunSuccess);
+    let for_b: Vec<EventType> = events.iter().filter(|(_, k)| k.as_deref() == Some("b")).map(|(t, _)| *t).collect();
+    assert_eq!(for_b, vec![EventType::StepStart, EventType::Materialization, EventType::StepSuccess]);
     let record = storage.get_run("r1").await.unwrap().unwrap();
-    assert_eq!(record.status, "Success");
+    assert_eq!(record.status, RunStatus::Success);
     assert!(record.end_time.is_some());
     let c = storage.get_latest_materialization("c", None).await.unwrap().unwrap();
     let b_version = storage.get_asset_record("b").await.unwrap().unwrap().last_data_version.unwrap();
@@ -121,9 +122,9 @@ async fn failure_skips_downstream_and_keeps_independent_steps() {
     assert!(!runner.called().contains(&"c".to_string()));
     assert!(runner.called().contains(&"d".to_string()));
     let events = event_types(&storage, "r2").await;
-    assert!(events.contains(&("StepSkipped".into(), Some("c".into()))));
-    assert!(!events.contains(&("StepStart".into(), Some("c".into()))));
-    assert_eq!(events.last().unwrap().0, "RunFailure");
+    assert!(events.contains(&(EventType::StepSkipped, Some("c".into()))));
+    assert!(!events.contains(&(EventType::StepStart, Some("c".into()))));
+    assert_eq!(events.last().unwrap().0, EventType::RunFailure);
     assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 1);
 }
 
@@ -145,7 +146,7 @@ async fn retries_until_success_with_retry_events() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.event_type == "StepRetry")
+        .filter(|e| e.event_type == EventType::StepRetry)
         .map(|e| e.metadata)
         .collect();
     assert_eq!(retries.len(), 2);
@@ -180,7 +181,7 @@ async fn resume_skips_steps_that_already_succeeded() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.event_type == "Materialization")
+        .filter(|e| e.event_type == EventType::Materialization)
         .count();
     assert_eq!(mats, 4, "each asset materialized exactly once across both attempts of the run");
 }
@@ -205,7 +206,7 @@ async fn cancellation_stops_new_steps() {
     let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), options("r6")).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Canceled);
     assert_eq!(runner.called(), vec!["a"]);
-    assert_eq!(event_types(&storage, "r6").await.last().unwrap().0, "RunCanceled");
+    assert_eq!(event_types(&storage, "r6").await.last().unwrap().0, EventType::RunCanceled);
 }
 
 #[tokio::test]
@@ -217,4 +218,154 @@ async fn stop_on_failure_starts_no_further_steps() {
     let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), opts).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Failure);
     assert_eq!(runner.called(), vec!["a"]);
+}
+
+/// The step `b` makes every later write batch fail, as a store that goes away would.
+fn store_fails_during_b(storage: &Storage) -> Arc<FakeRunner> {
+    let handle = storage.clone();
+    FakeRunner::new(move |r| {
+        if r.step_key == "b" {
+            handle.fail_batches(FailBatches { first: 1, attempts: u64::MAX });
+        }
+        materialized(r)
+    })
+}
+
+#[tokio::test]
+async fn lost_step_events_fail_the_run_and_resume_reruns_exactly_the_unfinished_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::embedded(dir.path()).await.unwrap();
+    let plan = chain_plan(None);
+    let err = execute_run(&storage, &plan, store_fails_during_b(&storage), options("lost")).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("were not written") && message.contains("StepSuccess of 'b'"), "{message}");
+
+    // The store recovers: what is stored is consistent, and says the run failed.
+    storage.fail_batches(FailBatches { first: 1, attempts: 0 });
+    let record = storage.get_run("lost").await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Failure);
+    assert!(record.message.unwrap().contains("storage error"));
+    let events = event_types(&storage, "lost").await;
+    assert!(events.contains(&(EventType::StepSuccess, Some("a".into()))));
+    assert!(!events.contains(&(EventType::StepSuccess, Some("b".into()))));
+    assert!(!events.iter().any(|(t, _)| *t == EventType::RunSuccess));
+    let done = storage.succeeded_steps("lost", None).await.unwrap();
+    assert!(done.contains("a") && !done.contains("b") && !done.contains("c"));
+
+    let second = FakeRunner::new(materialized);
+    let mut resume = options("lost");
+    resume.resume = true;
+    let outcome = execute_run(&storage, &plan, second.clone(), resume).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    let mut expected: Vec<String> =
+        ["a", "b", "c", "d"].into_iter().filter(|k| !done.contains(*k)).map(str::to_owned).collect();
+    let mut rerun = second.called();
+    expected.sort();
+    rerun.sort();
+    assert_eq!(rerun, expected);
+    let materialized_once = storage
+        .get_events_for_run("lost")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == EventType::Materialization)
+        .filter_map(|e| e.asset_key)
+        .collect::<Vec<_>>();
+    // Lost materializations are not stored, so every asset has exactly one across both runs.
+    let mut assets = materialized_once.clone();
+    assets.sort();
+    assets.dedup();
+    assert_eq!((assets.len(), materialized_once.len()), (4, 4), "{materialized_once:?}");
+}
+
+#[tokio::test]
+async fn lost_events_on_memory_storage_fail_the_run_at_its_end() {
+    let storage = Storage::memory().await.unwrap();
+    let err = execute_run(&storage, &chain_plan(None), store_fails_during_b(&storage), options("mem-lost"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("were not written"), "{err}");
+    storage.fail_batches(FailBatches { first: 1, attempts: 0 });
+    let record = storage.get_run("mem-lost").await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Failure);
+}
+
+/// Two independent steps: `x` (with `retry`) and `y`, registered in that order.
+fn pair_plan(retry: RetryPolicy) -> Plan {
+    let mut x = NodeDef::asset("x");
+    x.retry = Some(RetrySpec::Policy(retry));
+    let graph = AssetGraph::build(vec![x, NodeDef::asset("y")], &[], HashMap::new()).unwrap();
+    graph
+        .plan(None, false, &PlanOptions { executor: ExecutorKind::InProcess, run_retry: None, default_retry: None })
+        .unwrap()
+}
+
+fn constant_backoff(seconds: f64) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 1,
+        backoff: Some(Backoff::Constant { delay: seconds, jitter: 0.0, max_delay: None }),
+        retry_on: RetryOn::All,
+        escalate_on: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_step_waiting_out_a_backoff_releases_its_executor_slot() {
+    let storage = Storage::memory().await.unwrap();
+    let runner =
+        FakeRunner::new(|r| if r.step_key == "x" && r.attempt == 1 { Err(failure("flaky")) } else { materialized(r) });
+    let outcome =
+        execute_run(&storage, &pair_plan(constant_backoff(0.2)), runner.clone(), options("slot")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    // In-process runs one step at a time: y ran during x's backoff, not after its retry.
+    assert_eq!(*runner.calls.lock(), [("x".to_string(), 1), ("y".to_string(), 1), ("x".to_string(), 2)]);
+}
+
+#[tokio::test]
+async fn cancellation_interrupts_a_backoff_and_classifies_the_step_canceled() {
+    let storage = Storage::memory().await.unwrap();
+    let handle = storage.clone();
+    let runner = FakeRunner::new(move |r| match r.step_key.as_str() {
+        "x" => Err(failure("flaky")),
+        _ => {
+            // y runs during x's one-minute backoff and cancels the run.
+            let handle = handle.clone();
+            let run_id = r.run_id.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(handle.request_cancellation(&run_id)).unwrap()
+            })
+            .join()
+            .unwrap();
+            materialized(r)
+        }
+    });
+    let plan = pair_plan(constant_backoff(60.0));
+    let run = execute_run(&storage, &plan, runner.clone(), options("cancel-wait"));
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(20), run).await.expect("the backoff was not interrupted").unwrap();
+    assert_eq!(outcome.status, RunStatus::Canceled);
+    let failure = storage
+        .get_events_for_run("cancel-wait")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == EventType::StepFailure)
+        .unwrap();
+    assert_eq!(failure.asset_key.as_deref(), Some("x"));
+    assert!(failure.metadata.contains(&("rivers/failure_reason".into(), "canceled".into())));
+    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_panicking_runner_fails_its_step_and_the_run() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(|r| if r.step_key == "b" { panic!("runner bug") } else { materialized(r) });
+    let outcome = execute_run(&storage, &chain_plan(None), runner.clone(), options("panic")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(outcome.failed.len(), 1);
+    assert!(outcome.failed[0].1.contains("panicked"), "{:?}", outcome.failed);
+    let events = event_types(&storage, "panic").await;
+    assert!(events.contains(&(EventType::StepFailure, Some("b".into()))));
+    assert!(events.contains(&(EventType::StepSkipped, Some("c".into()))));
+    assert_eq!(events.last().unwrap().0, EventType::RunFailure);
 }

@@ -9,7 +9,7 @@ use rivers_core::LaunchedBy;
 #[derive(Clone)]
 pub(crate) struct PyStoredEvent {
     id: String,
-    event_type: String,
+    event_type: &'static str,
     asset_key: Option<String>,
     run_id: String,
     partition_key: Option<String>,
@@ -24,7 +24,7 @@ impl From<rivers_storage::StoredEvent> for PyStoredEvent {
     fn from(e: rivers_storage::StoredEvent) -> Self {
         PyStoredEvent {
             id: e.id,
-            event_type: e.event_type,
+            event_type: e.event_type.as_str(),
             asset_key: e.asset_key,
             run_id: e.run_id,
             partition_key: e.partition_key,
@@ -162,7 +162,7 @@ impl PyStaleCause {
 pub(crate) struct PyRunRecord {
     run_id: String,
     job_name: Option<String>,
-    status: String,
+    status: &'static str,
     start_time: i64,
     end_time: Option<i64>,
     tags: Vec<(String, String)>,
@@ -178,7 +178,7 @@ impl From<rivers_storage::RunRecord> for PyRunRecord {
         PyRunRecord {
             run_id: r.run_id,
             job_name: r.job_name,
-            status: r.status,
+            status: r.status.as_str(),
             start_time: r.start_time,
             end_time: r.end_time,
             tags: r.tags,

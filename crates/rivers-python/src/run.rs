@@ -8,7 +8,7 @@ use rivers_core::{FailureReason, LaunchedBy};
 use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner};
 
 use crate::graph::PyPlan;
-use crate::runtime::block_on;
+use crate::runtime::block_on_interruptible;
 use crate::storage::PyStorage;
 
 type Captured = Option<(Option<String>, Option<String>, Option<String>)>;
@@ -161,7 +161,15 @@ pub(crate) fn execute_run(
     let inner = storage.inner().clone();
     let plan = plan.0.clone();
     let handle = storage.handle();
-    let outcome =
-        block_on(py, &handle, async move { rivers_engine::execute_run(&inner, &plan, runner, options).await })?;
+    let cancel = (inner.clone(), options.run_id.clone());
+    let run = async move { rivers_engine::execute_run(&inner, &plan, runner, options).await };
+    // Ctrl-C cancels the run (no new step starts, the run ends `Canceled`), then raises
+    // KeyboardInterrupt.
+    let outcome = block_on_interruptible(py, &handle, run, move || async move {
+        let (storage, run_id) = cancel;
+        if let Err(err) = storage.request_cancellation(&run_id).await {
+            tracing::warn!(run_id, error = %err, "could not cancel the interrupted run");
+        }
+    })?;
     Ok((outcome.run_id, outcome.status.as_str(), outcome.attempted, outcome.failed))
 }

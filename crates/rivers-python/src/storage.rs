@@ -8,7 +8,8 @@ use std::time::Duration;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rivers_storage::{Storage, StorageKind};
+use rivers_core::RunStatus;
+use rivers_storage::{RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
 use crate::records::{
@@ -44,22 +45,21 @@ pub(crate) struct PyStorage {
 
 impl Drop for PyStorage {
     fn drop(&mut self) {
-        if let Some(storage) = self.storage.take()
-            && storage.is_last_handle()
-        {
+        if let Some(storage) = self.storage.take() {
             let handle = self.handle();
             let close = async move {
                 if let Err(err) = storage.close().await {
-                    eprintln!("rivers: closing storage failed: {err}");
+                    tracing::warn!(error = %err, "closing storage failed");
                 }
             };
-            // Closing releases an embedded store's lock, so the path can be reopened right
-            // away. A drop on a runtime thread (e.g. from inside a step) cannot block there
-            // and closes in the background instead.
+            // Closing the last handle releases an embedded store's lock, so the path can be
+            // reopened as soon as the drop returns; the GIL is released meanwhile. A drop on a
+            // runtime thread (e.g. from inside a step) cannot block there and closes in the
+            // background instead.
             if tokio::runtime::Handle::try_current().is_ok() {
                 handle.spawn(close);
             } else {
-                handle.block_on(close);
+                Python::attach(|py| py.detach(|| handle.block_on(close)));
             }
         }
         if let Some(rt) = self.private_runtime.take() {
@@ -177,10 +177,48 @@ impl PyStorage {
         Self::open(py, false, move || async move { Storage::embedded(&path).await })
     }
 
+    /// A SurrealDB server's database; keyword arguments fall back to `RIVERS_SURREAL_*`.
+    #[staticmethod]
+    #[pyo3(signature = (endpoint, *, username = None, password = None, namespace = None, database = None))]
+    fn connect(
+        py: Python<'_>,
+        endpoint: String,
+        username: Option<String>,
+        password: Option<String>,
+        namespace: Option<String>,
+        database: Option<String>,
+    ) -> PyResult<Self> {
+        let target = RemoteTarget::resolve(endpoint, username, password, namespace, database);
+        Self::open(py, false, move || async move { Storage::connect(&target).await })
+    }
+
     /// Opens the embedded store at `path`, applies pending migrations and closes it.
     #[staticmethod]
     fn migrate_embedded(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        Self::open(py, true, move || async move { Storage::embedded(&path).await }).map(drop)
+        block_on(
+            py,
+            runtime().handle(),
+            async move { Storage::migrate_embedded(&path).await.map_err(BindingError::from) },
+        )
+    }
+
+    /// Applies pending migrations to a SurrealDB server's database.
+    #[staticmethod]
+    #[pyo3(signature = (endpoint, *, username = None, password = None, namespace = None, database = None))]
+    fn migrate_remote(
+        py: Python<'_>,
+        endpoint: String,
+        username: Option<String>,
+        password: Option<String>,
+        namespace: Option<String>,
+        database: Option<String>,
+    ) -> PyResult<()> {
+        let target = RemoteTarget::resolve(endpoint, username, password, namespace, database);
+        block_on(
+            py,
+            runtime().handle(),
+            async move { Storage::migrate_remote(&target).await.map_err(BindingError::from) },
+        )
     }
 
     #[staticmethod]
@@ -350,8 +388,12 @@ impl PyStorage {
 
     #[pyo3(signature = (limit = 100, status = None))]
     fn get_runs(&self, py: Python<'_>, limit: usize, status: Option<String>) -> PyResult<Vec<PyRunRecord>> {
+        let Ok(status) = status.map(|s| s.parse::<RunStatus>()).transpose() else {
+            // No run has a status outside the vocabulary.
+            return Ok(Vec::new());
+        };
         let s = self.inner().clone();
-        self.sync(py, async move { s.get_runs(limit, status.as_deref()).await.map(convert) })
+        self.sync(py, async move { s.get_runs(limit, status).await.map(convert) })
     }
 
     #[pyo3(signature = (limit = 100, status = None))]
@@ -361,8 +403,14 @@ impl PyStorage {
         limit: usize,
         status: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let status = status.map(|s| s.parse::<RunStatus>()).transpose();
         let s = self.inner().clone();
-        self.awaitable(py, async move { s.get_runs(limit, status.as_deref()).await.map(convert::<_, PyRunRecord>) })
+        self.awaitable(py, async move {
+            match status {
+                Ok(status) => s.get_runs(limit, status).await.map(convert::<_, PyRunRecord>),
+                Err(_) => Ok(Vec::new()),
+            }
+        })
     }
 
     #[pyo3(signature = (automation_name, limit = 100))]
@@ -412,9 +460,10 @@ impl PyStorage {
         total_steps: i64,
         message: Option<String>,
     ) -> PyResult<()> {
+        let status = Storage::parse_outcome_status(&status).map_err(BindingError::from)?;
         let s = self.inner().clone();
         self.sync(py, async move {
-            s.set_run_outcome(&run_id, &status, completed_steps, total_steps, message.as_deref()).await
+            s.set_run_outcome(&run_id, status, completed_steps, total_steps, message.as_deref()).await
         })
     }
 
@@ -561,14 +610,12 @@ impl PyStorage {
     ) -> PyResult<String> {
         let s = self.inner().clone();
         let event = s.enqueue_event(rivers_storage::NewEvent {
-            event_type: rivers_core::EventType::Observation.as_str(),
             asset_key: Some(asset_key),
-            run_id,
             metadata,
             data_version,
-            ..Default::default()
+            ..rivers_storage::NewEvent::new(rivers_core::EventType::Observation, run_id.clone())
         });
-        self.sync(py, async move { s.flush().await })?;
+        self.sync(py, async move { s.flush_run(&run_id).await })?;
         Ok(event.id)
     }
 }

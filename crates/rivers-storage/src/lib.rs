@@ -1,19 +1,34 @@
 //! rivers persistent state: runs, events, asset records, captured step logs, kv entries and
-//! dynamic partitions, stored in SurrealDB (in memory, or embedded on RocksDB).
+//! dynamic partitions, stored in SurrealDB: in memory, embedded on RocksDB, or on a SurrealDB
+//! server over WebSocket, all through one implementation.
 //!
 //! Writes of run events go through a batched writer (group commit): the engine enqueues events
 //! without waiting, and a run's terminal status is written only after its events are durable
-//! (`Storage::flush`). This crate depends on `rivers-core` only; it knows nothing of the engine
-//! or of Python.
+//! (`Storage::flush_run`). A batch that cannot be written is retried and then reported to
+//! every flush that depends on it: no event is lost silently. Reads are answered from indexed
+//! state tables kept in the same transactions as the events, never by decoding history. The
+//! schema is a list of versioned migrations (`migrations/*.surql`).
+//!
+//! This crate depends on `rivers-core` only; it knows nothing of the engine or of Python.
+//!
+//! Features: `testing` adds fault injection (`Storage::fail_batches`) for tests of the failure
+//! paths.
 
+mod changes;
+mod client;
 mod clock;
 mod error;
+mod migrations;
 mod records;
-mod schema;
+mod state;
 mod storage;
 mod writer;
 
+pub use changes::{Change, ChangeFeed};
+pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
 pub use storage::{Storage, StorageKind};
+#[cfg(feature = "testing")]
+pub use writer::FailBatches;

@@ -1,6 +1,6 @@
 //! Stored records and the payloads used to create them.
 
-use rivers_core::LaunchedBy;
+use rivers_core::{EventType, LaunchedBy, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// One run event, as stored.
@@ -9,8 +9,8 @@ pub struct StoredEvent {
     /// Unique event id.
     #[serde(rename = "eid")]
     pub id: String,
-    /// Event kind (`EventType` spelling).
-    pub event_type: String,
+    /// Event kind.
+    pub event_type: EventType,
     /// Asset or step node; `None` for run-level events.
     #[serde(default)]
     pub asset_key: Option<String>,
@@ -19,8 +19,13 @@ pub struct StoredEvent {
     /// Canonical display string of the partition.
     #[serde(default)]
     pub partition_key: Option<String>,
-    /// Nanoseconds since the epoch; also the ordering key.
+    /// Nanoseconds since the epoch (the writing process's clock, strictly increasing within
+    /// that process); orders events across runs.
     pub timestamp: i64,
+    /// Position of the event in its run (1-based, gap-free per run): the order within a run,
+    /// whichever process or clock wrote it (docs/storage.md, "Ordering").
+    #[serde(default)]
+    pub run_seq: i64,
     /// Metadata rendered as strings.
     #[serde(default)]
     pub metadata: Vec<(String, String)>,
@@ -35,11 +40,11 @@ pub struct StoredEvent {
     pub input_data_versions: Vec<(String, String)>,
 }
 
-/// An event to append; id and timestamp are assigned when it is enqueued.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// An event to append; id, timestamp and run sequence number are assigned when it is enqueued.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// Event kind.
-    pub event_type: &'static str,
+    pub event_type: EventType,
     /// Asset or step node.
     pub asset_key: Option<String>,
     /// Run id.
@@ -54,6 +59,22 @@ pub struct NewEvent {
     pub code_version: Option<String>,
     /// Input data versions.
     pub input_data_versions: Vec<(String, String)>,
+}
+
+impl NewEvent {
+    /// An event of `event_type` in `run_id` with every optional field empty.
+    pub fn new(event_type: EventType, run_id: impl Into<String>) -> Self {
+        NewEvent {
+            event_type,
+            asset_key: None,
+            run_id: run_id.into(),
+            partition_key: None,
+            metadata: Vec::new(),
+            data_version: None,
+            code_version: None,
+            input_data_versions: Vec::new(),
+        }
+    }
 }
 
 /// One step execution's captured output.
@@ -136,8 +157,8 @@ pub struct RunRecord {
     /// Job name; `None` for ad-hoc runs.
     #[serde(default)]
     pub job_name: Option<String>,
-    /// `RunStatus` spelling.
-    pub status: String,
+    /// Status.
+    pub status: RunStatus,
     /// Creation time (ns).
     pub start_time: i64,
     /// Terminal time (ns).

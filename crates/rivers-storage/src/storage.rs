@@ -1,18 +1,18 @@
-//! The `Storage` handle: one SurrealDB datastore plus its batched event writer.
+//! The `Storage` handle: one connection (a local datastore or a SurrealDB server) plus its
+//! batched event writer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
-use surrealdb::Surreal;
-use surrealdb::engine::local::Db;
-use surrealdb_core::kvs::Datastore;
+use serde_json::Value;
 
+use crate::client::{Client, RemoteTarget};
 use crate::error::{Error, Result};
-use crate::schema::{BOOTSTRAP, SCHEMA_VERSION};
+use crate::migrations;
 use crate::writer::Writer;
 
 mod assets;
@@ -22,6 +22,14 @@ mod runs;
 
 /// When an embedded store syncs its write-ahead log: on every commit.
 const EMBEDDED_SYNC: &str = "every";
+
+/// Namespace and database of local stores (a remote store names its own).
+const LOCAL_NAMESPACE: &str = "rivers";
+const LOCAL_DATABASE: &str = "main";
+
+/// How long closing waits for the SDK's engine task to let go of a local datastore; past it
+/// the datastore is released in the background and the path may stay locked a little longer.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// Which backend a handle talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,18 +52,20 @@ pub struct Storage {
 }
 
 struct Inner {
-    db: Surreal<Db>,
-    datastore: Arc<Datastore>,
+    client: Arc<Client>,
     kind: StorageKind,
+    location: String,
     writer: Writer,
     /// Runs whose cancellation was requested through this handle: checked between steps
     /// without a database round trip.
     cancelled: Mutex<HashSet<String>>,
+    /// Next event number per run attached through this handle (`attach_run`).
+    run_seqs: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("kind", &self.inner.kind).finish()
+        f.debug_struct("Storage").field("kind", &self.inner.kind).field("location", &self.inner.location).finish()
     }
 }
 
@@ -69,63 +79,136 @@ impl Storage {
     /// # Errors
     /// `Backend` if the datastore cannot start.
     pub async fn memory() -> Result<Self> {
-        Self::open_datastore("memory", StorageKind::Memory, "memory").await
+        let client = Client::open_local("memory", "memory").await?;
+        Self::init(client, StorageKind::Memory, "memory".into(), LOCAL_NAMESPACE, LOCAL_DATABASE).await
     }
 
     /// Opens (creating if needed) an embedded RocksDB store at `path`.
     ///
     /// # Errors
-    /// `Backend` when the directory cannot be created or another handle holds its lock;
-    /// `SchemaMigrationNeeded` when the stored schema is older than this build.
+    /// `Locked` when another live handle holds the path, `Backend` when the directory cannot be
+    /// created, `SchemaMigrationNeeded` when the stored schema is older than this build.
     pub async fn embedded(path: &Path) -> Result<Self> {
-        std::fs::create_dir_all(path)
-            .map_err(|err| Error::Backend(format!("cannot create storage directory {}: {err}", path.display())))?;
-        let location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
-        // Every commit is synced to disk before it returns (grouped by RocksDB's commit
-        // coordinator), so neither a killed process nor a power loss loses a recorded step.
-        let spec = format!("rocksdb://{location}?sync={EMBEDDED_SYNC}");
-        Self::open_datastore(&spec, StorageKind::Embedded, &location).await
+        let location = Self::embedded_location(path)?;
+        let client = Self::open_embedded(&location).await?;
+        Self::init(client, StorageKind::Embedded, location, LOCAL_NAMESPACE, LOCAL_DATABASE).await
     }
 
-    async fn open_datastore(spec: &str, kind: StorageKind, location: &str) -> Result<Self> {
-        let datastore = Datastore::new(spec).await.map_err(|err| {
-            let text = format!("{err:#}");
-            if text.to_lowercase().contains("lock") {
-                Error::Backend(format!(
-                    "cannot open embedded storage at {location}: the database is locked by another live \
-                     handle (in this or another process); close it first ({text})"
-                ))
-            } else {
-                Error::Backend(format!("cannot open storage at {location}: {text}"))
-            }
-        })?;
-        datastore
-            .bootstrap()
-            .await
-            .map_err(|err| Error::Backend(format!("cannot bootstrap storage at {location}: {err:#}")))?;
-        let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), None).await?;
-        match Self::init(db, Arc::clone(&datastore), kind, location).await {
-            Ok(storage) => Ok(storage),
-            Err(err) => {
-                // Release the files (and the lock) of a store we refuse to use.
-                let _ = datastore.shutdown().await;
-                Err(err)
-            }
+    /// Connects to a SurrealDB server (eagerly: an unreachable server or failed sign-in fails
+    /// here).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a non-`ws(s)://` endpoint, `Backend` when the server cannot be
+    /// reached or refuses the credentials, `SchemaMigrationNeeded` for an older schema.
+    pub async fn connect(target: &RemoteTarget) -> Result<Self> {
+        let client = Client::connect(target).await?;
+        let location = format!("{} ({}/{})", target.endpoint, target.namespace, target.database);
+        Self::init(client, StorageKind::Remote, location, &target.namespace, &target.database).await
+    }
+
+    /// Applies every pending schema migration to the embedded store at `path`, then closes it.
+    ///
+    /// # Errors
+    /// As [`Storage::embedded`], or a failed migration step.
+    pub async fn migrate_embedded(path: &Path) -> Result<()> {
+        let location = Self::embedded_location(path)?;
+        let client = Self::open_embedded(&location).await?;
+        let outcome = Self::migrate_client(&client, &location, LOCAL_NAMESPACE, LOCAL_DATABASE).await;
+        Self::release(client).await;
+        outcome
+    }
+
+    /// Applies every pending schema migration to a SurrealDB server's database.
+    ///
+    /// # Errors
+    /// As [`Storage::connect`], or a failed migration step.
+    pub async fn migrate_remote(target: &RemoteTarget) -> Result<()> {
+        let client = Client::connect(target).await?;
+        let location = format!("{} ({}/{})", target.endpoint, target.namespace, target.database);
+        Self::migrate_client(&client, &location, &target.namespace, &target.database).await
+    }
+
+    async fn migrate_client(client: &Client, location: &str, namespace: &str, database: &str) -> Result<()> {
+        client.use_ns_db(namespace, database).await?;
+        migrations::migrate(client, location).await
+    }
+
+    fn embedded_location(path: &Path) -> Result<String> {
+        std::fs::create_dir_all(path)
+            .map_err(|err| Error::Backend(format!("cannot create storage directory {}: {err}", path.display())))?;
+        Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string())
+    }
+
+    async fn open_embedded(location: &str) -> Result<Client> {
+        // Every commit is synced to disk before it returns (grouped by RocksDB's commit
+        // coordinator), so neither a killed process nor a power loss loses a recorded step.
+        Client::open_local(&format!("rocksdb://{location}?sync={EMBEDDED_SYNC}"), location).await
+    }
+
+    async fn init(
+        client: Client,
+        kind: StorageKind,
+        location: String,
+        namespace: &str,
+        database: &str,
+    ) -> Result<Self> {
+        let checked = async {
+            client.use_ns_db(namespace, database).await?;
+            migrations::ensure_current(&client, &location).await
+        }
+        .await;
+        if let Err(err) = checked {
+            // Release the files (and the lock) of a store we refuse to use.
+            Self::release(client).await;
+            return Err(err);
+        }
+        let client = Arc::new(client);
+        let writer = Writer::spawn(Arc::clone(&client));
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                client,
+                kind,
+                location,
+                writer,
+                cancelled: Mutex::new(HashSet::new()),
+                run_seqs: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Shuts a connection down and waits until nothing references its datastore any more, so
+    /// an embedded path is unlocked when this returns.
+    async fn release(client: Client) {
+        if let Err(err) = client.shutdown().await {
+            tracing::warn!(error = %err, "closing storage failed");
+        }
+        let Client::Local { db, datastore } = client else { return };
+        drop(db);
+        // The SDK's engine task holds its own reference until it notices the client is gone.
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&datastore) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if Arc::strong_count(&datastore) > 1 {
+            tracing::warn!("the storage datastore is still referenced after close; its files are released later");
         }
     }
 
-    /// Flushes pending events and shuts the datastore down (releasing an embedded store's
-    /// lock). Later calls on any clone of this handle fail.
+    /// Flushes pending events and closes the store if this is its last handle: an embedded
+    /// store's files and lock are released when this returns. Other handles keep the store
+    /// open (closing one of several handles only drops it).
     ///
     /// # Errors
-    /// The error of the final flush, or of the shutdown.
-    pub async fn close(&self) -> Result<()> {
+    /// The error of the final flush (the store is closed all the same).
+    pub async fn close(self) -> Result<()> {
         let flushed = self.flush().await;
-        self.inner
-            .datastore
-            .shutdown()
-            .await
-            .map_err(|err| Error::Backend(format!("storage shutdown failed: {err:#}")))?;
+        let Ok(inner) = Arc::try_unwrap(self.inner) else { return flushed };
+        let Inner { client, writer, .. } = inner;
+        writer.stop().await;
+        match Arc::try_unwrap(client) {
+            Ok(client) => Self::release(client).await,
+            Err(_) => tracing::warn!("storage connection still shared after its writer stopped"),
+        }
         flushed
     }
 
@@ -134,49 +217,39 @@ impl Storage {
         Arc::strong_count(&self.inner) == 1
     }
 
-    async fn init(db: Surreal<Db>, datastore: Arc<Datastore>, kind: StorageKind, location: &str) -> Result<Self> {
-        db.use_ns("rivers").use_db("main").await?;
-        let mut response = db.query("SELECT VALUE version FROM schema_stamp").await?;
-        let stamp: Vec<Value> = response.take(0).unwrap_or_default();
-        match stamp.first().and_then(Value::as_i64) {
-            None => {
-                db.query(BOOTSTRAP).await?.check()?;
-                db.query("UPSERT schema_stamp:current SET version = $v")
-                    .bind(json!({"v": SCHEMA_VERSION}))
-                    .await?
-                    .check()?;
-            }
-            Some(found) if found < SCHEMA_VERSION => {
-                return Err(Error::SchemaMigrationNeeded {
-                    location: location.into(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                });
-            }
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(Error::Backend(format!(
-                    "the database at {location} was written by a newer rivers (schema {found}, this build \
-                     understands {SCHEMA_VERSION}); upgrade rivers"
-                )));
-            }
-            Some(_) => {}
-        }
-        let writer = Writer::spawn(db.clone());
-        Ok(Storage { inner: Arc::new(Inner { db, datastore, kind, writer, cancelled: Mutex::new(HashSet::new()) }) })
-    }
-
     /// Backend kind.
     pub fn kind(&self) -> StorageKind {
         self.inner.kind
     }
 
+    /// Where the store lives: a directory, `memory`, or an endpoint with namespace/database.
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// Subscribes to the change feed: every batch of events and every run-record change
+    /// committed to this store from now on, by any connection. Drop the feed before closing
+    /// the store (it holds the connection open).
+    ///
+    /// # Errors
+    /// `Backend` when the live queries cannot be started.
+    pub async fn subscribe(&self) -> Result<crate::ChangeFeed> {
+        crate::changes::subscribe(&self.inner.client).await
+    }
+
+    /// Makes the next write batch (and the following `attempts - 1` retries) fail, for tests
+    /// of the failure paths.
+    #[cfg(feature = "testing")]
+    pub fn fail_batches(&self, plan: crate::writer::FailBatches) {
+        self.inner.writer.faults.install(plan);
+    }
+
     async fn rows(&self, sql: &str, vars: Value) -> Result<Vec<Value>> {
-        let mut response = self.inner.db.query(sql).bind(vars).await?;
-        Ok(response.take(0)?)
+        Ok(self.inner.client.query(sql, vars).await?.take(0)?)
     }
 
     async fn execute(&self, sql: &str, vars: Value) -> Result<()> {
-        self.inner.db.query(sql).bind(vars).await?.check()?;
+        self.inner.client.query(sql, vars).await?.check()?;
         Ok(())
     }
 }

@@ -1,132 +1,262 @@
 //! The batched event writer (group commit).
 //!
 //! The engine enqueues events and never waits for a database round trip per event. A single
-//! task drains whatever is queued, writes it in one query (events plus the asset-record
-//! updates of materializations), then takes the next batch; under load batches grow by
-//! themselves, idle there is no added latency. `flush` waits until everything enqueued before
-//! it is durable, which is what a run does before writing its terminal status.
+//! task drains whatever is queued, writes it in one transaction (an event segment, the indexed
+//! state the events change, captured step logs), then takes the next batch; under load batches
+//! grow by themselves, idle there is no added latency.
+//!
+//! A batch that fails is retried with backoff. If it still fails, its events are lost, and
+//! that is never silent: every flush waiting on the batch gets the error, and every later
+//! flush scoped to a run that lost events gets it too, so the engine cannot record that run's
+//! steps as succeeded or end it `Success`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use surrealdb::Surreal;
-use surrealdb::engine::local::Db;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::records::{StoredEvent, StoredLog};
+use crate::state::StateUpdates;
 
-/// Most events written in one query; bounds the size of a single transaction.
+/// Most events written in one transaction; bounds the size of a single commit.
 const MAX_BATCH: usize = 2048;
 
+/// How a failed batch is retried: the waits before the 2nd, 3rd, ... attempt. About 2 s in
+/// all: long enough to ride out a transaction conflict or a server's brief hiccup, short
+/// enough that a store that is really gone fails the run promptly.
+const RETRY_DELAYS: [Duration; 3] =
+    [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1500)];
+
 pub(crate) enum Command {
-    Event(Value),
-    Flush(oneshot::Sender<Result<()>>),
+    Event(Box<StoredEvent>),
+    Log(StoredLog),
+    /// Resolves once everything enqueued before it was written, with an error if any of it
+    /// was lost, or (when scoped to a run) if that run lost events at any time.
+    Flush {
+        run_id: Option<String>,
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Forgets a run's lost events (a resumed run starts clean).
+    ResetRun(String),
+}
+
+/// Events of one run that could not be written.
+#[derive(Debug, Clone)]
+struct Lost {
+    count: usize,
+    /// `StepSuccess of 'a'`-style descriptions of the first few lost events.
+    examples: Vec<String>,
+    reason: String,
+}
+
+impl Lost {
+    fn error(&self, run_id: &str) -> Error {
+        Error::EventsNotWritten {
+            run_id: run_id.to_string(),
+            count: self.count,
+            events: self.examples.join(", "),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// A deliberate write failure, for tests of the failure paths.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy)]
+pub struct FailBatches {
+    /// 1-based number of the first batch (counted from when the plan is installed) that fails.
+    pub first: u64,
+    /// How many attempts fail from then on (`u64::MAX`: the store never recovers).
+    pub attempts: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Faults {
+    #[cfg(feature = "testing")]
+    plan: parking_lot::Mutex<Option<(FailBatches, u64, u64)>>,
+}
+
+impl Faults {
+    #[cfg(feature = "testing")]
+    pub(crate) fn install(&self, plan: FailBatches) {
+        *self.plan.lock() = Some((plan, 0, 0));
+    }
+
+    /// Called once per write attempt; `is_retry` attempts do not advance the batch count.
+    #[cfg_attr(not(feature = "testing"), allow(clippy::unused_self, reason = "no faults outside tests"))]
+    fn check(&self, is_retry: bool) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if let Some((plan, batches, failed)) = self.plan.lock().as_mut() {
+            if !is_retry {
+                *batches += 1;
+            }
+            if *batches >= plan.first && *failed < plan.attempts {
+                *failed += 1;
+                return Err(Error::Backend(format!("injected write failure (batch {batches})")));
+            }
+        }
+        let _ = is_retry;
+        Ok(())
+    }
 }
 
 pub(crate) struct Writer {
     pub(crate) sender: mpsc::UnboundedSender<Command>,
+    #[cfg(feature = "testing")]
+    pub(crate) faults: Arc<Faults>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// One group commit: one event segment, then the asset records' `last_*` fields of the
-/// materializations and observations among them, in one transaction (one commit per batch).
-/// Bulk `INSERT ... ON DUPLICATE KEY UPDATE` statements cost one statement per batch rather
-/// than one per record.
-const WRITE_BATCH: &str = "
-BEGIN TRANSACTION;
-CREATE event_segment CONTENT { seq: $seq, run_ids: $run_ids, asset_keys: $asset_keys, events: $events } RETURN NONE;
-IF array::len($mats) > 0 {
-    INSERT INTO asset $mats ON DUPLICATE KEY UPDATE
-        last_event_id = $input.last_event_id,
-        last_run_id = $input.last_run_id,
-        last_timestamp = $input.last_timestamp,
-        last_data_version = $input.last_data_version,
-        last_materialization_code_version = $input.last_materialization_code_version,
-        last_input_data_versions = $input.last_input_data_versions
-    RETURN NONE;
-};
-IF array::len($observations) > 0 {
-    INSERT INTO asset $observations ON DUPLICATE KEY UPDATE
-        last_observation_data_version = $input.last_observation_data_version
-    RETURN NONE;
-};
-COMMIT TRANSACTION;
-";
-
 impl Writer {
-    pub(crate) fn spawn(db: Surreal<Db>) -> Self {
+    pub(crate) fn spawn(client: Arc<Client>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, receiver));
-        Writer { sender }
+        let faults = Arc::new(Faults::default());
+        let task = tokio::spawn(run(client, Arc::clone(&faults), receiver));
+        Writer {
+            sender,
+            #[cfg(feature = "testing")]
+            faults,
+            task,
+        }
+    }
+
+    /// Stops the writer after it has drained its queue, releasing its connection.
+    pub(crate) async fn stop(self) {
+        drop(self.sender);
+        let _ = self.task.await;
     }
 }
 
-async fn run(db: Surreal<Db>, mut receiver: mpsc::UnboundedReceiver<Command>) {
-    // The error of a failed batch, reported to the next flush.
-    let mut failure: Option<String> = None;
-    let mut events = Vec::new();
-    let mut waiters = Vec::new();
+struct Waiter {
+    run_id: Option<String>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::UnboundedReceiver<Command>) {
+    let mut lost: HashMap<String, Lost> = HashMap::new();
+    let mut events: Vec<StoredEvent> = Vec::new();
+    let mut logs: Vec<StoredLog> = Vec::new();
+    let mut waiters: Vec<Waiter> = Vec::new();
     while let Some(first) = receiver.recv().await {
         let mut next = Some(first);
         while let Some(command) = next.take() {
             match command {
-                Command::Event(event) => events.push(event),
-                Command::Flush(done) => waiters.push(done),
+                Command::Event(event) => events.push(*event),
+                Command::Log(log) => logs.push(log),
+                Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
+                Command::ResetRun(run_id) => {
+                    lost.remove(&run_id);
+                }
             }
-            if events.len() < MAX_BATCH {
+            if events.len() + logs.len() < MAX_BATCH {
                 next = receiver.try_recv().ok();
             }
         }
-        if !events.is_empty()
-            && let Err(err) = write_batch(&db, std::mem::take(&mut events)).await
-        {
-            tracing::error!(error = %err, "writing a batch of run events failed");
-            failure = Some(err.to_string());
+        let mut batch_error = None;
+        if !events.is_empty() || !logs.is_empty() {
+            if let Err(err) = write_with_retry(&client, &faults, &events, &logs).await {
+                tracing::error!(error = %err, events = events.len(), logs = logs.len(),
+                                "a batch of run events could not be written");
+                record_lost(&mut lost, &events, &logs, &err.to_string());
+                batch_error = Some(err.to_string());
+            }
+            events.clear();
+            logs.clear();
         }
-        for done in waiters.drain(..) {
-            let outcome = match failure.take() {
-                Some(message) => Err(Error::Backend(message)),
-                None => Ok(()),
+        for waiter in waiters.drain(..) {
+            let outcome = match (&waiter.run_id, &batch_error) {
+                (Some(run_id), _) if lost.contains_key(run_id) => Err(lost[run_id].error(run_id)),
+                (None, Some(reason)) => Err(Error::Backend(format!("a batch of run events was not written: {reason}"))),
+                _ => Ok(()),
             };
-            let _ = done.send(outcome);
+            let _ = waiter.done.send(outcome);
         }
     }
 }
 
-async fn write_batch(db: &Surreal<Db>, events: Vec<Value>) -> Result<()> {
-    // Later events of the same asset win: a batch may hold several materializations of it.
-    let mut mats: Vec<Value> = Vec::new();
-    let mut observations: Vec<Value> = Vec::new();
-    for event in &events {
-        let Some(key) = event["asset_key"].as_str() else { continue };
-        if event["event_type"] == "Materialization" {
-            mats.retain(|m| m["asset_key"] != key);
-            mats.push(json!({
-                "id": key,
-                "asset_key": key,
-                "last_event_id": event["eid"],
-                "last_run_id": event["run_id"],
-                "last_timestamp": event["timestamp"],
-                "last_data_version": event["data_version"],
-                "last_materialization_code_version": event["code_version"],
-                "last_input_data_versions": event["input_data_versions"],
-            }));
-        } else if event["event_type"] == "Observation" {
-            observations.retain(|o| o["asset_key"] != key);
-            observations.push(json!({
-                "id": key,
-                "asset_key": key,
-                "last_observation_data_version": event["data_version"],
-            }));
+fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &[StoredLog], reason: &str) {
+    /// Lost events named in an error message; the count covers the rest.
+    const EXAMPLES: usize = 5;
+    for event in events {
+        let entry = lost.entry(event.run_id.clone()).or_insert_with(|| Lost {
+            count: 0,
+            examples: Vec::new(),
+            reason: reason.to_string(),
+        });
+        entry.count += 1;
+        if entry.examples.len() < EXAMPLES {
+            entry.examples.push(match &event.asset_key {
+                Some(key) => format!("{} of '{key}'", event.event_type),
+                None => event.event_type.to_string(),
+            });
         }
     }
-    let mut run_ids: Vec<&str> = events.iter().filter_map(|e| e["run_id"].as_str()).collect();
+    for log in logs {
+        let entry = lost.entry(log.run_id.clone()).or_insert_with(|| Lost {
+            count: 0,
+            examples: Vec::new(),
+            reason: reason.to_string(),
+        });
+        entry.count += 1;
+        if entry.examples.len() < EXAMPLES {
+            entry.examples.push(format!("captured output of '{}'", log.step_key));
+        }
+    }
+}
+
+async fn write_with_retry(client: &Client, faults: &Faults, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
+    let mut delays = RETRY_DELAYS.iter();
+    let mut is_retry = false;
+    loop {
+        let attempt = match faults.check(is_retry) {
+            Ok(()) => write_batch(client, events, logs, true).await,
+            Err(err) => Err(err),
+        };
+        match (attempt, delays.next()) {
+            (Ok(()), _) => return Ok(()),
+            (Err(err), Some(delay)) => {
+                tracing::warn!(error = %err, retry_in = ?delay, "writing a batch of run events failed; retrying");
+                tokio::time::sleep(*delay).await;
+                is_retry = true;
+            }
+            (Err(err), None) => return Err(err),
+        }
+    }
+}
+
+/// One group commit: the event segment, the indexed state it changes, the runs' event
+/// counters and the captured logs, in one transaction. Bulk `INSERT ... ON DUPLICATE KEY
+/// UPDATE` statements cost one statement per table rather than one per record.
+const WRITE_BATCH: &str = include_str!("queries/write_batch.surql");
+
+/// Writes the indexed state of `events` without appending them to the log (migrations derive
+/// state from history this way).
+pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Result<()> {
+    for chunk in events.chunks(MAX_BATCH) {
+        write_batch(client, chunk, &[], false).await?;
+    }
+    Ok(())
+}
+
+async fn write_batch(client: &Client, events: &[StoredEvent], logs: &[StoredLog], append: bool) -> Result<()> {
+    let updates = StateUpdates::from_events(events);
+    let mut run_ids: Vec<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
-    let mut asset_keys: Vec<&str> = events.iter().filter_map(|e| e["asset_key"].as_str()).collect();
+    let mut asset_keys: Vec<&str> = events.iter().filter_map(|e| e.asset_key.as_deref()).collect();
     asset_keys.sort_unstable();
     asset_keys.dedup();
-    let seq = events.first().map(|e| e["timestamp"].clone()).unwrap_or(Value::Null);
-    db.query(WRITE_BATCH)
-        .bind(json!({"seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
-                     "mats": mats, "observations": observations}))
+    let seq = events.first().map_or(Value::Null, |e| json!(e.timestamp));
+    client
+        .query(
+            WRITE_BATCH,
+            json!({"seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
+                   "has_events": append && !events.is_empty(), "logs": logs, "state": updates}),
+        )
         .await?
         .check()?;
     Ok(())

@@ -48,9 +48,12 @@ impl Storage {
         self.flush().await?;
         let mut response = self
             .inner
-            .db
-            .query("SELECT VALUE assets[$key] FROM asset_registry:current; SELECT * OMIT id FROM type::record('asset', $key);")
-            .bind(json!({"key": asset_key}))
+            .client
+            .query(
+                "SELECT VALUE assets[$key] FROM asset_registry:current; \
+                 SELECT * OMIT id, last_materialization, last_observation FROM type::record('asset', $key);",
+                json!({"key": asset_key}),
+            )
             .await?;
         let declared: Vec<Value> = response.take(0)?;
         let state: Vec<Value> = response.take(1)?;
@@ -67,8 +70,12 @@ impl Storage {
         self.flush().await?;
         let mut response = self
             .inner
-            .db
-            .query("SELECT VALUE assets FROM asset_registry:current; SELECT * OMIT id FROM asset;")
+            .client
+            .query(
+                "SELECT VALUE assets FROM asset_registry:current; \
+                 SELECT * OMIT id, last_materialization, last_observation FROM asset;",
+                json!({}),
+            )
             .await?;
         let declared: Vec<Value> = response.take(0)?;
         let states: Vec<Value> = response.take(1)?;
@@ -84,6 +91,27 @@ impl Storage {
             }
         }
         by_key.into_iter().map(|(key, state)| Self::merge_record(&key, declared.get(&key), state)).collect()
+    }
+
+    /// The current data version of each of `asset_keys` that has one (the latest
+    /// materialization's, or for external assets the latest observation's). Reads only those
+    /// keys' rows, however many assets the store holds.
+    pub async fn current_data_versions(&self, asset_keys: &[String]) -> Result<Vec<(String, String)>> {
+        if asset_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.flush().await?;
+        let rows = self
+            .rows(
+                "SELECT asset_key, last_data_version ?? last_observation_data_version AS version \
+                 FROM array::map($keys, |$key| type::record('asset', $key))",
+                json!({"keys": asset_keys}),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some((row["asset_key"].as_str()?.to_owned(), row["version"].as_str()?.to_owned())))
+            .collect())
     }
 
     /// Records whose tags contain `tag`.

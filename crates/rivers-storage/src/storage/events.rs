@@ -1,133 +1,218 @@
-//! Event queries: segments flattened and filtered per run or asset.
+//! Events: enqueueing through the batched writer, flushing, and the queries that read them.
+//!
+//! Per-run reads decode only the segments of that run; "latest" questions are answered from
+//! the indexed state tables (`asset`, `asset_partition`, `step_state`), never from history.
 
 use std::collections::HashSet;
 
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::clock::now_ns;
-use crate::records::{NewEvent, StoredEvent};
+use crate::records::{NewEvent, StoredEvent, StoredLog};
+use crate::state::StepStatus;
 use crate::writer::Command;
-use serde_json::{Value, json};
 
 use super::{Storage, decode};
 use crate::error::{Error, Result};
 
 impl Storage {
-    // ---- events -------------------------------------------------------------------------
+    // ---- writing ------------------------------------------------------------------------
 
-    /// Enqueues an event for the batched writer and returns its id. Never blocks.
+    /// Prepares this handle to write events of `run_id`: numbering continues after the run's
+    /// last stored event (a resumed run), and earlier lost writes of the run are forgotten.
+    ///
+    /// # Errors
+    /// `Backend` when the run record cannot be read.
+    pub async fn attach_run(&self, run_id: &str) -> Result<()> {
+        let rows =
+            self.rows("SELECT VALUE last_event_seq FROM type::record('run', $id)", json!({"id": run_id})).await?;
+        let last = rows.first().and_then(Value::as_i64).unwrap_or(0);
+        self.inner.run_seqs.lock().insert(run_id.to_string(), last);
+        let _ = self.inner.writer.sender.send(Command::ResetRun(run_id.to_string()));
+        Ok(())
+    }
+
+    /// Stops numbering events of `run_id` on this handle (its run has ended).
+    pub fn detach_run(&self, run_id: &str) {
+        self.inner.run_seqs.lock().remove(run_id);
+    }
+
+    /// Enqueues an event for the batched writer and returns it as it will be stored. Never
+    /// blocks; whether it was written is known from the next [`Storage::flush_run`].
     pub fn enqueue_event(&self, event: NewEvent) -> StoredEvent {
+        let run_seq = {
+            let mut seqs = self.inner.run_seqs.lock();
+            let seq = seqs.entry(event.run_id.clone()).or_default();
+            *seq += 1;
+            *seq
+        };
         let stored = StoredEvent {
             id: uuid::Uuid::now_v7().to_string(),
-            event_type: event.event_type.to_string(),
+            event_type: event.event_type,
             asset_key: event.asset_key,
             run_id: event.run_id,
             partition_key: event.partition_key,
             timestamp: now_ns(),
+            run_seq,
             metadata: event.metadata,
             data_version: event.data_version,
             code_version: event.code_version,
             input_data_versions: event.input_data_versions,
         };
-        let doc = serde_json::to_value(&stored).unwrap_or(Value::Null);
-        // The writer lives as long as the store; a closed channel means the runtime is gone,
-        // in which case there is nobody left to read the event either.
-        let _ = self.inner.writer.sender.send(Command::Event(doc));
+        // A closed channel means the writer is gone; the next flush reports it.
+        let _ = self.inner.writer.sender.send(Command::Event(Box::new(stored.clone())));
         stored
+    }
+
+    /// Enqueues one step execution's captured output (written with the next batch).
+    pub fn enqueue_run_log(
+        &self,
+        run_id: &str,
+        step_key: &str,
+        stdout: Option<String>,
+        stderr: Option<String>,
+        logs: Option<String>,
+    ) {
+        let row = StoredLog {
+            id: uuid::Uuid::now_v7().to_string(),
+            run_id: run_id.into(),
+            step_key: step_key.into(),
+            timestamp: now_ns(),
+            stdout,
+            stderr,
+            logs,
+        };
+        let _ = self.inner.writer.sender.send(Command::Log(row));
+    }
+
+    async fn flush_scoped(&self, run_id: Option<&str>) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        let stopped = || Error::Backend("the storage writer has stopped (the store was closed)".into());
+        let command = Command::Flush { run_id: run_id.map(str::to_owned), done };
+        if self.inner.writer.sender.send(command).is_err() {
+            return Err(stopped());
+        }
+        wait.await.map_err(|_| stopped())?
     }
 
     /// Waits until every event enqueued before this call is durable.
     ///
     /// # Errors
-    /// The error of a failed batch write since the previous flush.
+    /// `Backend` when a batch holding some of those events could not be written.
     pub async fn flush(&self) -> Result<()> {
-        let (done, wait) = oneshot::channel();
-        if self.inner.writer.sender.send(Command::Flush(done)).is_err() {
-            return Err(Error::Backend("the storage writer has stopped".into()));
-        }
-        wait.await.map_err(|_| Error::Backend("the storage writer has stopped".into()))?
+        self.flush_scoped(None).await
     }
 
-    /// Events of the segments mentioning `key` in `field`, newest segment first, `limit`
-    /// segments at most.
-    async fn segment_events(&self, field: &str, key: &str, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
+    /// Waits until every event enqueued before this call is durable, and checks that no event
+    /// of `run_id` was ever lost.
+    ///
+    /// # Errors
+    /// `EventsNotWritten` naming what of the run was not written.
+    pub async fn flush_run(&self, run_id: &str) -> Result<()> {
+        self.flush_scoped(Some(run_id)).await
+    }
+
+    // ---- reading ------------------------------------------------------------------------
+
+    /// Every event of a run, in run order.
+    pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
         self.flush().await?;
-        let limit_clause = if limit.is_some() { "LIMIT $limit" } else { "" };
-        let sql = format!(
-            "SELECT seq, events FROM event_segment WHERE {field} CONTAINSANY [$key] ORDER BY seq DESC {limit_clause}"
-        );
-        let rows = self.rows(&sql, json!({"key": key, "limit": limit})).await?;
+        let rows = self
+            .rows("SELECT VALUE events FROM event_segment WHERE run_ids CONTAINS $run", json!({"run": run_id}))
+            .await?;
         let mut events = Vec::new();
-        for mut row in rows {
-            if let Value::Array(items) = row["events"].take() {
-                events.extend(decode::<StoredEvent>("event", items)?);
+        for row in rows {
+            if let Value::Array(items) = row {
+                events.extend(decode::<StoredEvent>("event", items)?.into_iter().filter(|e| e.run_id == run_id));
             }
         }
-        Ok(events)
-    }
-
-    /// Every event of a run, oldest first.
-    pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
-        let mut events: Vec<StoredEvent> =
-            self.segment_events("run_ids", run_id, None).await?.into_iter().filter(|e| e.run_id == run_id).collect();
-        events.sort_by_key(|e| e.timestamp);
-        Ok(events)
-    }
-
-    /// Events of an asset, newest first, `limit` at most (`None` = all).
-    async fn asset_events(&self, asset_key: &str, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
-        // Every segment found holds at least one event of the asset, so `limit` segments are
-        // enough for `limit` events.
-        let mut events: Vec<StoredEvent> = self
-            .segment_events("asset_keys", asset_key, limit)
-            .await?
-            .into_iter()
-            .filter(|e| e.asset_key.as_deref() == Some(asset_key))
-            .collect();
-        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
-        if let Some(limit) = limit {
-            events.truncate(limit);
-        }
+        // Events numbered before sequence numbers existed (schema 1) sort by time.
+        events.sort_by_key(|e| (e.run_seq, e.timestamp));
         Ok(events)
     }
 
     /// Up to `limit` events of an asset, newest first.
     pub async fn get_events_for_asset(&self, asset_key: &str, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.asset_events(asset_key, Some(limit)).await
+        self.flush().await?;
+        // Every segment found holds at least one event of the asset, so `limit` segments are
+        // enough for `limit` events.
+        let rows = self
+            .rows(
+                "SELECT seq, events FROM event_segment WHERE asset_keys CONTAINS $key ORDER BY seq DESC LIMIT $limit",
+                json!({"key": asset_key, "limit": limit}),
+            )
+            .await?;
+        let mut events = Vec::new();
+        for mut row in rows {
+            if let Value::Array(items) = row["events"].take() {
+                events.extend(
+                    decode::<StoredEvent>("event", items)?
+                        .into_iter()
+                        .filter(|e| e.asset_key.as_deref() == Some(asset_key)),
+                );
+            }
+        }
+        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        events.truncate(limit);
+        Ok(events)
     }
 
-    /// Newest materialization of an asset, optionally of one partition.
+    /// Newest materialization of an asset, or of one of its partitions: one record read.
     pub async fn get_latest_materialization(
         &self,
         asset_key: &str,
         partition: Option<&str>,
     ) -> Result<Option<StoredEvent>> {
-        Ok(self.asset_events(asset_key, None).await?.into_iter().find(|e| {
-            e.event_type == "Materialization" && partition.is_none_or(|p| e.partition_key.as_deref() == Some(p))
-        }))
+        self.flush().await?;
+        let rows = match partition {
+            None => {
+                self.rows(
+                    "SELECT VALUE last_materialization FROM type::record('asset', $key)",
+                    json!({"key": asset_key}),
+                )
+                .await?
+            }
+            Some(partition) => {
+                self.rows(
+                    "SELECT VALUE last_materialization FROM type::record('asset_partition', [$key, $partition])",
+                    json!({"key": asset_key, "partition": partition}),
+                )
+                .await?
+            }
+        };
+        let rows: Vec<Value> = rows.into_iter().filter(Value::is_object).collect();
+        Ok(decode("event", rows)?.into_iter().next())
     }
 
     /// Distinct partition keys (display strings) having a materialization.
     pub async fn get_materialized_partitions(&self, asset_key: &str) -> Result<Vec<String>> {
-        let mut keys: Vec<String> = self
-            .asset_events(asset_key, None)
-            .await?
-            .into_iter()
-            .filter(|e| e.event_type == "Materialization")
-            .filter_map(|e| e.partition_key)
-            .collect();
+        self.flush().await?;
+        let rows = self
+            .rows(
+                "SELECT VALUE partition_key FROM asset_partition WHERE asset_key = $key AND last_materialization != NONE",
+                json!({"key": asset_key}),
+            )
+            .await?;
+        let mut keys: Vec<String> = rows.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
         keys.sort_unstable();
-        keys.dedup();
         Ok(keys)
     }
 
-    /// Step keys with a `StepSuccess` in `run_id` for this partition (resume).
+    /// Step keys that succeeded in `run_id` for this partition (resume): read from the run's
+    /// step states.
     pub async fn succeeded_steps(&self, run_id: &str, partition: Option<&str>) -> Result<HashSet<String>> {
-        let events = self.get_events_for_run(run_id).await?;
-        Ok(events
+        self.flush().await?;
+        let rows = self
+            .rows(
+                "SELECT step_key, partition_key FROM step_state WHERE run_id = $run AND status = $status",
+                json!({"run": run_id, "status": StepStatus::Success}),
+            )
+            .await?;
+        Ok(rows
             .into_iter()
-            .filter(|e| e.event_type == "StepSuccess" && e.partition_key.as_deref() == partition)
-            .filter_map(|e| e.asset_key)
+            .filter(|row| row["partition_key"].as_str() == partition)
+            .filter_map(|row| row["step_key"].as_str().map(str::to_owned))
             .collect())
     }
 }

@@ -4,7 +4,7 @@ use rivers_core::RunStatus;
 
 use crate::clock::now_ns;
 use crate::records::{NewRun, RunRecord, StoredLog, StoredTick};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Storage, decode};
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ impl Storage {
         let record = RunRecord {
             run_id: run.run_id,
             job_name: run.job_name,
-            status: run.status.as_str().to_string(),
+            status: run.status,
             start_time: now_ns(),
             end_time: None,
             tags: run.tags,
@@ -31,7 +31,14 @@ impl Storage {
             total_steps: 0,
             message: None,
         };
-        let doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
+        let mut doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
+        // Indexed companions of fields that are not directly indexable: tags as `key=value`
+        // strings, the backfill a run belongs to.
+        doc["tag_pairs"] = json!(record.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+        doc["backfill_id"] = match &record.launched_by {
+            rivers_core::LaunchedBy::Backfill { backfill_id } => json!(backfill_id),
+            _ => Value::Null,
+        };
         self.execute(
             "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE",
             json!({"id": record.run_id, "doc": doc}),
@@ -42,15 +49,25 @@ impl Storage {
 
     /// The run, or `None`.
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
-        let rows = self.rows("SELECT * OMIT id FROM type::record('run', $id)", json!({"id": run_id})).await?;
+        let rows = self
+            .rows("SELECT * OMIT id, tag_pairs, backfill_id FROM type::record('run', $id)", json!({"id": run_id}))
+            .await?;
         Ok(decode("run", rows)?.into_iter().next())
     }
 
-    /// Up to `limit` runs, newest first, optionally with one status.
-    pub async fn get_runs(&self, limit: usize, status: Option<&str>) -> Result<Vec<RunRecord>> {
-        let filter = if status.is_some() { "WHERE status = $status" } else { "" };
-        let sql = format!("SELECT * OMIT id FROM run {filter} ORDER BY start_time DESC LIMIT $limit");
-        let rows = self.rows(&sql, json!({"status": status, "limit": limit})).await?;
+    /// Up to `limit` runs, newest first, optionally with one status. Served by the
+    /// `run_start_time` / `run_status_time` indexes: the cost is that of `limit` records, not
+    /// of the number of runs stored.
+    pub async fn get_runs(&self, limit: usize, status: Option<RunStatus>) -> Result<Vec<RunRecord>> {
+        let sql = match status {
+            Some(_) => {
+                "SELECT * OMIT id, tag_pairs, backfill_id FROM run WITH INDEX run_status_time WHERE status = $status ORDER BY start_time DESC LIMIT $limit"
+            }
+            None => {
+                "SELECT * OMIT id, tag_pairs, backfill_id FROM run WITH INDEX run_start_time ORDER BY start_time DESC LIMIT $limit"
+            }
+        };
+        let rows = self.rows(sql, json!({"status": status, "limit": limit})).await?;
         decode("run", rows)
     }
 
@@ -63,30 +80,52 @@ impl Storage {
         .await
     }
 
-    /// Persists a run's terminal outcome. `status` accepts `Success`, `Failure`, `Canceled`
-    /// and `Cancelled` (stored as `Canceled`).
+    /// Parses the status of `set_run_outcome`: `Success`, `Failure`, `Canceled` and
+    /// `Cancelled` (stored as `Canceled`).
     ///
     /// # Errors
     /// `InvalidStatus` for any other spelling.
+    pub fn parse_outcome_status(status: &str) -> Result<RunStatus> {
+        match status {
+            "Success" => Ok(RunStatus::Success),
+            "Failure" => Ok(RunStatus::Failure),
+            "Canceled" | "Cancelled" => Ok(RunStatus::Canceled),
+            other => Err(Error::InvalidStatus(format!(
+                "unknown run outcome status {other:?}; expected \"Success\", \"Failure\" or \"Cancelled\""
+            ))),
+        }
+    }
+
+    /// Persists a run's terminal outcome, after every event of the run is durable.
+    ///
+    /// # Errors
+    /// `EventsNotWritten` when some of the run's events were lost (the outcome is not
+    /// written then: the caller records a failure instead); `Backend` for a failed write.
     pub async fn set_run_outcome(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunStatus,
         completed_steps: i64,
         total_steps: i64,
         message: Option<&str>,
     ) -> Result<()> {
-        let canonical = match status {
-            "Success" => RunStatus::Success,
-            "Failure" => RunStatus::Failure,
-            "Canceled" | "Cancelled" => RunStatus::Canceled,
-            other => {
-                return Err(Error::InvalidStatus(format!(
-                    "unknown run outcome status {other:?}; expected \"Success\", \"Failure\" or \"Cancelled\""
-                )));
-            }
-        };
-        self.flush().await?;
+        self.flush_run(run_id).await?;
+        self.write_run_outcome(run_id, status, completed_steps, total_steps, message).await
+    }
+
+    /// Writes a run's terminal outcome without waiting for its events (used to record the
+    /// failure of a run whose events could not all be written).
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn write_run_outcome(
+        &self,
+        run_id: &str,
+        canonical: RunStatus,
+        completed_steps: i64,
+        total_steps: i64,
+        message: Option<&str>,
+    ) -> Result<()> {
         self.execute(
             "UPDATE type::record('run', $id) SET status = $status, completed_steps = $done, total_steps = $total, \
              message = $message, end_time = $end RETURN NONE",
@@ -103,13 +142,13 @@ impl Storage {
 
     /// Runs currently queued.
     pub async fn get_queued_runs(&self) -> Result<Vec<RunRecord>> {
-        self.get_runs(usize::MAX >> 1, Some(RunStatus::Queued.as_str())).await
+        self.get_runs(usize::MAX >> 1, Some(RunStatus::Queued)).await
     }
 
     /// Cancels a queued run; `false` when the run is not queued.
     pub async fn cancel_queued_run(&self, run_id: &str) -> Result<bool> {
         match self.get_run(run_id).await? {
-            Some(run) if run.status == RunStatus::Queued.as_str() => {
+            Some(run) if run.status == RunStatus::Queued => {
                 self.execute(
                     "UPDATE type::record('run', $id) SET status = 'Canceled', end_time = $end RETURN NONE",
                     json!({"id": run_id, "end": now_ns()}),
@@ -144,30 +183,9 @@ impl Storage {
 
     // ---- run logs -----------------------------------------------------------------------
 
-    /// Stores one step execution's captured output.
-    pub async fn add_run_log(
-        &self,
-        run_id: &str,
-        step_key: &str,
-        stdout: Option<String>,
-        stderr: Option<String>,
-        logs: Option<String>,
-    ) -> Result<()> {
-        let row = StoredLog {
-            id: uuid::Uuid::now_v7().to_string(),
-            run_id: run_id.into(),
-            step_key: step_key.into(),
-            timestamp: now_ns(),
-            stdout,
-            stderr,
-            logs,
-        };
-        let doc = serde_json::to_value(&row).map_err(|source| Error::Decode { what: "run log", source })?;
-        self.execute("CREATE run_log CONTENT $doc RETURN NONE", json!({"doc": doc})).await
-    }
-
     /// Captured step output of a run, oldest first.
     pub async fn get_run_logs(&self, run_id: &str) -> Result<Vec<StoredLog>> {
+        self.flush().await?;
         let rows = self
             .rows("SELECT * OMIT id FROM run_log WHERE run_id = $run ORDER BY timestamp", json!({"run": run_id}))
             .await?;

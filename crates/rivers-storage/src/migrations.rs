@@ -1,0 +1,171 @@
+//! Versioned schema migrations.
+//!
+//! The schema is the ordered list of `.surql` files in `migrations/`; a store's
+//! `schema_stamp:current.version` says how many of them it has applied. Opening a store whose
+//! stamp is behind this build fails with `SchemaMigrationNeeded` (nothing is changed);
+//! `migrate` applies the missing ones under a short cross-process lease, each followed by the
+//! data step it needs (for example deriving indexed state from the events already stored), and
+//! advances the stamp after each, so an interrupted migration resumes where it stopped.
+//! A fresh store is created by running every migration.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::records::StoredEvent;
+use crate::storage::decode;
+
+/// One schema step.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    ddl: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", ddl: include_str!("../migrations/0001_initial.surql") },
+    Migration { version: 2, name: "indexed_state", ddl: include_str!("../migrations/0002_indexed_state.surql") },
+];
+
+/// Schema version written by this build.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// How long a migration lease is valid; a migrating process that died frees the store after
+/// this. Migrations of our stores take seconds; the lease is renewed before each step.
+const LEASE_TTL: Duration = Duration::from_secs(120);
+
+/// The stamp of a store: `None` for an empty one.
+pub(crate) async fn stored_version(client: &Client) -> Result<Option<i64>> {
+    let mut response = client.query("SELECT VALUE version FROM schema_stamp:current", json!({})).await?;
+    let stamp: Vec<Value> = response.take(0).unwrap_or_default();
+    Ok(stamp.first().and_then(Value::as_i64))
+}
+
+/// Checks that the store at `location` can be used by this build, creating the schema of an
+/// empty store.
+///
+/// # Errors
+/// `SchemaMigrationNeeded` for an older store, `Backend` for a newer one or a failed query.
+pub(crate) async fn ensure_current(client: &Client, location: &str) -> Result<()> {
+    match stored_version(client).await? {
+        None => migrate(client, location).await,
+        Some(found) if found < SCHEMA_VERSION => {
+            Err(Error::SchemaMigrationNeeded { location: location.into(), found, expected: SCHEMA_VERSION })
+        }
+        Some(found) if found > SCHEMA_VERSION => Err(Error::Backend(format!(
+            "the database at {location} was written by a newer rivers (schema {found}, this build \
+             understands {SCHEMA_VERSION}); upgrade rivers"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Applies every migration the store lacks. Idempotent.
+///
+/// # Errors
+/// `Backend` when another process holds the migration lease, or a step fails (the stamp then
+/// names the last step that completed).
+pub(crate) async fn migrate(client: &Client, location: &str) -> Result<()> {
+    let holder = uuid::Uuid::new_v4().to_string();
+    acquire_lease(client, location, &holder).await?;
+    let outcome = apply_pending(client, location, &holder).await;
+    let released =
+        client.query("DELETE schema_lease:current WHERE holder = $holder RETURN NONE", json!({"holder": holder})).await;
+    outcome?;
+    released?.check()?;
+    Ok(())
+}
+
+async fn apply_pending(client: &Client, location: &str, holder: &str) -> Result<()> {
+    let current = stored_version(client).await?.unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::Backend(format!(
+            "the database at {location} has schema {current}, newer than this build's {SCHEMA_VERSION}; upgrade rivers"
+        )));
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        renew_lease(client, holder).await?;
+        let fresh = current == 0;
+        client.query(migration.ddl, json!({})).await?.check().map_err(|err| {
+            Error::Backend(format!("migration {} ({}) failed at {location}: {err}", migration.version, migration.name))
+        })?;
+        if !fresh {
+            backfill(client, migration.version).await?;
+        }
+        client
+            .query(
+                "UPSERT schema_stamp:current SET version = $version RETURN NONE",
+                json!({"version": migration.version}),
+            )
+            .await?
+            .check()?;
+        if fresh {
+            tracing::debug!(version = migration.version, name = migration.name, location, "created schema");
+        } else {
+            tracing::info!(version = migration.version, name = migration.name, location, "applied schema migration");
+        }
+    }
+    Ok(())
+}
+
+/// The data step of a migration on a store that already holds data.
+async fn backfill(client: &Client, version: i64) -> Result<()> {
+    if version == 2 {
+        // Schema 1 answered "latest materialization" and "which steps succeeded" by decoding
+        // history; derive the state tables from it once, oldest segment first.
+        let rows = client_rows(client, "SELECT VALUE events FROM event_segment ORDER BY seq", json!({})).await?;
+        let mut events: Vec<StoredEvent> = Vec::new();
+        for row in rows {
+            if let Value::Array(items) = row {
+                events.extend(decode::<StoredEvent>("event", items)?);
+            }
+        }
+        events.sort_by_key(|e| e.timestamp);
+        // Schema 1 events carry no run sequence number; number them per run in time order.
+        let mut next_seq: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for event in &mut events {
+            let seq = next_seq.entry(event.run_id.clone()).or_default();
+            *seq += 1;
+            event.run_seq = *seq;
+        }
+        crate::writer::apply_state(client, &events).await?;
+    }
+    Ok(())
+}
+
+async fn client_rows(client: &Client, sql: &str, vars: Value) -> Result<Vec<Value>> {
+    Ok(client.query(sql, vars).await?.take(0)?)
+}
+
+async fn acquire_lease(client: &Client, location: &str, holder: &str) -> Result<()> {
+    let now = crate::clock::now_ns();
+    let rows = client_rows(
+        client,
+        "IF record::exists(schema_lease:current) AND schema_lease:current.expires > $now { RETURN schema_lease:current.holder } \
+         ELSE { UPSERT schema_lease:current CONTENT { holder: $holder, expires: $expires } RETURN NONE; RETURN NONE }",
+        json!({"now": now, "holder": holder, "expires": now + LEASE_TTL.as_nanos() as i64}),
+    )
+    .await?;
+    match rows.first() {
+        Some(Value::String(other)) => Err(Error::Backend(format!(
+            "cannot migrate the database at {location}: another process ({other}) is migrating it; \
+             wait for it to finish (its lease expires within {} s) and try again",
+            LEASE_TTL.as_secs()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn renew_lease(client: &Client, holder: &str) -> Result<()> {
+    let expires = crate::clock::now_ns() + LEASE_TTL.as_nanos() as i64;
+    client
+        .query(
+            "UPDATE schema_lease:current SET expires = $expires WHERE holder = $holder RETURN NONE",
+            json!({"expires": expires, "holder": holder}),
+        )
+        .await?
+        .check()?;
+    Ok(())
+}

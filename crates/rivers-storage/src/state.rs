@@ -1,0 +1,214 @@
+//! Indexed state derived from a batch of events.
+//!
+//! The event log is history: nothing reads it to answer a question. Every fact a reader needs
+//! (the latest materialization of an asset or partition, a step's state in a run, a run's last
+//! event number) is kept in its own table, keyed so that one record read answers it, and
+//! updated in the same transaction as the events that change it. This module computes those
+//! updates for one writer batch; it is pure so the rules are testable without a database.
+
+use std::collections::BTreeMap;
+
+use rivers_core::EventType;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::records::StoredEvent;
+
+/// The state updates of one batch, ready to bind into the batch transaction.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct StateUpdates {
+    /// `asset` rows: latest materialization per asset.
+    pub(crate) materializations: Vec<Value>,
+    /// `asset` rows: latest observation per asset.
+    pub(crate) observations: Vec<Value>,
+    /// `asset_partition` rows: latest materialization per (asset, partition).
+    pub(crate) partition_materializations: Vec<Value>,
+    /// `asset_partition` rows: latest observation per (asset, partition).
+    pub(crate) partition_observations: Vec<Value>,
+    /// `step_state` rows: the status of each step touched.
+    pub(crate) steps: Vec<Value>,
+    /// `{run, seq}`: the highest event number per run in the batch.
+    pub(crate) run_seqs: Vec<Value>,
+}
+
+/// A step's state as kept in `step_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) enum StepStatus {
+    Running,
+    Success,
+    Failure,
+    Skipped,
+}
+
+fn step_status(event_type: EventType) -> Option<StepStatus> {
+    match event_type {
+        EventType::StepStart => Some(StepStatus::Running),
+        EventType::StepSuccess => Some(StepStatus::Success),
+        EventType::StepFailure => Some(StepStatus::Failure),
+        EventType::StepSkipped => Some(StepStatus::Skipped),
+        _ => None,
+    }
+}
+
+/// Keeps the last value per key, in first-seen key order (later events of a batch win).
+#[derive(Default)]
+struct Latest<K: Ord> {
+    rows: BTreeMap<K, Value>,
+}
+
+impl<K: Ord> Latest<K> {
+    fn put(&mut self, key: K, row: Value) {
+        self.rows.insert(key, row);
+    }
+
+    fn into_rows(self) -> Vec<Value> {
+        self.rows.into_values().collect()
+    }
+}
+
+impl StateUpdates {
+    /// Derives the state updates of `events` (in the order they were enqueued).
+    pub(crate) fn from_events(events: &[StoredEvent]) -> Self {
+        let mut mats = Latest::default();
+        let mut observations = Latest::default();
+        let mut partition_mats = Latest::default();
+        let mut partition_observations = Latest::default();
+        let mut steps = Latest::default();
+        let mut run_seqs: BTreeMap<&str, i64> = BTreeMap::new();
+        for event in events {
+            let seq = run_seqs.entry(event.run_id.as_str()).or_default();
+            *seq = (*seq).max(event.run_seq);
+            let Some(key) = event.asset_key.as_deref() else { continue };
+            match event.event_type {
+                EventType::Materialization => {
+                    let doc = event_doc(event);
+                    if let Some(partition) = &event.partition_key {
+                        partition_mats.put(
+                            (key.to_string(), partition.clone()),
+                            json!({"id": [key, partition], "asset_key": key, "partition_key": partition,
+                                   "last_materialization": doc}),
+                        );
+                    }
+                    mats.put(
+                        key.to_string(),
+                        json!({
+                            "id": key,
+                            "asset_key": key,
+                            "last_event_id": event.id,
+                            "last_run_id": event.run_id,
+                            "last_timestamp": event.timestamp,
+                            "last_data_version": event.data_version,
+                            "last_materialization_code_version": event.code_version,
+                            "last_input_data_versions": event.input_data_versions,
+                            "last_materialization": doc,
+                        }),
+                    );
+                }
+                EventType::Observation => {
+                    let doc = event_doc(event);
+                    if let Some(partition) = &event.partition_key {
+                        partition_observations.put(
+                            (key.to_string(), partition.clone()),
+                            json!({"id": [key, partition], "asset_key": key, "partition_key": partition,
+                                   "last_observation": doc}),
+                        );
+                    }
+                    observations.put(
+                        key.to_string(),
+                        json!({"id": key, "asset_key": key,
+                               "last_observation_data_version": event.data_version,
+                               "last_observation": doc}),
+                    );
+                }
+                other => {
+                    if let Some(status) = step_status(other) {
+                        let partition = event.partition_key.clone().unwrap_or_default();
+                        steps.put(
+                            (event.run_id.clone(), key.to_string(), partition.clone()),
+                            json!({"id": [event.run_id, key, partition], "run_id": event.run_id,
+                                   "step_key": key, "partition_key": event.partition_key,
+                                   "status": status, "updated": event.timestamp}),
+                        );
+                    }
+                }
+            }
+        }
+        StateUpdates {
+            materializations: mats.into_rows(),
+            observations: observations.into_rows(),
+            partition_materializations: partition_mats.into_rows(),
+            partition_observations: partition_observations.into_rows(),
+            steps: steps.into_rows(),
+            run_seqs: run_seqs.into_iter().map(|(run, seq)| json!({"run": run, "seq": seq})).collect(),
+        }
+    }
+}
+
+fn event_doc(event: &StoredEvent) -> Value {
+    serde_json::to_value(event).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: EventType, run: &str, key: Option<&str>, partition: Option<&str>, seq: i64) -> StoredEvent {
+        StoredEvent {
+            id: format!("e{seq}"),
+            event_type,
+            asset_key: key.map(str::to_owned),
+            run_id: run.into(),
+            partition_key: partition.map(str::to_owned),
+            timestamp: seq,
+            run_seq: seq,
+            metadata: Vec::new(),
+            data_version: Some(format!("v{seq}")),
+            code_version: None,
+            input_data_versions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn later_materializations_of_an_asset_win() {
+        let events = [
+            event(EventType::Materialization, "r", Some("a"), None, 1),
+            event(EventType::Materialization, "r", Some("a"), None, 2),
+        ];
+        let updates = StateUpdates::from_events(&events);
+        assert_eq!(updates.materializations.len(), 1);
+        assert_eq!(updates.materializations[0]["last_event_id"], "e2");
+        assert_eq!(updates.materializations[0]["last_materialization"]["data_version"], "v2");
+    }
+
+    #[test]
+    fn partitions_keep_their_own_latest() {
+        let events = [
+            event(EventType::Materialization, "r", Some("a"), Some("p1"), 1),
+            event(EventType::Materialization, "r", Some("a"), Some("p2"), 2),
+            event(EventType::Observation, "r", Some("x"), Some("p1"), 3),
+        ];
+        let updates = StateUpdates::from_events(&events);
+        let keys: Vec<&Value> = updates.partition_materializations.iter().map(|r| &r["partition_key"]).collect();
+        assert_eq!(keys, ["p1", "p2"]);
+        assert_eq!(updates.partition_observations[0]["last_observation"]["eid"], "e3");
+        assert_eq!(updates.observations[0]["last_observation_data_version"], "v3");
+    }
+
+    #[test]
+    fn step_state_follows_the_last_step_event_and_runs_their_highest_seq() {
+        let events = [
+            event(EventType::StepStart, "r1", Some("a"), None, 4),
+            event(EventType::Materialization, "r1", Some("a"), None, 5),
+            event(EventType::StepSuccess, "r1", Some("a"), None, 6),
+            event(EventType::StepSkipped, "r2", Some("b"), None, 2),
+            event(EventType::RunStart, "r3", None, None, 1),
+        ];
+        let updates = StateUpdates::from_events(&events);
+        let statuses: Vec<(&Value, &Value)> = updates.steps.iter().map(|s| (&s["run_id"], &s["status"])).collect();
+        assert_eq!(statuses, [(&json!("r1"), &json!("Success")), (&json!("r2"), &json!("Skipped"))]);
+        assert_eq!(
+            updates.run_seqs,
+            [json!({"run": "r1", "seq": 6}), json!({"run": "r2", "seq": 2}), json!({"run": "r3", "seq": 1})]
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Versioned migrations: a store written by schema 1 is refused until migrated, and migrating
+//! derives the indexed state from its history.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rivers_storage::{Error, Storage};
+use surrealdb::Surreal;
+use surrealdb::engine::local::Db;
+use surrealdb_core::kvs::Datastore;
+
+const SCHEMA_V1: &str = include_str!("fixtures/schema_v1.surql");
+
+/// Writes the schema-1 fixture into a new embedded store at `path` and releases it.
+async fn write_v1_store(path: &Path) {
+    let datastore = Datastore::new(&format!("rocksdb://{}", path.display())).await.unwrap();
+    datastore.bootstrap().await.unwrap();
+    let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), None).await.unwrap();
+    db.use_ns("rivers").use_db("main").await.unwrap();
+    db.query(SCHEMA_V1).await.unwrap().check().unwrap();
+    datastore.shutdown().await.unwrap();
+    drop(db);
+    while Arc::strong_count(&datastore) > 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn check_migrated(storage: &Storage) {
+    // Latest materializations now come from state, derived from history.
+    let a = storage.get_latest_materialization("a", None).await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.run_id.as_str(), a.data_version.as_deref()), ("e11", "crashed", Some("a-2")));
+    let b = storage.get_latest_materialization("b", None).await.unwrap().unwrap();
+    assert_eq!(b.input_data_versions, [("a".to_string(), "a-1".to_string())]);
+    // Resume of the interrupted run re-runs exactly b.
+    let done: Vec<String> = storage.succeeded_steps("crashed", None).await.unwrap().into_iter().collect();
+    assert_eq!(done, ["a"]);
+    // History reads keep working, in run order, and new events continue the numbering.
+    let events = storage.get_events_for_run("crashed").await.unwrap();
+    assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e9", "e10", "e11", "e12", "e13"]);
+    storage.attach_run("crashed").await.unwrap();
+    let next = storage.enqueue_event(common::step_event(rivers_core::EventType::StepSuccess, "crashed", "b"));
+    assert_eq!(next.run_seq, 6);
+    storage.flush_run("crashed").await.unwrap();
+    assert_eq!(
+        storage.get_runs(10, None).await.unwrap().iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        ["crashed", "done"]
+    );
+}
+
+#[tokio::test]
+async fn an_embedded_v1_store_is_refused_then_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    write_v1_store(dir.path()).await;
+
+    let refused = Storage::embedded(dir.path()).await.unwrap_err();
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 2, .. }), "{refused}");
+    assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
+
+    Storage::migrate_embedded(dir.path()).await.unwrap();
+    // Idempotent.
+    Storage::migrate_embedded(dir.path()).await.unwrap();
+    let storage = Storage::embedded(dir.path()).await.unwrap();
+    check_migrated(&storage).await;
+}
+
+#[tokio::test]
+async fn a_remote_v1_database_is_refused_then_migrated() {
+    let server = common::start_server(common::Auth::None);
+    let target = rivers_storage::RemoteTarget {
+        endpoint: server.endpoint.clone(),
+        namespace: "rivers".into(),
+        database: "main".into(),
+        credentials: None,
+    };
+    let db = surrealdb::engine::any::connect(server.endpoint.as_str()).await.unwrap();
+    db.use_ns("rivers").use_db("main").await.unwrap();
+    db.query(SCHEMA_V1).await.unwrap().check().unwrap();
+
+    assert!(matches!(Storage::connect(&target).await.unwrap_err(), Error::SchemaMigrationNeeded { .. }));
+    Storage::migrate_remote(&target).await.unwrap();
+    let storage = Storage::connect(&target).await.unwrap();
+    check_migrated(&storage).await;
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::embedded(dir.path()).await.unwrap();
+    storage.kv_set("probe", b"1").await.unwrap();
+    storage.close().await.unwrap();
+    {
+        let datastore = Datastore::new(&format!("rocksdb://{}", dir.path().display())).await.unwrap();
+        let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), None).await.unwrap();
+        db.use_ns("rivers").use_db("main").await.unwrap();
+        db.query("UPSERT schema_stamp:current SET version = 99").await.unwrap().check().unwrap();
+        datastore.shutdown().await.unwrap();
+        drop(db);
+        while Arc::strong_count(&datastore) > 1 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let err = Storage::embedded(dir.path()).await.unwrap_err();
+    assert!(err.to_string().contains("newer rivers"), "{err}");
+}
