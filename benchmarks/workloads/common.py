@@ -104,15 +104,24 @@ def surreal_server() -> Iterator[str]:
     args = [binary, "start", "--no-banner", "--log", "warn", "--unauthenticated", "--bind", f"127.0.0.1:{port}"]
     process = subprocess.Popen([*args, "memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # Ready once a WebSocket upgrade of the RPC endpoint succeeds (it answers 503 while
+        # the server is still starting, even after the port opens).
+        upgrade = (
+            b"GET /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: cml2ZXJzLXJlYWRpbmVzcw==\r\n\r\n"
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(upgrade)
+                    if probe.recv(12).endswith(b"101"):
+                        break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the SurrealDB dev server did not start") from None
-                time.sleep(0.02)
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the SurrealDB dev server did not become ready")
+            time.sleep(0.02)
         yield f"ws://127.0.0.1:{port}"
     finally:
         process.kill()

@@ -247,7 +247,7 @@ def test_context_and_config_reach_the_worker():
 
 
 def test_worker_that_cannot_import_the_asset_reports_a_clear_error():
-    from rivers._asset import _import_asset
+    from rivers._definitions.asset import _import_asset
     from rivers.exceptions import AssetDefinitionError
 
     with pytest.raises(AssetDefinitionError, match="could not import asset 'ghost'.*module scope"):

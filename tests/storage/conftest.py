@@ -70,6 +70,23 @@ class SurrealServer:
         self.process.wait(timeout=SERVER_START_TIMEOUT)
 
 
+# A WebSocket upgrade of the RPC endpoint: the server answers 101 only once it serves queries
+# (the port opens, and even /health answers, while it is still starting: RPC gets 503 then).
+_RPC_UPGRADE = (
+    b"GET /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: cml2ZXJzLXJlYWRpbmVzcw==\r\n\r\n"
+)
+
+
+def rpc_ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(_RPC_UPGRADE)
+            return sock.recv(12).endswith(b"101")
+    except OSError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -112,13 +129,11 @@ def surreal_server(tmp_path):
         started.append(server)
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            if rpc_ready(port):
                 return server
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the SurrealDB dev server did not start on port {port}") from None
-                time.sleep(0.02)
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the SurrealDB dev server did not become ready on port {port}")
+            time.sleep(0.02)
 
     yield start
     for server in started:

@@ -225,6 +225,43 @@ def test_second_live_open_of_the_same_path_raises_storage_error(tmp_path):
     assert first.kv_get("app/owner") == b"first"
 
 
+def test_dropping_the_last_handle_releases_the_lock_at_once(tmp_path):
+    path = str(tmp_path / "state")
+    storage = rs.Storage.embedded(path)
+    storage.kv_set("k", b"v")
+    del storage
+    reopened = rs.Storage.embedded(path)
+    assert reopened.kv_get("k") == b"v"
+
+
+@pytest.mark.parametrize("release", ["shutdown", "garbage collection"])
+def test_a_released_repository_releases_its_embedded_store(tmp_path, release):
+    @rs.Asset
+    def one() -> int:
+        return 1
+
+    path = str(tmp_path / "state")
+    repo = rs.CodeRepository(assets=[one])
+    repo.resolve(storage=rs.Storage.embedded(path))
+    run_id = repo.materialize().run_id
+    if release == "shutdown":
+        repo.shutdown()
+    else:
+        del repo
+        gc.collect()
+    assert rs.Storage.embedded(path).get_run(run_id).status == "Success"
+
+
+def test_the_lock_error_names_the_path_and_the_fix(tmp_path):
+    path = tmp_path / "state"
+    held = rs.Storage.embedded(str(path))
+    with pytest.raises(StorageError) as raised:
+        rs.Storage.embedded(str(path))
+    message = str(raised.value)
+    assert str(path) in message and "close that handle" in message
+    del held
+
+
 def test_open_while_another_process_holds_the_path_raises_storage_error(tmp_path):
     path = str(tmp_path / "state")
     script = textwrap.dedent(

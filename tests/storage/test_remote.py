@@ -141,27 +141,27 @@ def test_a_server_that_goes_away_mid_run_fails_the_run_and_resume_finishes_it(su
     data = f"surrealkv://{tmp_path / 'server-data'}"
     server = surreal_server(path=data)
     calls: list[str] = []
+    (tmp_path / "values").mkdir()
+    handler = rs.PickleIOHandler(store=LocalStore(str(tmp_path / "values")))
 
-    @rs.Asset
+    @rs.Asset(io_handler=handler)
     def first() -> int:
         calls.append("first")
         return 1
 
-    @rs.Asset
+    @rs.Asset(io_handler=handler)
     def second(first: int) -> int:
         calls.append("second")
         if calls.count("second") == 1:
             server.kill()  # the store goes away while this step runs
         return first + 1
 
-    @rs.Asset
+    @rs.Asset(io_handler=handler)
     def third(second: int) -> int:
         calls.append("third")
         return second + 1
 
-    (tmp_path / "values").mkdir()
-    handler = rs.PickleIOHandler(store=LocalStore(str(tmp_path / "values")))
-    with rs.CodeRepository(assets=[first, second, third], default_io_handler=handler) as repo:
+    with rs.CodeRepository(assets=[first, second, third], default_executor=rs.Executor.in_process()) as repo:
         repo.resolve(storage=rs.Storage.connect(server.endpoint))
         with pytest.raises(StorageError, match=r"not written.*StepSuccess of 'second'") as raised:
             repo.materialize(run_id_override="crash-run")
@@ -176,7 +176,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_run_and_resume_finishes_it(su
     assert ("StepSuccess", "second") not in stored
     assert storage.get_run("crash-run").status != "Success"
 
-    with rs.CodeRepository(assets=[first, second, third], default_io_handler=handler) as repo:
+    with rs.CodeRepository(assets=[first, second, third], default_executor=rs.Executor.in_process()) as repo:
         repo.resolve(storage=storage)
         resumed = repo.materialize(run_id_override="crash-run", resume=True)
         assert resumed.success

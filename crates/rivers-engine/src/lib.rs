@@ -3,11 +3,14 @@
 //! cooperative cancellation, resume, and the run events of the lifecycle.
 //!
 //! The engine knows nothing about Python: `rivers-python` implements [`StepRunner`] for the
-//! in-process and loky executors, and the tests here drive it with plain closures.
+//! in-process and loky executors, and the tests here drive it with plain closures
+//! ([`testing::FakeRunner`], behind the `testing` feature).
 
 mod error;
 mod run;
 mod runner;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use run::{RunOptions, RunOutcome, execute_run};

@@ -160,7 +160,7 @@ async fn drive_run(
             scheduler.finish(index, StepState::Succeeded);
         }
     }
-    scheduler.drive().await?;
+    scheduler.drive().await;
 
     let Scheduler { states, failed, cancelled, storage_error, .. } = scheduler;
     let status = if storage_error.is_some() {
@@ -494,27 +494,34 @@ impl<'p> Scheduler<'p> {
         self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane)
     }
 
-    async fn check_cancellation(&mut self) -> Result<()> {
-        if self.cancelled {
-            return Ok(());
+    async fn check_cancellation(&mut self) {
+        // After a lost write the run is ending anyway, and polling a store that is gone would
+        // only hold the loop up.
+        if self.cancelled || self.storage_error.is_some() {
+            return;
         }
         let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
         let requested = self.shared.cancel_requested_locally()
-            || (remote_due && {
-                self.last_remote_cancel_check = Instant::now();
-                self.shared.storage.is_cancelled(&self.shared.options.run_id).await?
-            });
+            || (remote_due
+                && {
+                    self.last_remote_cancel_check = Instant::now();
+                    // A store that cannot be read cannot say the run was cancelled; whatever made
+                    // it unreachable surfaces through the run's writes, which name what was lost.
+                    self.shared.storage.is_cancelled(&self.shared.options.run_id).await.unwrap_or_else(|err| {
+                    tracing::warn!(run_id = %self.shared.options.run_id, error = %err, "could not check for cancellation");
+                    false
+                })
+                });
         if requested {
             self.cancelled = true;
             self.stop_starting = true;
         }
-        Ok(())
     }
 
-    async fn drive(&mut self) -> Result<()> {
+    async fn drive(&mut self) {
         let mut in_flight: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
         loop {
-            self.check_cancellation().await?;
+            self.check_cancellation().await;
             if !self.stop_starting {
                 self.start_ready(&mut in_flight);
             }
@@ -549,7 +556,6 @@ impl<'p> Scheduler<'p> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Starts every ready step the lanes (and, with level grouping, the active level) allow.

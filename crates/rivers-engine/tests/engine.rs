@@ -2,59 +2,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use rivers_core::{
-    AssetGraph, Backoff, EventType, ExecutorKind, FailureReason, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn,
-    RetryPolicy, RetrySpec, RunStatus,
+    AssetGraph, Backoff, EventType, ExecutorKind, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn, RetryPolicy,
+    RetrySpec, RunStatus,
 };
-use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run};
+use rivers_engine::testing::{FakeRunner, failure, materialized};
+use rivers_engine::{RunOptions, execute_run};
 use rivers_storage::{FailBatches, Storage};
 
-type Body = dyn Fn(&StepRequest) -> Result<StepOutput, StepFailure> + Send + Sync;
-
-/// A runner whose steps are plain closures; records every call.
-struct FakeRunner {
-    body: Box<Body>,
-    calls: Mutex<Vec<(String, u32)>>,
-    failure_hooks: AtomicUsize,
-}
-
-impl FakeRunner {
-    fn new(body: impl Fn(&StepRequest) -> Result<StepOutput, StepFailure> + Send + Sync + 'static) -> Arc<Self> {
-        Arc::new(FakeRunner { body: Box::new(body), calls: Mutex::new(Vec::new()), failure_hooks: AtomicUsize::new(0) })
-    }
-
-    fn called(&self) -> Vec<String> {
-        self.calls.lock().iter().map(|(k, _)| k.clone()).collect()
-    }
-}
-
-impl StepRunner for FakeRunner {
-    fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
-        self.calls.lock().push((request.step_key.clone(), request.attempt));
-        let outcome = (self.body)(&request);
-        Box::pin(async move { outcome })
-    }
-
-    fn on_final_failure(&self, _request: StepRequest, _failure: StepFailure) -> BoxFuture<'static, ()> {
-        self.failure_hooks.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async {})
-    }
-}
-
-fn materialized(request: &StepRequest) -> Result<StepOutput, StepFailure> {
-    Ok(StepOutput {
-        materializations: vec![Materialized { asset_key: request.step_key.clone(), ..Default::default() }],
-        captured: None,
+/// Requests cancellation of `run_id` from inside a (synchronous) step body, as another
+/// client of the store would.
+fn cancel_from_a_step(storage: &Storage, run_id: &str) {
+    let (storage, run_id) = (storage.clone(), run_id.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(storage.request_cancellation(&run_id)).unwrap()
     })
-}
-
-fn failure(message: &str) -> StepFailure {
-    StepFailure { message: message.into(), reason: FailureReason::Error, matched_retry_class: false, captured: None }
+    .join()
+    .unwrap();
 }
 
 fn options(run_id: &str) -> RunOptions {
@@ -125,7 +91,7 @@ async fn failure_skips_downstream_and_keeps_independent_steps() {
     assert!(events.contains(&(EventType::StepSkipped, Some("c".into()))));
     assert!(!events.contains(&(EventType::StepStart, Some("c".into()))));
     assert_eq!(events.last().unwrap().0, EventType::RunFailure);
-    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 1);
+    assert_eq!(runner.failure_hooks(), 1);
 }
 
 #[tokio::test]
@@ -152,7 +118,7 @@ async fn retries_until_success_with_retry_events() {
     assert_eq!(retries.len(), 2);
     assert!(retries[0].contains(&("rivers/attempt".into(), "1".into())));
     assert!(retries[1].contains(&("rivers/attempt".into(), "2".into())));
-    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 0);
+    assert_eq!(runner.failure_hooks(), 0);
 }
 
 #[tokio::test]
@@ -193,13 +159,7 @@ async fn cancellation_stops_new_steps() {
     let runner = FakeRunner::new(move |r| {
         if r.step_key == "a" {
             // Request cancellation from inside the first step, like a user or the UI would.
-            let handle = handle.clone();
-            let run_id = r.run_id.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Runtime::new().unwrap().block_on(handle.request_cancellation(&run_id)).unwrap()
-            })
-            .join()
-            .unwrap();
+            cancel_from_a_step(&handle, &r.run_id);
         }
         materialized(r)
     });
@@ -318,7 +278,7 @@ async fn a_step_waiting_out_a_backoff_releases_its_executor_slot() {
         execute_run(&storage, &pair_plan(constant_backoff(0.2)), runner.clone(), options("slot")).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Success);
     // In-process runs one step at a time: y ran during x's backoff, not after its retry.
-    assert_eq!(*runner.calls.lock(), [("x".to_string(), 1), ("y".to_string(), 1), ("x".to_string(), 2)]);
+    assert_eq!(runner.calls(), [("x".to_string(), 1), ("y".to_string(), 1), ("x".to_string(), 2)]);
 }
 
 #[tokio::test]
@@ -329,13 +289,7 @@ async fn cancellation_interrupts_a_backoff_and_classifies_the_step_canceled() {
         "x" => Err(failure("flaky")),
         _ => {
             // y runs during x's one-minute backoff and cancels the run.
-            let handle = handle.clone();
-            let run_id = r.run_id.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Runtime::new().unwrap().block_on(handle.request_cancellation(&run_id)).unwrap()
-            })
-            .join()
-            .unwrap();
+            cancel_from_a_step(&handle, &r.run_id);
             materialized(r)
         }
     });
@@ -353,7 +307,7 @@ async fn cancellation_interrupts_a_backoff_and_classifies_the_step_canceled() {
         .unwrap();
     assert_eq!(failure.asset_key.as_deref(), Some("x"));
     assert!(failure.metadata.contains(&("rivers/failure_reason".into(), "canceled".into())));
-    assert_eq!(runner.failure_hooks.load(Ordering::SeqCst), 1);
+    assert_eq!(runner.failure_hooks(), 1);
 }
 
 #[tokio::test]
@@ -368,4 +322,56 @@ async fn a_panicking_runner_fails_its_step_and_the_run() {
     assert!(events.contains(&(EventType::StepFailure, Some("b".into()))));
     assert!(events.contains(&(EventType::StepSkipped, Some("c".into()))));
     assert_eq!(events.last().unwrap().0, EventType::RunFailure);
+}
+
+/// How long each step of the concurrency tests stays running, so that steps allowed to run
+/// together do overlap. The assertions count overlaps; they never measure time.
+const HOLD: Duration = Duration::from_millis(30);
+
+fn plan_of(nodes: Vec<NodeDef>, executor: ExecutorKind) -> Plan {
+    let graph = AssetGraph::build(nodes, &[], HashMap::new()).unwrap();
+    graph.plan(None, false, &PlanOptions { executor, run_retry: None, default_retry: None }).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_lane_runs_up_to_its_cap() {
+    let storage = Storage::memory().await.unwrap();
+    let mut nodes: Vec<NodeDef> = (0..6).map(|i| NodeDef::asset(format!("sync_{i}"))).collect();
+    nodes.extend((0..6).map(|i| NodeDef { is_async: true, ..NodeDef::asset(format!("async_{i}")) }));
+    let runner = FakeRunner::holding(HOLD, materialized);
+    let mut opts = options("lanes");
+    opts.max_workers = 2;
+    opts.max_async_concurrent = Some(3);
+    let outcome = execute_run(&storage, &plan_of(nodes, ExecutorKind::Parallel), runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    // Sync steps share the two workers, async steps their own cap of three, side by side.
+    assert_eq!(runner.peak_concurrency(ExecutorKind::Parallel), 5);
+    assert_eq!(runner.peak_total(), 5);
+
+    let in_process = FakeRunner::holding(HOLD, materialized);
+    let nodes = (0..4).map(|i| NodeDef::asset(format!("step_{i}"))).collect();
+    execute_run(&storage, &plan_of(nodes, ExecutorKind::InProcess), in_process.clone(), options("serial"))
+        .await
+        .unwrap();
+    assert_eq!(in_process.peak_concurrency(ExecutorKind::InProcess), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_overrides_run_each_level_lane_by_lane() {
+    let storage = Storage::memory().await.unwrap();
+    // Level 0: `pinned` (in-process override) and `q`, `r` (parallel); level 1: `s` after `q`.
+    let pinned = NodeDef { executor_override: Some("in_process".into()), ..NodeDef::asset("pinned") };
+    let nodes = vec![pinned, NodeDef::asset("q"), NodeDef::asset("r"), NodeDef::asset("s").with_param("q")];
+    let plan = plan_of(nodes, ExecutorKind::Parallel);
+    assert!(plan.level_grouping);
+    let runner = FakeRunner::holding(HOLD, materialized);
+    let mut opts = options("levels");
+    opts.max_workers = 4;
+    let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    // Within level 0 the in-process step and the parallel pair never overlap...
+    assert_eq!(runner.peak_concurrency(ExecutorKind::Parallel), 2);
+    assert_eq!(runner.peak_total(), 2);
+    // ... and level 1 starts only once level 0 is done.
+    assert_eq!(runner.finished().last().map(String::as_str), Some("s"));
 }

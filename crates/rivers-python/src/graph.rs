@@ -90,7 +90,7 @@ impl PyGraph {
 #[pymethods]
 impl PyGraph {
     /// Builds and validates the graph from node specs and, per node, whether its step must stay
-    /// in the calling process (see `rivers._repository`).
+    /// in the calling process (see `rivers._execution.repository`).
     #[new]
     #[pyo3(signature = (nodes, pinned, resource_keys, retries, check_bindings = true))]
     fn new(

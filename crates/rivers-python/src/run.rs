@@ -17,7 +17,7 @@ type MaterializationRow = (String, Vec<(String, String)>, Option<String>, Option
 /// `(run_id, status, attempted steps, failed steps)` as returned to Python.
 type RunSummary = (String, &'static str, Vec<String>, Vec<(String, String)>);
 
-/// Calls the Python run object (`rivers._run.RunSession`) once per step attempt.
+/// Calls the Python run object (`rivers._execution.run.RunSession`) once per step attempt.
 ///
 /// The Python call runs on a blocking thread: it holds the GIL only while Python executes, and
 /// a tokio worker is never blocked on the GIL.

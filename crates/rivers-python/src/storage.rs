@@ -234,7 +234,7 @@ impl PyStorage {
     /// The backend kind, a `rivers.StorageType`.
     #[getter]
     fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("rivers._storage_type")?.getattr("StorageType")?.call1((kind_value(self.inner().kind()),))
+        py.import("rivers._storage.types")?.getattr("StorageType")?.call1((kind_value(self.inner().kind()),))
     }
 
     fn __repr__(&self) -> String {

@@ -6,6 +6,7 @@
 //! close ourselves; remote stores use the any-engine client over WebSocket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use surrealdb::Surreal;
@@ -14,6 +15,10 @@ use surrealdb::engine::local::Db;
 use surrealdb_core::kvs::{Builder, Datastore};
 
 use crate::error::{Error, Result};
+
+/// How long a query may wait for a SurrealDB server. Indexed reads and batched writes take
+/// milliseconds; waiting longer means the server is gone (the SDK would wait for it forever).
+pub(crate) const REMOTE_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a remote store lives and who signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,11 +137,43 @@ impl Client {
     }
 
     /// Runs `sql` with `vars` bound; statement errors are left in the response.
+    ///
+    /// # Errors
+    /// `Backend` when the query fails, or when a server does not answer within
+    /// [`REMOTE_QUERY_TIMEOUT`].
     pub(crate) async fn query(&self, sql: &str, vars: Value) -> Result<surrealdb::IndexedResults> {
-        Ok(match self {
-            Client::Local { db, .. } => db.query(sql).bind(vars).await?,
-            Client::Remote { db } => db.query(sql).bind(vars).await?,
-        })
+        self.query_within(sql, vars, Some(REMOTE_QUERY_TIMEOUT)).await
+    }
+
+    /// [`Client::query`] with a caller-chosen bound on how long a server may take (`None`:
+    /// unbounded, for migrations over a whole store). Local stores are never bounded: they
+    /// cannot lose a connection.
+    pub(crate) async fn query_within(
+        &self,
+        sql: &str,
+        vars: Value,
+        timeout: Option<Duration>,
+    ) -> Result<surrealdb::IndexedResults> {
+        match self {
+            Client::Local { db, .. } => Ok(db.query(sql).bind(vars).await?),
+            Client::Remote { db } => {
+                let query = db.query(sql).bind(vars);
+                match timeout {
+                    None => Ok(query.await?),
+                    // While the server is unreachable the SDK keeps reconnecting and holds
+                    // queries back indefinitely; a bound turns that into an error.
+                    Some(limit) => tokio::time::timeout(limit, query)
+                        .await
+                        .map_err(|_| {
+                            Error::Backend(format!(
+                                "the SurrealDB server did not answer within {} s (is it running and reachable?)",
+                                limit.as_secs()
+                            ))
+                        })?
+                        .map_err(Error::from),
+                }
+            }
+        }
     }
 
     /// Releases the store: a local datastore is shut down (flushing RocksDB and releasing its

@@ -88,7 +88,7 @@ async fn apply_pending(client: &Client, location: &str, holder: &str) -> Result<
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
         renew_lease(client, holder).await?;
         let fresh = current == 0;
-        client.query(migration.ddl, json!({})).await?.check().map_err(|err| {
+        client.query_within(migration.ddl, json!({}), None).await?.check().map_err(|err| {
             Error::Backend(format!("migration {} ({}) failed at {location}: {err}", migration.version, migration.name))
         })?;
         if !fresh {
@@ -115,7 +115,10 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
     if version == 2 {
         // Schema 1 answered "latest materialization" and "which steps succeeded" by decoding
         // history; derive the state tables from it once, oldest segment first.
-        let rows = client_rows(client, "SELECT VALUE events FROM event_segment ORDER BY seq", json!({})).await?;
+        let rows: Vec<Value> = client
+            .query_within("SELECT VALUE events FROM event_segment ORDER BY seq", json!({}), None)
+            .await?
+            .take(0)?;
         let mut events: Vec<StoredEvent> = Vec::new();
         for row in rows {
             if let Value::Array(items) = row {

@@ -31,6 +31,10 @@ const MAX_BATCH: usize = 2048;
 const RETRY_DELAYS: [Duration; 3] =
     [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1500)];
 
+/// How long one attempt of a batch may wait for a server before it counts as failed (and is
+/// retried). A batch commits in milliseconds; this only bounds a server that went away.
+const WRITE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub(crate) enum Command {
     Event(Box<StoredEvent>),
     Log(StoredLog),
@@ -181,39 +185,38 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
 fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &[StoredLog], reason: &str) {
     /// Lost events named in an error message; the count covers the rest.
     const EXAMPLES: usize = 5;
-    for event in events {
-        let entry = lost.entry(event.run_id.clone()).or_insert_with(|| Lost {
-            count: 0,
-            examples: Vec::new(),
-            reason: reason.to_string(),
-        });
-        entry.count += 1;
-        if entry.examples.len() < EXAMPLES {
-            entry.examples.push(match &event.asset_key {
+    let described = events
+        .iter()
+        .map(|event| {
+            let description = match &event.asset_key {
                 Some(key) => format!("{} of '{key}'", event.event_type),
                 None => event.event_type.to_string(),
-            });
-        }
-    }
-    for log in logs {
-        let entry = lost.entry(log.run_id.clone()).or_insert_with(|| Lost {
+            };
+            (&event.run_id, description)
+        })
+        .chain(logs.iter().map(|log| (&log.run_id, format!("captured output of '{}'", log.step_key))));
+    for (run_id, description) in described {
+        let entry = lost.entry(run_id.clone()).or_insert_with(|| Lost {
             count: 0,
             examples: Vec::new(),
             reason: reason.to_string(),
         });
         entry.count += 1;
         if entry.examples.len() < EXAMPLES {
-            entry.examples.push(format!("captured output of '{}'", log.step_key));
+            entry.examples.push(description);
         }
     }
 }
 
 async fn write_with_retry(client: &Client, faults: &Faults, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
+    // One id for every attempt of this batch: an attempt that timed out may still have been
+    // committed, and the retry must then change nothing (every statement is idempotent).
+    let segment = uuid::Uuid::now_v7().to_string();
     let mut delays = RETRY_DELAYS.iter();
     let mut is_retry = false;
     loop {
         let attempt = match faults.check(is_retry) {
-            Ok(()) => write_batch(client, events, logs, true).await,
+            Ok(()) => write_batch(client, Some(&segment), events, logs).await,
             Err(err) => Err(err),
         };
         match (attempt, delays.next()) {
@@ -237,12 +240,13 @@ const WRITE_BATCH: &str = include_str!("queries/write_batch.surql");
 /// state from history this way).
 pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Result<()> {
     for chunk in events.chunks(MAX_BATCH) {
-        write_batch(client, chunk, &[], false).await?;
+        write_batch(client, None, chunk, &[]).await?;
     }
     Ok(())
 }
 
-async fn write_batch(client: &Client, events: &[StoredEvent], logs: &[StoredLog], append: bool) -> Result<()> {
+/// Writes one batch; `segment` names the event segment to append (`None`: state only).
+async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
     let updates = StateUpdates::from_events(events);
     let mut run_ids: Vec<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
     run_ids.sort_unstable();
@@ -251,11 +255,21 @@ async fn write_batch(client: &Client, events: &[StoredEvent], logs: &[StoredLog]
     asset_keys.sort_unstable();
     asset_keys.dedup();
     let seq = events.first().map_or(Value::Null, |e| json!(e.timestamp));
+    // Captured-output rows are keyed by their id, so a retried insert is ignored.
+    let logs: Vec<Value> = logs
+        .iter()
+        .map(|log| {
+            let mut row = json!(log);
+            row["id"] = json!(log.id);
+            row
+        })
+        .collect();
     client
-        .query(
+        .query_within(
             WRITE_BATCH,
-            json!({"seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
-                   "has_events": append && !events.is_empty(), "logs": logs, "state": updates}),
+            json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
+                   "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates}),
+            Some(WRITE_ATTEMPT_TIMEOUT),
         )
         .await?
         .check()?;

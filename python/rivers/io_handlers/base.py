@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from pydantic_settings import BaseSettings
 
-from rivers._io_context import InputContext, OutputContext
+from rivers._execution.io_context import InputContext, OutputContext
 
 
 class BaseIOHandler(BaseSettings, ABC):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
-from rivers._io_context import InputContext, OutputContext
+from rivers._execution.io_context import InputContext, OutputContext
 from rivers.io_handlers.base import BaseIOHandler, storage_key
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_settings import SettingsConfigDict
 
-from rivers._io_context import InputContext, OutputContext
+from rivers._execution.io_context import InputContext, OutputContext
 from rivers.io_handlers.base import BaseIOHandler, partition_suffix
 
 

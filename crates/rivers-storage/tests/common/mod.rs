@@ -96,9 +96,24 @@ pub(crate) fn start_server(auth: Auth) -> Server {
         .spawn()
         .expect("cannot start the SurrealDB dev server");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the SurrealDB dev server did not listen on port {port} within 30 s");
+    while !rpc_ready(port) {
+        assert!(Instant::now() < deadline, "the SurrealDB dev server was not ready on port {port} within 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
     Server { child, endpoint: format!("ws://127.0.0.1:{port}") }
+}
+
+/// Whether a WebSocket upgrade of the RPC endpoint succeeds: the server answers 101 only once
+/// it serves queries (the port opens, and even /health answers, while it is still starting).
+fn rpc_ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let upgrade = "GET /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: cml2ZXJzLXJlYWRpbmVzcw==\r\n\r\n";
+    if stream.write_all(upgrade.as_bytes()).is_err() {
+        return false;
+    }
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).is_ok() && status.ends_with(b"101")
 }

@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rivers._repository import CodeRepository
+    from rivers._execution.repository import CodeRepository
 
 
 class RunResult:

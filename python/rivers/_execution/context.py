@@ -6,8 +6,8 @@ import logging
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from rivers._io_context import OutputRecording
-from rivers._metadata import MetadataValue
+from rivers._definitions.metadata import MetadataValue
+from rivers._execution.io_context import OutputRecording
 from rivers.exceptions import ExecutionError
 
 ConfigT = TypeVar("ConfigT")

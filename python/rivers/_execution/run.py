@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from rivers._capture import StepCapture
-from rivers._retry import FailureReason, class_filter
-from rivers._step import StepSpec, run_hooks, run_step_body
+from rivers._definitions.retry import FailureReason, class_filter
+from rivers._execution.capture import StepCapture
+from rivers._execution.step import StepSpec, run_hooks, run_step_body
 
 # Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
 _WORKER_IDLE_TIMEOUT = 300
@@ -93,7 +93,7 @@ class RunSession:
             return ("err", describe(exc), classify(exc).value, matched, captured)
 
     def _in_worker(self, spec: StepSpec) -> tuple[Any, ...]:
-        from rivers._worker import build_payload, execute
+        from rivers._execution.worker import build_payload, execute
 
         return worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
 

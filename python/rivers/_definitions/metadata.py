@@ -180,7 +180,7 @@ class MetadataValue:
 
     @staticmethod
     def schema(value: Any) -> _SchemaValue:
-        from rivers._schema import Schema
+        from rivers._definitions.schema import Schema
 
         if not hasattr(value, "__arrow_c_schema__"):
             raise _type_error("schema", "an object implementing __arrow_c_schema__", value)
@@ -335,7 +335,7 @@ class _SchemaValue(MetadataValue):
         self._init(ipc_bytes=_py_bytes(ipc_bytes))
 
     def raw_value(self) -> Any:
-        from rivers._schema import Schema
+        from rivers._definitions.schema import Schema
 
         return Schema.from_ipc(self.ipc_bytes)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rivers._context import AssetExecutionContext, SelfDependency
-from rivers._results import Materialization, Output
+from rivers._definitions.results import Materialization, Output
+from rivers._execution.context import AssetExecutionContext, SelfDependency
 from rivers.exceptions import AssetDefinitionError
 
 _SCHEMA_KEY = "rivers/schema"
@@ -142,7 +142,7 @@ def _check_io_handler(owner: str, handler: Any, parameter: str = "io_handler") -
 def _check_hooks(owner: str, hooks: list[Any] | None) -> list[Any] | None:
     if hooks is None:
         return None
-    from rivers._hooks import Hook
+    from rivers._definitions.hooks import Hook
 
     for hook in hooks:
         if not isinstance(hook, Hook):
@@ -156,7 +156,7 @@ def _check_hooks(owner: str, hooks: list[Any] | None) -> list[Any] | None:
 def _check_retry(owner: str, retry: Any) -> Any:
     if retry is None or isinstance(retry, str):
         return retry
-    from rivers._retry import RetryPolicy
+    from rivers._definitions.retry import RetryPolicy
 
     if not isinstance(retry, RetryPolicy):
         raise AssetDefinitionError(f"retry of '{owner}' must be a RetryPolicy or a registered policy name")

@@ -1,7 +1,7 @@
 """``CodeRepository``, ``Job`` and ``RunResult``: the orchestration entry points.
 
 Graph validation and planning are done by the core (``rivers._core.Graph``); runs are executed
-by the core engine, which calls back into :class:`rivers._run.RunSession` once per step.
+by the core engine, which calls back into :class:`rivers._execution.run.RunSession` once per step.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rivers import _core
-from rivers._asset import Asset, ExternalAsset
-from rivers._executor import Executor
-from rivers._handles import RunHandle, RunResult
-from rivers._metadata import encode
-from rivers._retry import RetryPolicy, retry_spec
-from rivers._run import RunSession
-from rivers._step import InputSpec, StepSpec
+from rivers._definitions.asset import Asset, ExternalAsset
+from rivers._definitions.executor import Executor
+from rivers._definitions.metadata import encode
+from rivers._definitions.retry import RetryPolicy, retry_spec
+from rivers._execution.handles import RunHandle, RunResult
+from rivers._execution.run import RunSession
+from rivers._execution.step import InputSpec, StepSpec
 from rivers.exceptions import (
     AssetDefinitionError,
     AssetNotFoundError,
@@ -333,7 +333,7 @@ class CodeRepository:
         graph = self._validate()
         if storage is None:
             storage = _core.Storage.embedded(str(Path.cwd() / DEFAULT_STORAGE_PATH))
-        from rivers._resources import Resource
+        from rivers._definitions.resources import Resource
 
         for key, resource in self._resources.items():
             if isinstance(resource, Resource) and resource not in self._set_up:
@@ -550,7 +550,7 @@ class CodeRepository:
     def observe(self, asset_names: list[str] | None = None) -> dict[str, Any]:
         """Runs the observation functions of external assets and records an ``Observation``
         event for each; returns ``{asset: {key: MetadataValue}}``."""
-        from rivers._observe import observe_asset
+        from rivers._execution.observe import observe_asset
 
         self._ensure_resolved()
         if asset_names is not None:
@@ -590,7 +590,7 @@ class CodeRepository:
 
     def load_node(self, name: str, *, partition_key: Any | None = None, type_hint: type | None = None) -> Any:
         """The value the latest materialization of ``name`` wrote, via its IO handler."""
-        from rivers._io_context import InputContext
+        from rivers._execution.io_context import InputContext
 
         self._ensure_resolved()
         node = self._node(name)
@@ -608,7 +608,7 @@ class CodeRepository:
         if self._shut_down:
             return
         self._shut_down = True
-        from rivers._resources import Resource
+        from rivers._definitions.resources import Resource
 
         for key, resource in self._resources.items():
             if isinstance(resource, Resource):

@@ -12,8 +12,8 @@ import pickle
 import sys
 from typing import Any
 
-from rivers._capture import StepCapture
-from rivers._step import InputSpec, StepSpec, run_step_body
+from rivers._execution.capture import StepCapture
+from rivers._execution.step import InputSpec, StepSpec, run_step_body
 
 
 def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
@@ -33,7 +33,7 @@ def resolve_ref(ref: tuple[Any, ...]) -> Any:
 
 
 def resource_ref(resource: Any) -> tuple[Any, ...]:
-    from rivers._resources import Resource
+    from rivers._definitions.resources import Resource
 
     if isinstance(resource, Resource):
         return ("resource", type(resource), resource.model_dump_json())
@@ -92,7 +92,7 @@ def execute(payload: dict[str, Any]) -> tuple[Any, ...]:
             transported = RuntimeError(f"{type(exc).__name__}: {exc}")
         return ("err", transported, capture.result())
     finally:
-        from rivers._resources import Resource
+        from rivers._definitions.resources import Resource
 
         for resource in resources.values():
             if isinstance(resource, Resource):

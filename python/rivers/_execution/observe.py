@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from rivers._async import run_coroutine
-from rivers._context import AssetExecutionContext
-from rivers._metadata import MetadataValue
-from rivers._results import Materialization, Observation, Output
-from rivers._step import build_config
+from rivers._definitions.metadata import MetadataValue
+from rivers._definitions.results import Materialization, Observation, Output
+from rivers._execution.context import AssetExecutionContext
+from rivers._execution.coroutines import run_coroutine
+from rivers._execution.step import build_config
 from rivers.exceptions import ExecutionError, ResultDefinitionError
 
 

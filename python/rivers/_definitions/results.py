@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rivers._metadata import MetadataValue, coerce_dict
+from rivers._definitions.metadata import MetadataValue, coerce_dict
 
 
 class _Result:

@@ -12,12 +12,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from rivers._async import run_coroutine
-from rivers._context import AssetExecutionContext, SelfDependency
-from rivers._hooks import HookContext
-from rivers._io_context import InputContext, OutputContext
-from rivers._metadata import MetadataValue, encode
-from rivers._results import Materialization, Observation, Output
+from rivers._definitions.hooks import HookContext
+from rivers._definitions.metadata import MetadataValue, encode
+from rivers._definitions.results import Materialization, Observation, Output
+from rivers._execution.context import AssetExecutionContext, SelfDependency
+from rivers._execution.coroutines import run_coroutine
+from rivers._execution.io_context import InputContext, OutputContext
 from rivers.exceptions import ExecutionError, ResultDefinitionError
 
 # A materialization as handed to the engine: (asset_key, metadata pairs, data_version, code_version).

@@ -1,0 +1,3 @@
+"""Running declared work: the repository, runs and steps, contexts, output capture and the
+parallel-executor worker. Scheduling itself lives in the compiled core.
+"""

@@ -1,0 +1,1 @@
+"""Python-side storage types (the store itself is ``rivers._core.storage``)."""
