@@ -22,13 +22,14 @@ use crate::storage::decode;
 /// its live queries.
 const BUFFER: usize = 1024;
 
-/// One committed change.
+/// One committed change. Changes of different commits may arrive in a different order than
+/// they were committed: order a run's events by `run_seq`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Events stored together (one writer batch), in the order they were enqueued.
     Events(Vec<StoredEvent>),
     /// A run record was created or changed (status, outcome, cancellation request).
-    Run(RunRecord),
+    Run(Box<RunRecord>),
 }
 
 /// A subscription to the change feed; dropping it ends the live queries.
@@ -75,7 +76,9 @@ fn change(table: &'static str, notification: Notification<Value>) -> Option<Resu
             Value::Array(events) => decode::<StoredEvent>("event", events).map(Change::Events),
             _ => return None,
         },
-        _ => serde_json::from_value(record).map(Change::Run).map_err(|source| Error::Decode { what: "run", source }),
+        _ => serde_json::from_value(record)
+            .map(|run| Change::Run(Box::new(run)))
+            .map_err(|source| Error::Decode { what: "run", source }),
     })
 }
 
