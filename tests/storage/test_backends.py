@@ -364,3 +364,45 @@ def test_default_storage_location_keeps_history_across_processes(tmp_path):
     assert first_runs == [first_id]
     assert sorted(second_runs) == sorted([first_id, second_id])
     assert (tmp_path / ".rivers" / "storage").is_dir()
+
+
+def test_closing_stores_logs_nothing_at_warn_or_error(tmp_path):
+    script = textwrap.dedent(
+        """
+        import gc
+        import sys
+
+        import rivers as rs
+
+        @rs.Asset
+        def one() -> int:
+            return 1
+
+        repo = rs.CodeRepository(assets=[one])
+        repo.resolve(storage=rs.Storage.embedded(sys.argv[1]))
+        repo.materialize()
+        repo.shutdown()
+        memory = rs.Storage.memory()
+        memory.kv_set("k", b"v")
+        del memory
+        gc.collect()
+        reopened = rs.Storage.embedded(sys.argv[1])
+        del reopened
+        print("closed")
+        """
+    )
+    # The log filter a user gets by default (RUST_LOG unset): rivers' own records at INFO and
+    # above; SurrealDB's internal ones are off, its failures surface as StorageError instead.
+    env = {key: value for key, value in os.environ.items() if key != "RUST_LOG"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "state")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "closed"
+    noisy = [line for line in completed.stderr.splitlines() if " WARN " in line or " ERROR " in line]
+    assert noisy == []
