@@ -225,6 +225,22 @@ def par_hooked() -> int:
     return os.getpid()
 
 
+class HookedConfig(pydantic.BaseModel):
+    threshold: int = 0
+
+
+@rs.Hook.failure
+def worker_failure_hook(ctx: rs.HookContext) -> None:
+    threshold = ctx.config.threshold if ctx.config is not None else None
+    mark("hook", ctx.asset_name, hook_type=ctx.hook_type, error=ctx.error, threshold=threshold)
+
+
+@rs.Asset(io_handler=pickle_handler, hooks=[worker_failure_hook])
+def par_hooked_failure(context: rs.AssetExecutionContext[HookedConfig]) -> int:
+    mark("attempt", "par_hooked_failure", threshold=context.config.threshold)
+    raise ValueError(f"over threshold {context.config.threshold}")
+
+
 # --------------------------------------------------------------------------- retries across the process boundary
 
 

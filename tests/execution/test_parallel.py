@@ -178,6 +178,18 @@ def test_hooks_run_in_the_worker_that_executed_the_step():
     assert hooks[0]["run_id"] == result.run_id
 
 
+def test_failure_hooks_run_in_a_worker_with_the_run_config():
+    repo = _repo([pa.par_hooked_failure], _parallel())
+    result = repo.materialize(raise_on_error=False, config={"par_hooked_failure": {"threshold": 7}})
+    assert not result.success
+    attempt = pa.read_marks("attempt", "par_hooked_failure")
+    hooks = pa.read_marks("hook", "par_hooked_failure")
+    assert len(attempt) == 1 and len(hooks) == 1
+    assert hooks[0]["pid"] != os.getpid()
+    assert (hooks[0]["hook_type"], hooks[0]["threshold"]) == ("failure", 7)
+    assert "over threshold 7" in hooks[0]["error"]
+
+
 def test_worker_exception_keeps_its_type_for_retry_filters():
     repo = _repo([pa.par_connection_flaky], _parallel())
     result = repo.materialize()

@@ -114,7 +114,7 @@ impl StepRunner for PyStepRunner {
                     if let Err(err) = session.call_method1(
                         py,
                         "on_final_failure",
-                        (request.step_index, request.step_key, failure.message),
+                        (request.step_index, request.step_key, request.executor.as_str(), failure.message),
                     ) {
                         err.print(py);
                     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from rivers._definitions.retry import FailureReason, class_filter
 from rivers._execution.capture import StepCapture
-from rivers._execution.step import StepSpec, run_hooks, run_step_body
+from rivers._execution.step import StepSpec, failure_hook_config, run_hooks, run_step_body
 
 # Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
 _WORKER_IDLE_TIMEOUT = 300
@@ -97,6 +97,13 @@ class RunSession:
 
         return worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
 
-    def on_final_failure(self, index: int, step_key: str, message: str) -> None:
+    def on_final_failure(self, index: int, step_key: str, executor: str, message: str) -> None:
+        """Runs failure hooks where the step body ran (R46): a worker for sync steps of the
+        parallel executor, this process otherwise."""
         spec = self._specs[index]
-        run_hooks(spec, "failure", error=message, config=spec.hook_state.get("config"))
+        if executor == "parallel" and not spec.asset.is_async:
+            from rivers._execution.worker import build_payload, run_failure_hooks
+
+            worker_pool(self._max_workers).submit(run_failure_hooks, build_payload(spec), message).result()
+            return
+        run_hooks(spec, "failure", error=message, config=failure_hook_config(spec))

@@ -148,6 +148,19 @@ def run_hooks(spec: StepSpec, hook_type: str, output: Any = None, error: str | N
             traceback.print_exc()
 
 
+def failure_hook_config(spec: StepSpec) -> Any:
+    """The config failure hooks receive: the one the body ran with, else built now; ``None``
+    when it cannot be built (an invalid config is then what failed the step, and the hooks
+    still run)."""
+    config = spec.hook_state.get("config")
+    if config is not None:
+        return config
+    try:
+        return build_config(spec.asset, spec.config_overrides)
+    except Exception:
+        return None
+
+
 def run_step_body(spec: StepSpec) -> list[MaterializationRow]:
     """Executes the step and returns its materializations; raises the step's exception."""
     asset = spec.asset

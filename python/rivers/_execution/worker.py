@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from rivers._execution.capture import StepCapture
-from rivers._execution.step import InputSpec, StepSpec, run_step_body
+from rivers._execution.step import InputSpec, StepSpec, failure_hook_config, run_hooks, run_step_body
 
 
 def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
@@ -64,6 +64,27 @@ def build_payload(spec: StepSpec) -> dict[str, Any]:
     }
 
 
+def _spec(payload: dict[str, Any], resources: dict[str, Any]) -> StepSpec:
+    return StepSpec(
+        asset=payload["asset"],
+        output_handler=resolve_ref(payload["output_handler"]),
+        inputs={
+            name: InputSpec(upstream, resolve_ref(handler), metadata)
+            for name, (upstream, handler, metadata) in payload["inputs"].items()
+        },
+        resources=resources,
+        config_overrides=payload["config"],
+        run_id=payload["run_id"],
+    )
+
+
+def run_failure_hooks(payload: dict[str, Any], message: str) -> None:
+    """Worker entry: runs a step's failure hooks after its final failed attempt, in a worker
+    like the step body, with the run's config for the asset."""
+    spec = _spec(payload, {})
+    run_hooks(spec, "failure", error=message, config=failure_hook_config(spec))
+
+
 def execute(payload: dict[str, Any]) -> tuple[Any, ...]:
     """Worker entry: runs one step; returns ``("ok", rows, captured)`` or ``("err", exc, captured)``."""
     capture = StepCapture()
@@ -71,17 +92,7 @@ def execute(payload: dict[str, Any]) -> tuple[Any, ...]:
     try:
         with capture:
             resources = {key: _rebuild_resource(ref) for key, ref in payload["resources"].items()}
-            spec = StepSpec(
-                asset=payload["asset"],
-                output_handler=resolve_ref(payload["output_handler"]),
-                inputs={
-                    name: InputSpec(upstream, resolve_ref(handler), metadata)
-                    for name, (upstream, handler, metadata) in payload["inputs"].items()
-                },
-                resources=resources,
-                config_overrides=payload["config"],
-                run_id=payload["run_id"],
-            )
+            spec = _spec(payload, resources)
             rows = run_step_body(spec)
         return ("ok", rows, capture.result())
     except Exception as exc:
