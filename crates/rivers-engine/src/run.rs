@@ -113,8 +113,7 @@ pub async fn execute_run(
     options: RunOptions,
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
-    let existing = storage.get_run(&run_id).await?.is_some();
-    if existing {
+    if storage.get_run(&run_id).await?.is_some() {
         storage.set_run_status(&run_id, RunStatus::Running).await?;
     } else {
         storage
@@ -320,15 +319,19 @@ impl Shared {
     /// Records a step's final failure (failure hooks, `StepFailure`); returns its message.
     async fn fail_step(&self, step: &PlanStep, request: StepRequest, failure: StepFailure) -> String {
         self.runner.on_final_failure(request, failure.clone()).await;
+        self.step_failure_event(&step.key, failure.reason, &failure.message);
+        failure.message
+    }
+
+    fn step_failure_event(&self, step_key: &str, reason: FailureReason, message: &str) {
         self.event(
             EventType::StepFailure,
-            Some(step.key.clone()),
+            Some(step_key.to_string()),
             vec![
-                ("rivers/failure_reason".into(), failure.reason.as_str().into()),
-                ("rivers/error".into(), failure.message.clone()),
+                ("rivers/failure_reason".into(), reason.as_str().into()),
+                ("rivers/error".into(), message.to_string()),
             ],
         );
-        failure.message
     }
 
     fn retry_delay(&self, step: &PlanStep, attempt: u32, failure: &StepFailure) -> Option<Duration> {
@@ -383,11 +386,12 @@ enum Attempt {
 /// events were written (or could not be).
 enum Completion {
     Body(usize, Result<Attempt, tokio::task::JoinError>),
-    /// The backoff before `attempt` ended; `cancelled` when the run was cancelled meanwhile.
+    /// The backoff before `attempt` ended: `Ok` to run it, `Err(message)` when the run was
+    /// cancelled meanwhile and the step has been recorded as failed.
     BackoffOver {
         index: usize,
         attempt: u32,
-        cancelled: Option<(StepRequest, StepFailure)>,
+        outcome: std::result::Result<(), String>,
     },
     Durable(usize, rivers_storage::Result<()>),
 }
@@ -529,24 +533,12 @@ impl<'p> Scheduler<'p> {
             match completion {
                 Completion::Durable(index, Ok(())) => self.finish(index, StepState::Succeeded),
                 Completion::Durable(index, Err(err)) => self.lost_success(index, err),
-                Completion::BackoffOver { index, attempt, cancelled: None } => {
+                Completion::BackoffOver { index, attempt, outcome: Ok(()) } => {
                     self.states[index] = StepState::Pending;
                     self.attempts.insert(index, attempt);
                     self.ready.insert(index);
                 }
-                Completion::BackoffOver { index, cancelled: Some((request, mut failure)), .. } => {
-                    // Cancelled during the backoff: the step ends here, classified canceled.
-                    failure.reason = FailureReason::Canceled;
-                    let shared = Arc::clone(&self.shared);
-                    let step = self.plan.steps[index].clone();
-                    in_flight.push(Box::pin(async move {
-                        let message = shared.fail_step(&step, request, failure).await;
-                        Completion::Body(index, Ok(Attempt::Failed(message)))
-                    }));
-                    // Not holding a slot: `Body` below must not release one.
-                    self.states[index] = StepState::Running;
-                    *self.running.entry(lane(&self.plan.steps[index])).or_default() += 1;
-                }
+                Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
                 Completion::Body(index, outcome) => {
                     let lane = lane(&self.plan.steps[index]);
                     if let Some(n) = self.running.get_mut(&lane) {
@@ -609,27 +601,27 @@ impl<'p> Scheduler<'p> {
                 // The slot is released for the wait (R39) and claimed again by the retry.
                 self.states[index] = StepState::BackingOff;
                 let shared = Arc::clone(&self.shared);
+                let step = self.plan.steps[index].clone();
                 let attempt = request.attempt + 1;
                 in_flight.push(Box::pin(async move {
-                    let cancelled = (!shared.wait_backoff(delay).await).then_some((request, failure));
-                    Completion::BackoffOver { index, attempt, cancelled }
+                    let outcome = if shared.wait_backoff(delay).await {
+                        Ok(())
+                    } else {
+                        // Cancelled during the backoff: the step ends here, classified canceled.
+                        Err(shared
+                            .fail_step(&step, request, StepFailure { reason: FailureReason::Canceled, ..failure })
+                            .await)
+                    };
+                    Completion::BackoffOver { index, attempt, outcome }
                 }));
             }
             Ok(Attempt::Failed(message)) => self.step_failed(index, message),
             Err(join_error) => {
                 // A panicking runner is a bug; the step fails (and the run with it) instead of
                 // hanging or being guessed successful.
-                let key = self.plan.steps[index].key.clone();
                 let message = format!("the step runner panicked: {join_error}");
-                tracing::error!(step = %key, "{message}");
-                self.shared.event(
-                    EventType::StepFailure,
-                    Some(key),
-                    vec![
-                        ("rivers/failure_reason".into(), FailureReason::Infrastructure.as_str().into()),
-                        ("rivers/error".into(), message.clone()),
-                    ],
-                );
+                tracing::error!(step = %self.plan.steps[index].key, "{message}");
+                self.shared.step_failure_event(&self.plan.steps[index].key, FailureReason::Infrastructure, &message);
                 self.step_failed(index, message);
             }
         }
@@ -646,18 +638,9 @@ impl<'p> Scheduler<'p> {
     /// The step ran, but its success is not on record: it has not succeeded (resume will run
     /// it again), and nothing more of this run can be trusted to the store.
     fn lost_success(&mut self, index: usize, err: rivers_storage::Error) {
-        let key = self.plan.steps[index].key.clone();
         let message = format!("the step's events were not stored: {err}");
-        self.shared.event(
-            EventType::StepFailure,
-            Some(key.clone()),
-            vec![
-                ("rivers/failure_reason".into(), FailureReason::Infrastructure.as_str().into()),
-                ("rivers/error".into(), message.clone()),
-            ],
-        );
-        self.failed.push((key, message));
-        self.finish(index, StepState::Failed);
+        self.shared.step_failure_event(&self.plan.steps[index].key, FailureReason::Infrastructure, &message);
+        self.step_failed(index, message);
         self.stop_starting = true;
         self.storage_error.get_or_insert(err);
     }

@@ -45,7 +45,10 @@ pub(crate) struct PyStorage {
 
 impl Drop for PyStorage {
     fn drop(&mut self) {
-        if let Some(storage) = self.storage.take() {
+        // Only the last handle closes the store; dropping another costs nothing.
+        if let Some(storage) = self.storage.take()
+            && storage.is_last_handle()
+        {
             let handle = self.handle();
             let close = async move {
                 if let Err(err) = storage.close().await {

@@ -32,7 +32,7 @@ pub(crate) struct StateUpdates {
 }
 
 /// A step's state as kept in `step_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) enum StepStatus {
     Running,
     Success,
@@ -54,6 +54,15 @@ fn step_status(event_type: EventType) -> Option<StepStatus> {
 #[derive(Default)]
 struct Latest<K: Ord> {
     rows: BTreeMap<K, Value>,
+}
+
+impl Latest<(String, String)> {
+    /// The `asset_partition` row of `(asset, partition)` with `field` set to the event.
+    fn put_partition(&mut self, asset_key: &str, partition: &str, field: &str, event: &Value) {
+        let mut row = json!({"id": [asset_key, partition], "asset_key": asset_key, "partition_key": partition});
+        row[field] = event.clone();
+        self.put((asset_key.to_string(), partition.to_string()), row);
+    }
 }
 
 impl<K: Ord> Latest<K> {
@@ -83,11 +92,7 @@ impl StateUpdates {
                 EventType::Materialization => {
                     let doc = event_doc(event);
                     if let Some(partition) = &event.partition_key {
-                        partition_mats.put(
-                            (key.to_string(), partition.clone()),
-                            json!({"id": [key, partition], "asset_key": key, "partition_key": partition,
-                                   "last_materialization": doc}),
-                        );
+                        partition_mats.put_partition(key, partition, "last_materialization", &doc);
                     }
                     mats.put(
                         key.to_string(),
@@ -107,11 +112,7 @@ impl StateUpdates {
                 EventType::Observation => {
                     let doc = event_doc(event);
                     if let Some(partition) = &event.partition_key {
-                        partition_observations.put(
-                            (key.to_string(), partition.clone()),
-                            json!({"id": [key, partition], "asset_key": key, "partition_key": partition,
-                                   "last_observation": doc}),
-                        );
+                        partition_observations.put_partition(key, partition, "last_observation", &doc);
                     }
                     observations.put(
                         key.to_string(),

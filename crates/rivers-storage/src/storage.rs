@@ -18,6 +18,8 @@ use crate::writer::Writer;
 mod assets;
 mod events;
 mod kv;
+
+pub use events::EnqueuedEvent;
 mod runs;
 
 /// When an embedded store syncs its write-ahead log: on every commit.

@@ -273,26 +273,17 @@ class CodeRepository:
     def _reject_unsupported(self) -> None:
         """Declarations whose behaviour this build does not provide yet are refused by name,
         never accepted and silently ignored."""
-        unsupported = {
-            "schedules": "schedules",
-            "sensors": "sensors",
-            "run_queue": "the run queue",
-            "pool_limits": "concurrency pool limits",
-            "partition_defs": "partitions",
-            "tasks": "tasks and graph assets",
-            "run_backend": "run backends",
-        }
-        given = {
-            "schedules": self._schedules,
-            "sensors": self._sensors,
-            "run_queue": self._run_queue,
-            "pool_limits": self._pool_limits,
-            "partition_defs": self._partition_defs,
-            "tasks": self._tasks,
-            "run_backend": self._run_backend,
-        }
-        for parameter, what in unsupported.items():
-            if given[parameter]:
+        unsupported = (
+            ("schedules", self._schedules, "schedules"),
+            ("sensors", self._sensors, "sensors"),
+            ("run_queue", self._run_queue, "the run queue"),
+            ("pool_limits", self._pool_limits, "concurrency pool limits"),
+            ("partition_defs", self._partition_defs, "partitions"),
+            ("tasks", self._tasks, "tasks and graph assets"),
+            ("run_backend", self._run_backend, "run backends"),
+        )
+        for parameter, given, what in unsupported:
+            if given:
                 raise NotImplementedError(
                     f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
                     f"remove {parameter}= to run the repository without them"

@@ -16,6 +16,15 @@ use crate::writer::Command;
 use super::{Storage, decode};
 use crate::error::{Error, Result};
 
+/// What an enqueued event was assigned (the event itself goes to the writer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnqueuedEvent {
+    /// The event's id.
+    pub id: String,
+    /// Its number in its run.
+    pub run_seq: i64,
+}
+
 impl Storage {
     // ---- writing ------------------------------------------------------------------------
 
@@ -38,9 +47,9 @@ impl Storage {
         self.inner.run_seqs.lock().remove(run_id);
     }
 
-    /// Enqueues an event for the batched writer and returns it as it will be stored. Never
-    /// blocks; whether it was written is known from the next [`Storage::flush_run`].
-    pub fn enqueue_event(&self, event: NewEvent) -> StoredEvent {
+    /// Enqueues an event for the batched writer and returns the id and run number it was given.
+    /// Never blocks; whether it was written is known from the next [`Storage::flush_run`].
+    pub fn enqueue_event(&self, event: NewEvent) -> EnqueuedEvent {
         let run_seq = {
             let mut seqs = self.inner.run_seqs.lock();
             let seq = seqs.entry(event.run_id.clone()).or_default();
@@ -60,9 +69,10 @@ impl Storage {
             code_version: event.code_version,
             input_data_versions: event.input_data_versions,
         };
+        let enqueued = EnqueuedEvent { id: stored.id.clone(), run_seq };
         // A closed channel means the writer is gone; the next flush reports it.
-        let _ = self.inner.writer.sender.send(Command::Event(Box::new(stored.clone())));
-        stored
+        let _ = self.inner.writer.sender.send(Command::Event(Box::new(stored)));
+        enqueued
     }
 
     /// Enqueues one step execution's captured output (written with the next batch).
