@@ -220,8 +220,6 @@ class Backoff:
 class Plan:
     @property
     def node_names(self) -> list[str]: ...
-    @property
-    def steps(self) -> list[tuple[str, Literal["in_process", "parallel", "kubernetes"], bool, int]]: ...
     def __len__(self) -> int: ...
 
 @final
@@ -261,17 +259,105 @@ class Graph:
     ) -> Plan: ...
 
 def _log(level: int, logger: str, message: str) -> None: ...
-def execute_run(
-    storage: Storage,
-    plan: Plan,
-    session: Any,
-    run_id: str,
-    job_name: str | None,
-    tags: list[tuple[str, str]],
-    priority: int,
-    partition_key: str | None,
-    resume: bool,
-    stop_on_failure: bool,
-    max_workers: int,
-    max_async_concurrent: int | None,
-) -> tuple[str, str, list[str], list[tuple[str, str]]]: ...
+
+@final
+class StepRequest:
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def step_key(self) -> str: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def mapping_key(self) -> str | None: ...
+    @property
+    def partition_keys(self) -> list[str]: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def executor(self) -> Literal["in_process", "parallel", "kubernetes"]: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def retry_class_filter(self) -> int | None: ...
+
+@final
+class CapturedOutput:
+    def __new__(
+        cls, stdout: str | None = None, stderr: str | None = None, logs: str | None = None
+    ) -> CapturedOutput: ...
+    @property
+    def stdout(self) -> str | None: ...
+    @property
+    def stderr(self) -> str | None: ...
+    @property
+    def logs(self) -> str | None: ...
+
+@final
+class StepMaterialization:
+    def __new__(
+        cls,
+        asset_key: str,
+        metadata: list[tuple[str, str]],
+        data_version: str | None = None,
+        code_version: str | None = None,
+    ) -> StepMaterialization: ...
+    @property
+    def asset_key(self) -> str: ...
+    @property
+    def metadata(self) -> list[tuple[str, str]]: ...
+    @property
+    def data_version(self) -> str | None: ...
+    @property
+    def code_version(self) -> str | None: ...
+
+@final
+class StepSucceeded:
+    def __new__(
+        cls, materializations: list[StepMaterialization], captured: CapturedOutput | None = None
+    ) -> StepSucceeded: ...
+
+@final
+class StepFailed:
+    def __new__(
+        cls, message: str, reason: str, matched_retry_class: bool = False, captured: CapturedOutput | None = None
+    ) -> StepFailed: ...
+
+@final
+class RunRequest:
+    def __new__(
+        cls,
+        *,
+        run_id: str,
+        job_name: str | None = None,
+        tags: list[tuple[str, str]] = ...,
+        priority: int = 0,
+        partition_key: str | None = None,
+        resume: bool = False,
+        stop_on_failure: bool = False,
+        max_workers: int = 1,
+        max_async_concurrent: int | None = None,
+    ) -> RunRequest: ...
+    @property
+    def run_id(self) -> str: ...
+
+@final
+class RunOutcome:
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempted(self) -> list[str]: ...
+    @property
+    def failed(self) -> list[tuple[str, str]]: ...
+
+@final
+class LaunchedRun:
+    @property
+    def run_id(self) -> str: ...
+    def done(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> RunOutcome | None: ...
+
+def execute_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> RunOutcome: ...
+def launch_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> LaunchedRun: ...

@@ -16,7 +16,7 @@ mod vocab;
 pub use definition::{DepDef, NodeDef, NodeKind, ParamDef, ParamRole};
 pub use error::{Error, Result};
 pub use graph::AssetGraph;
-pub use plan::{Plan, PlanOptions, PlanStep};
+pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};
 pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
 pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
 pub use vocab::{EventType, ExecutorKind, FailureReason, LaunchedBy, RunStatus};

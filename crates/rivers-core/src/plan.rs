@@ -1,6 +1,11 @@
-//! Execution plans: the steps of one run, their in-plan edges, levels and effective executors.
+//! Execution plans: the step instances of one run, keyed by step key, their in-plan edges,
+//! levels and effective executors. A plan can grow while its run executes ([`PlanGrowth`]):
+//! the seam that fan-out and per-partition step instances build on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use crate::definition::NodeKind;
 use crate::error::{Error, Result};
@@ -8,15 +13,69 @@ use crate::graph::AssetGraph;
 use crate::retry::RetryPolicy;
 use crate::vocab::ExecutorKind;
 
-/// One step of a plan.
+/// The key of one step instance: the node name, or `node[mapping_key]` for an instance added
+/// by fan-out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepKey(String);
+
+impl StepKey {
+    /// The key of a node's single step.
+    pub fn node(name: impl Into<String>) -> Self {
+        StepKey(name.into())
+    }
+
+    /// The key of one fan-out instance of a node.
+    pub fn mapped(node: &str, mapping_key: &str) -> Self {
+        StepKey(format!("{node}[{mapping_key}]"))
+    }
+
+    /// The key as stored in events and run records.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for StepKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for StepKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<&str> for StepKey {
+    fn from(key: &str) -> Self {
+        StepKey(key.to_string())
+    }
+}
+
+/// One step instance of a plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanStep {
-    /// Step key: the node name.
-    pub key: String,
+    /// Step key, unique in the plan.
+    pub key: StepKey,
     /// Node id in the graph.
     pub node: usize,
-    /// Indices (into `Plan::steps`) of in-plan upstream steps.
-    pub upstream_steps: Vec<usize>,
+    /// Node (asset) name.
+    pub node_name: String,
+    /// Fan-out mapping key of this instance, if it is one.
+    pub mapping_key: Option<String>,
+    /// Partition keys this instance computes; empty when it computes the run's partition (or
+    /// the node is unpartitioned).
+    pub partition_keys: Vec<String>,
+    /// Keys of the in-plan steps this one waits for.
+    pub upstream_steps: Vec<StepKey>,
     /// 0 for steps without in-plan upstreams, else 1 + the deepest in-plan upstream.
     pub level: u32,
     /// Executor that runs this step.
@@ -27,6 +86,37 @@ pub struct PlanStep {
     pub retry: Option<RetryPolicy>,
     /// Every upstream asset key (in or out of the plan), for input data versions.
     pub upstream_assets: Vec<String>,
+}
+
+impl PlanStep {
+    /// A fan-out instance of this step: keyed `node[mapping_key]`, waiting for
+    /// `upstream_steps`, otherwise alike (executor, retry policy, upstream assets).
+    pub fn mapped_instance(&self, mapping_key: &str, upstream_steps: Vec<StepKey>) -> PlanStep {
+        PlanStep {
+            key: StepKey::mapped(&self.node_name, mapping_key),
+            mapping_key: Some(mapping_key.to_string()),
+            upstream_steps,
+            ..self.clone()
+        }
+    }
+}
+
+/// What a finished step adds to its run's plan: new step instances (their upstreams may be
+/// existing steps or other new ones, listed first) and existing steps that must now also wait
+/// for some of the new ones (fan-in).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanGrowth {
+    /// New step instances, upstreams before their dependents.
+    pub steps: Vec<PlanStep>,
+    /// `(existing step, new upstreams)`: steps not started yet that gain upstreams.
+    pub fan_in: Vec<(StepKey, Vec<StepKey>)>,
+}
+
+impl PlanGrowth {
+    /// Nothing to add.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.fan_in.is_empty()
+    }
 }
 
 /// Options that shape a plan.
@@ -40,19 +130,138 @@ pub struct PlanOptions {
     pub default_retry: Option<RetryPolicy>,
 }
 
-/// The steps of one run, in dispatch order (level, then registration order).
-#[derive(Debug, Clone, PartialEq)]
+/// The step instances of one run. Initial steps are in dispatch order (level, then
+/// registration order); steps added by growth follow, each after its upstreams.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
-    /// Steps in dispatch order; upstream steps always come first.
-    pub steps: Vec<PlanStep>,
+    steps: Vec<PlanStep>,
+    positions: HashMap<StepKey, usize>,
     /// Some step overrides the run executor: run level by level, one executor batch at a time.
     pub level_grouping: bool,
 }
 
 impl Plan {
-    /// Planned node names in plan order.
+    /// A plan over `steps`, which must list upstreams before dependents.
+    ///
+    /// # Errors
+    /// `Configuration` for a duplicate step key or an upstream that is not listed before.
+    pub fn from_steps(steps: Vec<PlanStep>, level_grouping: bool) -> Result<Self> {
+        let mut plan = Plan { steps: Vec::with_capacity(steps.len()), positions: HashMap::new(), level_grouping };
+        for step in steps {
+            plan.push(step)?;
+        }
+        Ok(plan)
+    }
+
+    /// Steps in plan order.
+    pub fn steps(&self) -> &[PlanStep] {
+        &self.steps
+    }
+
+    /// Number of step instances.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the plan has no steps.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The step with this key.
+    pub fn step(&self, key: &StepKey) -> Option<&PlanStep> {
+        self.positions.get(key).map(|&i| &self.steps[i])
+    }
+
+    /// Position of the step with this key in [`Plan::steps`].
+    pub fn position(&self, key: &StepKey) -> Option<usize> {
+        self.positions.get(key).copied()
+    }
+
+    /// Step keys in plan order, as stored on the run record.
     pub fn node_names(&self) -> Vec<String> {
-        self.steps.iter().map(|s| s.key.clone()).collect()
+        self.steps.iter().map(|s| s.key.as_str().to_string()).collect()
+    }
+
+    /// Appends one step, checking its key is new and its upstreams exist; its level is derived
+    /// from its upstreams.
+    fn push(&mut self, mut step: PlanStep) -> Result<usize> {
+        if self.positions.contains_key(&step.key) {
+            return Err(Error::Configuration(format!("the plan already has a step '{}'", step.key)));
+        }
+        let mut level = 0;
+        for up in &step.upstream_steps {
+            let Some(&position) = self.positions.get(up) else {
+                return Err(Error::Configuration(format!(
+                    "step '{}' waits for step '{up}', which is not in the plan",
+                    step.key
+                )));
+            };
+            level = level.max(self.steps[position].level + 1);
+        }
+        step.level = level;
+        let position = self.steps.len();
+        self.positions.insert(step.key.clone(), position);
+        self.steps.push(step);
+        Ok(position)
+    }
+
+    /// Adds `growth` to the plan; returns the positions of the new steps. Fan-in targets (and
+    /// their dependents) move to a deeper level when a new upstream requires it, so levels
+    /// stay increasing along every edge.
+    ///
+    /// # Errors
+    /// `Configuration` naming the step, for a duplicate key or an unknown step; the plan is
+    /// unchanged then.
+    pub fn grow(&mut self, growth: PlanGrowth) -> Result<Vec<usize>> {
+        let mut grown = self.clone();
+        let added = growth.steps.into_iter().map(|step| grown.push(step)).collect::<Result<Vec<_>>>()?;
+        let mut deepened = Vec::new();
+        for (target, ups) in growth.fan_in {
+            let Some(&position) = grown.positions.get(&target) else {
+                return Err(Error::Configuration(format!("fan-in names step '{target}', which is not in the plan")));
+            };
+            for up in ups {
+                let Some(&up_position) = grown.positions.get(&up) else {
+                    return Err(Error::Configuration(format!(
+                        "step '{target}' would wait for step '{up}', which is not in the plan"
+                    )));
+                };
+                let needed = grown.steps[up_position].level + 1;
+                if !grown.steps[position].upstream_steps.contains(&up) {
+                    grown.steps[position].upstream_steps.push(up);
+                }
+                if grown.steps[position].level < needed {
+                    grown.steps[position].level = needed;
+                    deepened.push(position);
+                }
+            }
+        }
+        grown.deepen_downstream(deepened);
+        *self = grown;
+        Ok(added)
+    }
+
+    /// Raises the levels of the dependents of `changed` until every edge goes deeper.
+    fn deepen_downstream(&mut self, mut changed: Vec<usize>) {
+        if changed.is_empty() {
+            return;
+        }
+        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
+        for (position, step) in self.steps.iter().enumerate() {
+            for up in &step.upstream_steps {
+                downstream[self.positions[up]].push(position);
+            }
+        }
+        while let Some(position) = changed.pop() {
+            let needed = self.steps[position].level + 1;
+            for &down in &downstream[position] {
+                if self.steps[down].level < needed {
+                    self.steps[down].level = needed;
+                    changed.push(down);
+                }
+            }
+        }
     }
 }
 
@@ -101,10 +310,6 @@ impl AssetGraph {
             self.level_of(id, &in_plan, &mut levels);
         }
         members.sort_by_key(|&id| (levels[id], id));
-        let mut position = vec![usize::MAX; self.len()];
-        for (pos, &id) in members.iter().enumerate() {
-            position[id] = pos;
-        }
 
         let mut level_grouping = false;
         let steps = members
@@ -119,12 +324,15 @@ impl AssetGraph {
                 }
                 let upstream = &self.upstream[id];
                 PlanStep {
-                    key: node.name.clone(),
+                    key: StepKey::node(node.name.as_str()),
                     node: id,
+                    node_name: node.name.clone(),
+                    mapping_key: None,
+                    partition_keys: Vec::new(),
                     upstream_steps: upstream
                         .iter()
                         .filter(|e| in_plan.contains(&e.upstream))
-                        .map(|e| position[e.upstream])
+                        .map(|e| StepKey::node(self.nodes[e.upstream].name.as_str()))
                         .collect(),
                     level: levels[id].unwrap_or(0),
                     executor,
@@ -137,7 +345,8 @@ impl AssetGraph {
                 }
             })
             .collect();
-        Plan { steps, level_grouping }
+        // Members are sorted by level, so every upstream precedes its dependents.
+        Plan::from_steps(steps, level_grouping).expect("graph nodes have unique names and sorted upstreams")
     }
 
     fn level_of(&self, id: usize, in_plan: &HashSet<usize>, levels: &mut [Option<u32>]) -> u32 {
@@ -194,8 +403,9 @@ mod tests {
     fn steps_are_ordered_by_level_then_registration() {
         let plan = diamond().plan(None, false, &options()).unwrap();
         assert_eq!(plan.node_names(), vec!["a", "b", "c", "d"]);
-        assert_eq!(plan.steps.iter().map(|s| s.level).collect::<Vec<_>>(), vec![0, 1, 1, 2]);
-        assert_eq!(plan.steps[3].upstream_steps, vec![1, 2]);
+        assert_eq!(plan.steps().iter().map(|s| s.level).collect::<Vec<_>>(), vec![0, 1, 1, 2]);
+        assert_eq!(plan.steps()[3].upstream_steps, vec![StepKey::node("b"), StepKey::node("c")]);
+        assert_eq!(plan.step(&"c".into()).map(|s| s.node_name.as_str()), Some("c"));
     }
 
     #[test]
@@ -203,7 +413,7 @@ mod tests {
         let g = diamond();
         let only = g.plan(Some(&["d".into()]), false, &options()).unwrap();
         assert_eq!(only.node_names(), vec!["d"]);
-        assert_eq!(only.steps[0].level, 0);
+        assert_eq!(only.steps()[0].level, 0);
         let all = g.plan(Some(&["b".into(), "b".into()]), true, &options()).unwrap();
         assert_eq!(all.node_names(), vec!["a", "b"]);
     }
@@ -220,6 +430,53 @@ mod tests {
         let g = AssetGraph::build(vec![node, NodeDef::asset("b")], &[], HashMap::new()).unwrap();
         let plan = g.plan(None, false, &options()).unwrap();
         assert!(plan.level_grouping);
-        assert_eq!(plan.steps[0].executor, ExecutorKind::Parallel);
+        assert_eq!(plan.steps()[0].executor, ExecutorKind::Parallel);
+    }
+
+    fn mapped(node: &str, key: &str, upstream: &[&str]) -> PlanStep {
+        PlanStep {
+            key: StepKey::mapped(node, key),
+            node: 0,
+            node_name: node.into(),
+            mapping_key: Some(key.into()),
+            partition_keys: Vec::new(),
+            upstream_steps: upstream.iter().map(|&u| StepKey::from(u)).collect(),
+            level: 0,
+            executor: ExecutorKind::InProcess,
+            is_async: false,
+            retry: None,
+            upstream_assets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn growth_adds_instances_and_deepens_fan_in_targets() {
+        let mut plan = diamond().plan(None, false, &options()).unwrap();
+        // `b` fans out into two instances that `d` (and so nothing else) must wait for.
+        let growth = PlanGrowth {
+            steps: vec![mapped("m", "1", &["b"]), mapped("m", "2", &["b"]), mapped("n", "1", &["m[1]"])],
+            fan_in: vec![(StepKey::node("d"), vec![StepKey::from("m[2]"), StepKey::from("n[1]")])],
+        };
+        let added = plan.grow(growth).unwrap();
+        assert_eq!(added, vec![4, 5, 6]);
+        assert_eq!(plan.step(&"m[1]".into()).unwrap().level, 2);
+        assert_eq!(plan.step(&"n[1]".into()).unwrap().level, 3);
+        let d = plan.step(&"d".into()).unwrap();
+        assert_eq!(d.level, 4);
+        assert!(d.upstream_steps.contains(&StepKey::from("n[1]")));
+        assert_eq!(plan.node_names().len(), 7);
+    }
+
+    #[test]
+    fn invalid_growth_names_the_step_and_changes_nothing() {
+        let mut plan = diamond().plan(None, false, &options()).unwrap();
+        let before = plan.clone();
+        let unknown = PlanGrowth { steps: vec![mapped("m", "1", &["zz"])], fan_in: Vec::new() };
+        let err = plan.grow(unknown).unwrap_err().to_string();
+        assert!(err.contains("'m[1]'") && err.contains("'zz'"), "{err}");
+        let duplicate =
+            PlanGrowth { steps: vec![mapped("m", "1", &["a"]), mapped("m", "1", &["a"])], fan_in: Vec::new() };
+        assert!(plan.grow(duplicate).unwrap_err().to_string().contains("already has a step 'm[1]'"));
+        assert_eq!(plan, before);
     }
 }

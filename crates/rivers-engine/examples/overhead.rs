@@ -16,8 +16,8 @@ impl StepRunner for Noop {
     fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
         Box::pin(async move {
             Ok(StepOutput {
-                materializations: vec![Materialized { asset_key: request.step_key, ..Default::default() }],
-                captured: None,
+                materializations: vec![Materialized { asset_key: request.node_name, ..Default::default() }],
+                ..Default::default()
             })
         })
     }
@@ -69,7 +69,7 @@ fn main() {
             };
             execute_run(&storage, &plan, Arc::new(Noop), options).await.expect("run");
             let elapsed = started.elapsed();
-            println!("round {round}: {:.3} ms/step", elapsed.as_secs_f64() * 1000.0 / plan.steps.len() as f64);
+            println!("round {round}: {:.3} ms/step", elapsed.as_secs_f64() * 1000.0 / plan.len() as f64);
         }
     });
 }

@@ -7,6 +7,13 @@ pub enum Error {
     /// Storage failed while recording the run.
     #[error(transparent)]
     Storage(#[from] rivers_storage::Error),
+    /// A launched run's task ended without an outcome (it panicked); the run record may still
+    /// say it is running.
+    #[error("run {run_id} stopped without an outcome: its task panicked; see the log for the panic")]
+    Aborted {
+        /// The run's id.
+        run_id: String,
+    },
 }
 
 /// Result alias of this crate.

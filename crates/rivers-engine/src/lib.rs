@@ -7,11 +7,13 @@
 //! ([`testing::FakeRunner`], behind the `testing` feature).
 
 mod error;
+mod launch;
 mod run;
 mod runner;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
+pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
 pub use run::{RunOptions, RunOutcome, execute_run};
-pub use runner::{Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
+pub use runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

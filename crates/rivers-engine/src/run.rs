@@ -8,11 +8,11 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
-use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunStatus};
+use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanGrowth, PlanStep, RunStatus, StepKey};
 use rivers_storage::{NewEvent, NewRun, Storage, StorageKind};
 
 use crate::error::Result;
-use crate::runner::{StepFailure, StepOutput, StepRequest, StepRunner};
+use crate::runner::{CapturedOutput, StepFailure, StepOutput, StepRequest, StepRunner};
 
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
@@ -153,15 +153,10 @@ async fn drive_run(
         Arc::new(Shared { storage: storage.clone(), runner, options, versions: Mutex::new(versions), durable });
     shared.event(EventType::RunStart, None, Vec::new());
 
-    let mut scheduler = Scheduler::new(plan, &shared);
-    for (index, step) in plan.steps.iter().enumerate() {
-        if already_done.contains(&step.key) {
-            scheduler.finish(index, StepState::Succeeded);
-        }
-    }
+    let mut scheduler = Scheduler::new(plan.clone(), &shared, already_done);
     scheduler.drive().await;
 
-    let Scheduler { states, failed, cancelled, storage_error, .. } = scheduler;
+    let Scheduler { plan, states, failed, cancelled, storage_error, .. } = scheduler;
     let status = if storage_error.is_some() {
         RunStatus::Failure
     } else if cancelled {
@@ -178,7 +173,7 @@ async fn drive_run(
     };
     shared.event(terminal_event, None, Vec::new());
     let completed = states.iter().filter(|s| **s == StepState::Succeeded).count() as i64;
-    let total = plan.steps.len() as i64;
+    let total = plan.len() as i64;
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
     let recorded = match storage_error {
         Some(err) => Err(err),
@@ -196,11 +191,11 @@ async fn drive_run(
         return Err(err.into());
     }
     let attempted = plan
-        .steps
+        .steps()
         .iter()
         .zip(&states)
         .filter(|(_, s)| matches!(s, StepState::Succeeded | StepState::Failed))
-        .map(|(step, _)| step.key.clone())
+        .map(|(step, _)| step.key.to_string())
         .collect();
     Ok(RunOutcome { run_id, status, attempted, failed })
 }
@@ -208,7 +203,7 @@ async fn drive_run(
 /// Latest data versions of the plan's upstream assets, read once per run (only those rows:
 /// a small selection in a large repository reads little).
 async fn initial_versions(storage: &Storage, plan: &Plan) -> Result<HashMap<String, String>> {
-    let mut upstreams: Vec<String> = plan.steps.iter().flat_map(|s| s.upstream_assets.iter().cloned()).collect();
+    let mut upstreams: Vec<String> = plan.steps().iter().flat_map(|s| s.upstream_assets.iter().cloned()).collect();
     upstreams.sort_unstable();
     upstreams.dedup();
     Ok(storage.current_data_versions(&upstreams).await?.into_iter().collect())
@@ -252,23 +247,30 @@ impl Shared {
                 input_data_versions: inputs,
             });
         }
-        self.event(EventType::StepSuccess, Some(step.key.clone()), Vec::new());
+        self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
     }
 
-    fn store_captured(&self, step: &PlanStep, captured: Option<(Option<String>, Option<String>, Option<String>)>) {
-        if let Some((stdout, stderr, logs)) = captured {
-            self.storage.enqueue_run_log(&self.options.run_id, &step.key, stdout, stderr, logs);
+    fn store_captured(&self, step: &PlanStep, captured: Option<CapturedOutput>) {
+        if let Some(CapturedOutput { stdout, stderr, logs }) = captured {
+            self.storage.enqueue_run_log(&self.options.run_id, step.key.as_str(), stdout, stderr, logs);
         }
     }
 
-    fn request(&self, index: usize, step: &PlanStep, attempt: u32) -> StepRequest {
+    fn request(&self, step: &PlanStep, attempt: u32) -> StepRequest {
+        let partition_keys = if step.partition_keys.is_empty() {
+            self.options.partition_key.iter().cloned().collect()
+        } else {
+            step.partition_keys.clone()
+        };
         StepRequest {
             run_id: self.options.run_id.clone(),
-            step_index: index,
             step_key: step.key.clone(),
+            node_name: step.node_name.clone(),
+            mapping_key: step.mapping_key.clone(),
+            partition_keys,
             attempt,
             executor: step.executor,
-            partition_key: self.options.partition_key.clone(),
+            is_async: step.is_async,
             retry_class_filter: step.retry.as_ref().and_then(|p| match &p.retry_on {
                 rivers_core::RetryOn::List { class_filter, .. } => *class_filter,
                 _ => None,
@@ -278,17 +280,18 @@ impl Shared {
 
     /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
     /// frees the step's executor slot for the backoff (R39).
-    async fn run_attempt(self: Arc<Self>, index: usize, step: PlanStep, attempt: u32) -> Attempt {
+    async fn run_attempt(self: Arc<Self>, step: PlanStep, attempt: u32) -> Attempt {
         if attempt == 1 {
-            self.event(EventType::StepStart, Some(step.key.clone()), Vec::new());
+            self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
         }
-        let request = self.request(index, &step, attempt);
+        let request = self.request(&step, attempt);
         match self.runner.run_step(request.clone()).await {
             Ok(mut output) => {
                 let captured = output.captured.take();
+                let growth = std::mem::take(&mut output.growth);
                 self.record_success(&step, output);
                 self.store_captured(&step, captured);
-                Attempt::Succeeded
+                Attempt::Succeeded(growth)
             }
             Err(mut failure) => {
                 let captured = failure.captured.take();
@@ -301,14 +304,14 @@ impl Shared {
                     Some(delay) => {
                         self.event(
                             EventType::StepRetry,
-                            Some(step.key.clone()),
+                            Some(step.key.to_string()),
                             vec![
                                 ("rivers/attempt".into(), attempt.to_string()),
                                 ("rivers/failure_reason".into(), failure.reason.as_str().into()),
                                 ("rivers/next_delay_ms".into(), delay.as_millis().to_string()),
                             ],
                         );
-                        Attempt::Retry { delay, request, failure }
+                        Attempt::Retry { delay, request: Box::new(request), failure }
                     }
                     None => Attempt::Failed(self.fail_step(&step, request, failure).await),
                 }
@@ -323,7 +326,7 @@ impl Shared {
         failure.message
     }
 
-    fn step_failure_event(&self, step_key: &str, reason: FailureReason, message: &str) {
+    fn step_failure_event(&self, step_key: &StepKey, reason: FailureReason, message: &str) {
         self.event(
             EventType::StepFailure,
             Some(step_key.to_string()),
@@ -371,13 +374,10 @@ impl Shared {
 
 /// How one attempt of a step ended.
 enum Attempt {
-    Succeeded,
+    /// The step succeeded, possibly adding steps to the plan.
+    Succeeded(PlanGrowth),
     /// A retryable failure: wait `delay`, then run the next attempt.
-    Retry {
-        delay: Duration,
-        request: StepRequest,
-        failure: StepFailure,
-    },
+    Retry { delay: Duration, request: Box<StepRequest>, failure: StepFailure },
     /// The final failure, with its message.
     Failed(String),
 }
@@ -396,8 +396,10 @@ enum Completion {
     Durable(usize, rivers_storage::Result<()>),
 }
 
-struct Scheduler<'p> {
-    plan: &'p Plan,
+struct Scheduler {
+    /// The run's plan, growing as steps add fan-out instances; the vectors below are indexed
+    /// by plan position and grow with it.
+    plan: Plan,
     shared: Arc<Shared>,
     states: Vec<StepState>,
     waiting_on: Vec<usize>,
@@ -411,35 +413,99 @@ struct Scheduler<'p> {
     storage_error: Option<rivers_storage::Error>,
     /// The attempt number a step resumes at after a backoff.
     attempts: HashMap<usize, u32>,
+    /// Steps that succeeded in an earlier attempt of this run (resume), also for steps that
+    /// growth adds again.
+    already_done: std::collections::HashSet<String>,
     last_remote_cancel_check: Instant,
 }
 
-impl<'p> Scheduler<'p> {
-    fn new(plan: &'p Plan, shared: &Arc<Shared>) -> Self {
-        let n = plan.steps.len();
-        let mut downstream = vec![Vec::new(); n];
-        for (index, step) in plan.steps.iter().enumerate() {
-            for &up in &step.upstream_steps {
-                downstream[up].push(index);
-            }
-        }
-        let waiting_on: Vec<usize> = plan.steps.iter().map(|s| s.upstream_steps.len()).collect();
-        let ready = (0..n).filter(|&i| waiting_on[i] == 0).collect();
-        Scheduler {
-            plan,
+impl Scheduler {
+    fn new(plan: Plan, shared: &Arc<Shared>, already_done: std::collections::HashSet<String>) -> Self {
+        let mut scheduler = Scheduler {
+            plan: Plan::default(),
             shared: Arc::clone(shared),
-            states: vec![StepState::Pending; n],
-            waiting_on,
-            downstream,
-            ready,
+            states: Vec::new(),
+            waiting_on: Vec::new(),
+            downstream: Vec::new(),
+            ready: BTreeSet::new(),
             running: HashMap::new(),
             failed: Vec::new(),
             stop_starting: false,
             cancelled: false,
             storage_error: None,
             attempts: HashMap::new(),
+            already_done,
             last_remote_cancel_check: Instant::now(),
+        };
+        let positions = 0..plan.len();
+        scheduler.plan = plan;
+        scheduler.track(positions);
+        scheduler
+    }
+
+    /// Starts tracking the plan steps at `positions` (new ones, each after its upstreams).
+    fn track(&mut self, positions: impl IntoIterator<Item = usize>) {
+        for position in positions {
+            debug_assert_eq!(position, self.states.len());
+            self.states.push(StepState::Pending);
+            self.downstream.push(Vec::new());
+            let mut waiting = 0;
+            let mut blocked = false;
+            for up in &self.plan.steps()[position].upstream_steps {
+                let up = self.plan.position(up).expect("plan upstreams are in the plan");
+                self.downstream[up].push(position);
+                match self.states[up] {
+                    StepState::Succeeded => {}
+                    StepState::Failed | StepState::Skipped => blocked = true,
+                    _ => waiting += 1,
+                }
+            }
+            self.waiting_on.push(waiting);
+            if self.already_done.contains(self.plan.steps()[position].key.as_str()) {
+                self.finish(position, StepState::Succeeded);
+            } else if blocked {
+                self.finish(position, StepState::Skipped);
+                self.skipped_event(position);
+            } else if waiting == 0 {
+                self.ready.insert(position);
+            }
         }
+    }
+
+    /// Adds what step `producer` grew to the plan. Fan-in targets must not have started.
+    fn grow(&mut self, producer: usize, growth: PlanGrowth) -> std::result::Result<(), String> {
+        let mut new_edges = Vec::new();
+        for (target, ups) in &growth.fan_in {
+            let position = self.plan.position(target).ok_or_else(|| format!("fan-in names unknown step '{target}'"))?;
+            if self.states[position] != StepState::Pending {
+                return Err(format!("step '{target}' cannot wait for new steps: it has started already"));
+            }
+            let existing = &self.plan.steps()[position].upstream_steps;
+            new_edges.extend(ups.iter().filter(|up| !existing.contains(up)).map(|up| (position, up.clone())));
+        }
+        let added = self.plan.grow(growth).map_err(|err| err.to_string())?;
+        tracing::debug!(
+            step = %self.plan.steps()[producer].key,
+            added = added.len(),
+            "the plan grew"
+        );
+        self.track(added);
+        for (target, up) in new_edges {
+            let up = self.plan.position(&up).expect("grown plans hold their fan-in upstreams");
+            self.downstream[up].push(target);
+            match self.states[up] {
+                StepState::Succeeded => {}
+                StepState::Failed | StepState::Skipped => {
+                    self.finish(target, StepState::Skipped);
+                    self.skipped_event(target);
+                }
+                _ => {
+                    self.waiting_on[target] += 1;
+                    self.ready.remove(&target);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn capacity(&self, lane: Lane) -> usize {
@@ -450,6 +516,10 @@ impl<'p> Scheduler<'p> {
             Lane::Async => options.max_async_concurrent.unwrap_or(usize::MAX),
             Lane::Pods => usize::MAX,
         }
+    }
+
+    fn skipped_event(&self, index: usize) {
+        self.shared.event(EventType::StepSkipped, Some(self.plan.steps()[index].key.to_string()), Vec::new());
     }
 
     fn finish(&mut self, index: usize, state: StepState) {
@@ -470,7 +540,7 @@ impl<'p> Scheduler<'p> {
                     if self.states[down] == StepState::Pending {
                         self.states[down] = StepState::Skipped;
                         self.ready.remove(&down);
-                        self.shared.event(EventType::StepSkipped, Some(self.plan.steps[down].key.clone()), Vec::new());
+                        self.skipped_event(down);
                         stack.extend(self.downstream[down].iter().copied());
                     }
                 }
@@ -485,7 +555,7 @@ impl<'p> Scheduler<'p> {
             return None;
         }
         self.plan
-            .steps
+            .steps()
             .iter()
             .zip(&self.states)
             .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running | StepState::BackingOff))
@@ -540,7 +610,7 @@ impl<'p> Scheduler<'p> {
                 }
                 Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
                 Completion::Body(index, outcome) => {
-                    let lane = lane(&self.plan.steps[index]);
+                    let lane = lane(&self.plan.steps()[index]);
                     if let Some(n) = self.running.get_mut(&lane) {
                         *n -= 1;
                     }
@@ -555,11 +625,12 @@ impl<'p> Scheduler<'p> {
         let gate = self.level_gate();
         let candidates: Vec<usize> = self.ready.iter().copied().collect();
         for index in candidates {
-            let step = &self.plan.steps[index];
+            let step = &self.plan.steps()[index];
             let lane = lane(step);
             if let Some(level) = gate {
+                // Grown steps follow the initial ones whatever their level: skip, not stop.
                 if step.level != level {
-                    break;
+                    continue;
                 }
                 if self.active_lane().is_some_and(|active| active != lane) {
                     continue;
@@ -575,7 +646,7 @@ impl<'p> Scheduler<'p> {
             let attempt = self.attempts.remove(&index).unwrap_or(1);
             let shared = Arc::clone(&self.shared);
             let step = step.clone();
-            let task = tokio::spawn(shared.run_attempt(index, step, attempt));
+            let task = tokio::spawn(shared.run_attempt(step, attempt));
             in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
         }
     }
@@ -587,21 +658,33 @@ impl<'p> Scheduler<'p> {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
     ) {
         match outcome {
-            Ok(Attempt::Succeeded) if self.shared.durable => {
-                // A step counts as done (for dependents, and for `resume` after a crash) only
-                // once its StepSuccess is stored. The executor slot is free already, so
-                // independent steps run while the commit happens; in-memory stores die with
-                // the process and skip the wait.
-                let storage = self.shared.storage.clone();
-                let run_id = self.shared.options.run_id.clone();
-                in_flight.push(Box::pin(async move { Completion::Durable(index, storage.flush_run(&run_id).await) }));
+            Ok(Attempt::Succeeded(growth)) => {
+                if !growth.is_empty()
+                    && let Err(problem) = self.grow(index, growth)
+                {
+                    let message = format!("the step added steps the plan cannot take: {problem}");
+                    self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Error, &message);
+                    self.step_failed(index, message);
+                    return;
+                }
+                if self.shared.durable {
+                    // A step counts as done (for dependents, and for `resume` after a crash)
+                    // only once its StepSuccess is stored. The executor slot is free already,
+                    // so independent steps run while the commit happens; in-memory stores die
+                    // with the process and skip the wait.
+                    let storage = self.shared.storage.clone();
+                    let run_id = self.shared.options.run_id.clone();
+                    in_flight
+                        .push(Box::pin(async move { Completion::Durable(index, storage.flush_run(&run_id).await) }));
+                } else {
+                    self.finish(index, StepState::Succeeded);
+                }
             }
-            Ok(Attempt::Succeeded) => self.finish(index, StepState::Succeeded),
             Ok(Attempt::Retry { delay, request, failure }) => {
                 // The slot is released for the wait (R39) and claimed again by the retry.
                 self.states[index] = StepState::BackingOff;
                 let shared = Arc::clone(&self.shared);
-                let step = self.plan.steps[index].clone();
+                let step = self.plan.steps()[index].clone();
                 let attempt = request.attempt + 1;
                 in_flight.push(Box::pin(async move {
                     let outcome = if shared.wait_backoff(delay).await {
@@ -609,7 +692,7 @@ impl<'p> Scheduler<'p> {
                     } else {
                         // Cancelled during the backoff: the step ends here, classified canceled.
                         Err(shared
-                            .fail_step(&step, request, StepFailure { reason: FailureReason::Canceled, ..failure })
+                            .fail_step(&step, *request, StepFailure { reason: FailureReason::Canceled, ..failure })
                             .await)
                     };
                     Completion::BackoffOver { index, attempt, outcome }
@@ -620,15 +703,16 @@ impl<'p> Scheduler<'p> {
                 // A panicking runner is a bug; the step fails (and the run with it) instead of
                 // hanging or being guessed successful.
                 let message = format!("the step runner panicked: {join_error}");
-                tracing::error!(step = %self.plan.steps[index].key, "{message}");
-                self.shared.step_failure_event(&self.plan.steps[index].key, FailureReason::Infrastructure, &message);
+                let key = &self.plan.steps()[index].key;
+                tracing::error!(step = %key, "{message}");
+                self.shared.step_failure_event(key, FailureReason::Infrastructure, &message);
                 self.step_failed(index, message);
             }
         }
     }
 
     fn step_failed(&mut self, index: usize, message: String) {
-        self.failed.push((self.plan.steps[index].key.clone(), message));
+        self.failed.push((self.plan.steps()[index].key.to_string(), message));
         self.finish(index, StepState::Failed);
         if self.shared.options.stop_on_failure {
             self.stop_starting = true;
@@ -639,7 +723,7 @@ impl<'p> Scheduler<'p> {
     /// it again), and nothing more of this run can be trusted to the store.
     fn lost_success(&mut self, index: usize, err: rivers_storage::Error) {
         let message = format!("the step's events were not stored: {err}");
-        self.shared.step_failure_event(&self.plan.steps[index].key, FailureReason::Infrastructure, &message);
+        self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Infrastructure, &message);
         self.step_failed(index, message);
         self.stop_starting = true;
         self.storage_error.get_or_insert(err);

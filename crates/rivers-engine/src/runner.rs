@@ -1,23 +1,28 @@
 //! The `StepRunner` seam: "run this step and tell me what happened".
 
 use futures::future::BoxFuture;
-use rivers_core::{ExecutorKind, FailureReason};
+use rivers_core::{ExecutorKind, FailureReason, PlanGrowth, StepKey};
 
-/// What the engine asks a runner to execute.
+/// What the engine asks a runner to execute: everything the runner needs to build the step
+/// from its definition, at dispatch time.
 #[derive(Debug, Clone)]
 pub struct StepRequest {
     /// Run id.
     pub run_id: String,
-    /// Index of the step in the plan.
-    pub step_index: usize,
-    /// Step key (node name).
-    pub step_key: String,
+    /// Step key.
+    pub step_key: StepKey,
+    /// Name of the node whose definition the step runs.
+    pub node_name: String,
+    /// Fan-out mapping key of the instance, if it is one.
+    pub mapping_key: Option<String>,
+    /// Partition keys the step computes (its own, else the run's); empty when unpartitioned.
+    pub partition_keys: Vec<String>,
     /// 1-based attempt number.
     pub attempt: u32,
     /// Effective executor of the step.
     pub executor: ExecutorKind,
-    /// Partition display string of the run, if any.
-    pub partition_key: Option<String>,
+    /// The step body is a coroutine.
+    pub is_async: bool,
     /// Opaque id of the exception-class allow-list of the step's retry policy, for the
     /// runner to match failures against (it owns the exception objects).
     pub retry_class_filter: Option<usize>,
@@ -36,13 +41,26 @@ pub struct Materialized {
     pub code_version: Option<String>,
 }
 
+/// What a step printed and logged, as captured by the runner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    /// Captured stdout.
+    pub stdout: Option<String>,
+    /// Captured stderr.
+    pub stderr: Option<String>,
+    /// Captured `rivers` log records, one per line.
+    pub logs: Option<String>,
+}
+
 /// What a successful step produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepOutput {
     /// Materializations, in the order they were persisted.
     pub materializations: Vec<Materialized>,
-    /// Captured stdout, stderr and log records.
-    pub captured: Option<(Option<String>, Option<String>, Option<String>)>,
+    /// Captured output of the attempt.
+    pub captured: Option<CapturedOutput>,
+    /// Steps this step adds to the run's plan (fan-out); empty for most steps.
+    pub growth: PlanGrowth,
 }
 
 /// A failed attempt.
@@ -55,7 +73,7 @@ pub struct StepFailure {
     /// Whether the exception matched a class entry of the retry policy's allow-list.
     pub matched_retry_class: bool,
     /// Captured output of the failed attempt.
-    pub captured: Option<(Option<String>, Option<String>, Option<String>)>,
+    pub captured: Option<CapturedOutput>,
 }
 
 /// Executes steps for the engine.

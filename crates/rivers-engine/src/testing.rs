@@ -110,7 +110,7 @@ impl FakeRunner {
 
 impl StepRunner for FakeRunner {
     fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
-        self.calls.lock().push((request.step_key.clone(), request.attempt));
+        self.calls.lock().push((request.step_key.to_string(), request.attempt));
         self.tracking.enter(request.executor);
         let outcome = (self.body)(&request);
         let tracking = Arc::clone(&self.tracking);
@@ -119,7 +119,7 @@ impl StepRunner for FakeRunner {
             if !hold.is_zero() {
                 tokio::time::sleep(hold).await;
             }
-            tracking.leave(request.executor, request.step_key);
+            tracking.leave(request.executor, request.step_key.to_string());
             outcome
         })
     }
@@ -133,8 +133,8 @@ impl StepRunner for FakeRunner {
 /// A successful attempt materializing the step's own asset.
 pub fn materialized(request: &StepRequest) -> Result<StepOutput, StepFailure> {
     Ok(StepOutput {
-        materializations: vec![Materialized { asset_key: request.step_key.clone(), ..Default::default() }],
-        captured: None,
+        materializations: vec![Materialized { asset_key: request.node_name.clone(), ..Default::default() }],
+        ..Default::default()
     })
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rivers_core::{
-    AssetGraph, Backoff, EventType, ExecutorKind, LaunchedBy, NodeDef, Plan, PlanOptions, RetryOn, RetryPolicy,
-    RetrySpec, RunStatus,
+    AssetGraph, Backoff, EventType, ExecutorKind, LaunchedBy, NodeDef, Plan, PlanGrowth, PlanOptions, PlanStep,
+    RetryOn, RetryPolicy, RetrySpec, RunStatus, StepKey,
 };
 use rivers_engine::testing::{FakeRunner, failure, materialized};
 use rivers_engine::{RunOptions, execute_run};
@@ -374,4 +374,130 @@ async fn executor_overrides_run_each_level_lane_by_lane() {
     assert_eq!(runner.peak_total(), 2);
     // ... and level 1 starts only once level 0 is done.
     assert_eq!(runner.finished().last().map(String::as_str), Some("s"));
+}
+
+/// `source -> collect`, where `source` fans out into `work[0..n]` that `collect` then waits
+/// for; `work` itself is not planned, only its instances run. Returns the plan and the
+/// template step the instances are made from.
+fn fan_out_plan() -> (Plan, PlanStep) {
+    let nodes = vec![
+        NodeDef::asset("source"),
+        NodeDef::asset("work").with_param("source"),
+        NodeDef::asset("collect").with_param("source"),
+    ];
+    let graph = AssetGraph::build(nodes, &[], HashMap::new()).unwrap();
+    let options = PlanOptions { executor: ExecutorKind::Parallel, run_retry: None, default_retry: None };
+    let template = graph.plan(None, false, &options).unwrap().step(&StepKey::node("work")).unwrap().clone();
+    let plan = graph.plan(Some(&["source".into(), "collect".into()]), false, &options).unwrap();
+    (plan, template)
+}
+
+fn fan_out(template: &PlanStep, instances: usize) -> PlanGrowth {
+    let steps: Vec<_> =
+        (0..instances).map(|i| template.mapped_instance(&i.to_string(), vec![StepKey::node("source")])).collect();
+    let keys = steps.iter().map(|s| s.key.clone()).collect();
+    PlanGrowth { steps, fan_in: vec![(StepKey::node("collect"), keys)] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_grows_while_it_runs_and_fan_in_waits_for_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    for storage in [Storage::memory().await.unwrap(), Storage::embedded(dir.path()).await.unwrap()] {
+        let (plan, template) = fan_out_plan();
+        let growth = fan_out(&template, 3);
+        let runner = FakeRunner::holding(HOLD, move |r| {
+            let mut output = materialized(r)?;
+            if r.step_key == "source" {
+                output.growth = growth.clone();
+            }
+            Ok(output)
+        });
+        let mut opts = options("grows");
+        opts.max_workers = 4;
+        let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
+        let finished = runner.finished();
+        assert_eq!(finished.first().map(String::as_str), Some("source"));
+        assert_eq!(finished.last().map(String::as_str), Some("collect"));
+        for key in ["work[0]", "work[1]", "work[2]"] {
+            assert!(outcome.attempted.contains(&key.to_string()), "{key} not attempted: {:?}", outcome.attempted);
+        }
+        // The instances ran side by side, and carried their mapping key to the runner.
+        assert!(runner.peak_concurrency(ExecutorKind::Parallel) >= 3);
+        let starts: Vec<_> = event_types(&storage, "grows")
+            .await
+            .into_iter()
+            .filter(|(t, _)| *t == EventType::StepStart)
+            .filter_map(|(_, key)| key)
+            .collect();
+        assert!(starts.contains(&"work[1]".to_string()), "{starts:?}");
+        let record = storage.get_run("grows").await.unwrap().unwrap();
+        assert_eq!(record.total_steps, 5);
+        assert_eq!(record.completed_steps, 5);
+        storage.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_instance_skips_the_fan_in_step_and_bad_growth_fails_its_producer() {
+    let storage = Storage::memory().await.unwrap();
+    let (plan, template) = fan_out_plan();
+    let growth = fan_out(&template, 2);
+    let runner = FakeRunner::new(move |r| {
+        if r.step_key == "work[1]" {
+            assert_eq!(r.mapping_key.as_deref(), Some("1"));
+            return Err(failure("instance broke"));
+        }
+        let mut output = materialized(r)?;
+        if r.step_key == "source" {
+            output.growth = growth.clone();
+        }
+        Ok(output)
+    });
+    let outcome = execute_run(&storage, &plan, runner.clone(), options("instance-fails")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(outcome.failed, vec![("work[1]".to_string(), "instance broke".to_string())]);
+    assert!(!runner.called().contains(&"collect".to_string()));
+    assert!(event_types(&storage, "instance-fails").await.contains(&(EventType::StepSkipped, Some("collect".into()))));
+
+    // Growth naming a step that does not exist fails the producer with a message naming it.
+    let bad =
+        PlanGrowth { steps: vec![template.mapped_instance("x", vec![StepKey::node("nowhere")])], fan_in: Vec::new() };
+    let runner = FakeRunner::new(move |r| {
+        let mut output = materialized(r)?;
+        if r.step_key == "source" {
+            output.growth = bad.clone();
+        }
+        Ok(output)
+    });
+    let outcome = execute_run(&storage, &plan, runner, options("bad-growth")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    let (step, message) = &outcome.failed[0];
+    assert_eq!(step, "source");
+    assert!(message.contains("'work[x]'") && message.contains("'nowhere'"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launched_run_runs_in_the_background_and_any_number_of_callers_wait_for_it() {
+    let storage = Storage::memory().await.unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = parking_lot::Mutex::new(gate);
+    let runner = FakeRunner::new(move |r| {
+        if r.step_key == "a" {
+            gate.lock().recv_timeout(Duration::from_secs(30)).unwrap();
+        }
+        materialized(r)
+    });
+    let launched = rivers_engine::launch_run(storage.clone(), chain_plan(None), runner, options("launched"));
+    assert_eq!(launched.run_id(), "launched");
+    // The run is under way and waits for `a`: a bounded wait gives up, the run goes on.
+    assert!(launched.wait(Some(Duration::from_millis(20))).await.is_none());
+    assert!(launched.outcome().is_none());
+    release.send(()).unwrap();
+    let first = launched.wait(None).await.unwrap();
+    let second = launched.wait(Some(Duration::ZERO)).await.unwrap();
+    let outcome = first.as_ref().as_ref().unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    assert_eq!(second.as_ref().as_ref().unwrap(), outcome);
+    assert_eq!(storage.get_run("launched").await.unwrap().unwrap().status, RunStatus::Success);
 }

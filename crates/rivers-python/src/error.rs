@@ -31,15 +31,25 @@ impl From<BindingError> for PyErr {
                 C::Configuration(m) => ConfigurationError::new_err(m),
                 C::InvalidValue(m) => PyValueError::new_err(m),
             },
-            BindingError::Storage(storage) => storage_error(storage),
-            BindingError::Engine(rivers_engine::Error::Storage(storage)) => storage_error(storage),
+            BindingError::Storage(storage) => storage_error(&storage),
+            BindingError::Engine(engine) => BindingError::engine_ref(&engine),
         }
     }
 }
 
-fn storage_error(err: rivers_storage::Error) -> PyErr {
+impl BindingError {
+    /// The exception for an engine error that is shared (a launched run's outcome).
+    pub(crate) fn engine_ref(err: &rivers_engine::Error) -> PyErr {
+        match err {
+            rivers_engine::Error::Storage(storage) => storage_error(storage),
+            rivers_engine::Error::Aborted { .. } => pyo3::exceptions::PyRuntimeError::new_err(err.to_string()),
+        }
+    }
+}
+
+fn storage_error(err: &rivers_storage::Error) -> PyErr {
     use rivers_storage::Error as S;
-    match &err {
+    match err {
         S::SchemaMigrationNeeded { .. } => SchemaMigrationNeededError::new_err(err.to_string()),
         S::InvalidStatus(m) => PyValueError::new_err(m.clone()),
         S::Backend(_) | S::Locked { .. } | S::EventsNotWritten { .. } | S::Decode { .. } | S::InvalidArgument(_) => {

@@ -184,13 +184,7 @@ impl PyPlan {
         self.0.node_names()
     }
 
-    /// `(key, executor, is_async, level)` per step.
-    #[getter]
-    fn steps(&self) -> Vec<(String, &'static str, bool, u32)> {
-        self.0.steps.iter().map(|s| (s.key.clone(), s.executor.as_str(), s.is_async, s.level)).collect()
-    }
-
     fn __len__(&self) -> usize {
-        self.0.steps.len()
+        self.0.len()
     }
 }

@@ -15,6 +15,7 @@ mod records;
 mod retry;
 mod run;
 mod runtime;
+mod step;
 mod storage;
 
 #[pymodule]
@@ -28,7 +29,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::PyNodeSpec>()?;
     m.add_class::<graph::PyPlan>()?;
     m.add_class::<retry::PyBackoff>()?;
-    m.add_function(wrap_pyfunction!(run::execute_run, m)?)?;
+    run::register(m)?;
+    step::register(m)?;
 
     let storage_module = PyModule::new(py, "storage")?;
     storage::register(&storage_module)?;

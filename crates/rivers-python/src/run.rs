@@ -1,57 +1,30 @@
-//! The Python-backed `StepRunner` and the `execute_run` entry point.
+//! The Python-backed `StepRunner`, and the two ways to start a run: `execute_run` (wait for
+//! it) and `launch_run` (in the background).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use pyo3::prelude::*;
-use rivers_core::{FailureReason, LaunchedBy};
-use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner};
+use rivers_core::{ExecutorKind, FailureReason, LaunchedBy};
+use rivers_engine::{LaunchOutcome, LaunchedRun, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner};
 
+use crate::error::BindingError;
 use crate::graph::PyPlan;
-use crate::runtime::block_on_interruptible;
+use crate::runtime::{block_on, block_on_interruptible};
+use crate::step::{PyStepRequest, step_outcome};
 use crate::storage::PyStorage;
 
-type Captured = Option<(Option<String>, Option<String>, Option<String>)>;
-/// A materialization as the Python step entry reports it.
-type MaterializationRow = (String, Vec<(String, String)>, Option<String>, Option<String>);
-/// `(run_id, status, attempted steps, failed steps)` as returned to Python.
-type RunSummary = (String, &'static str, Vec<String>, Vec<(String, String)>);
-
-/// Calls the Python run object (`rivers._execution.run.RunSession`) once per step attempt.
+/// Calls the Python run session (`rivers._execution.run.RunSession`) once per step attempt.
 ///
-/// The Python call runs on a blocking thread: it holds the GIL only while Python executes, and
-/// a tokio worker is never blocked on the GIL.
+/// Sync steps run their Python call on a thread that holds the GIL only while Python executes;
+/// async steps are coroutines awaited on the one asyncio loop of the process, so any number of
+/// them wait at once without a thread each.
 struct PyStepRunner {
     session: Arc<Py<PyAny>>,
-}
-
-fn parse_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOutput, StepFailure>> {
-    let tag: String = outcome.get_item(0)?.extract()?;
-    if tag == "ok" {
-        let mats: Vec<MaterializationRow> = outcome.get_item(1)?.extract()?;
-        let captured: Captured = outcome.get_item(2)?.extract()?;
-        Ok(Ok(StepOutput {
-            materializations: mats
-                .into_iter()
-                .map(|(asset_key, metadata, data_version, code_version)| Materialized {
-                    asset_key,
-                    metadata,
-                    data_version,
-                    code_version,
-                })
-                .collect(),
-            captured,
-        }))
-    } else {
-        let message: String = outcome.get_item(1)?.extract()?;
-        let reason: String = outcome.get_item(2)?.extract()?;
-        Ok(Err(StepFailure {
-            message,
-            reason: reason.parse().unwrap_or(FailureReason::Error),
-            matched_retry_class: outcome.get_item(3)?.extract()?,
-            captured: outcome.get_item(4)?.extract()?,
-        }))
-    }
+    /// The process's asyncio loop for async step bodies, fetched on the first async step.
+    event_loop: Arc<Mutex<Option<Py<PyAny>>>>,
 }
 
 fn internal_failure(err: PyErr) -> StepFailure {
@@ -63,47 +36,74 @@ fn internal_failure(err: PyErr) -> StepFailure {
     }
 }
 
+type AttemptResult = PyResult<Result<StepOutput, StepFailure>>;
+
+impl PyStepRunner {
+    async fn run_sync(session: Arc<Py<PyAny>>, request: StepRequest) -> Result<StepOutput, StepFailure> {
+        let in_process = request.executor == ExecutorKind::InProcess;
+        let call = move || -> AttemptResult {
+            Python::attach(|py| {
+                let outcome = session.call_method1(py, "run_step", (PyStepRequest::from(&request),))?;
+                step_outcome(outcome.bind(py))
+            })
+        };
+        // In-process steps run one at a time: `block_in_place` runs the call on this worker
+        // (tokio moves its other tasks elsewhere) and saves two thread hand-offs per step.
+        // Steps that wait on the subprocess pool use the blocking pool, so many can wait.
+        let joined =
+            if in_process { Ok(tokio::task::block_in_place(call)) } else { tokio::task::spawn_blocking(call).await };
+        match joined {
+            Ok(outcome) => outcome.unwrap_or_else(|err| Err(internal_failure(err))),
+            Err(join) => Err(StepFailure {
+                message: format!("the step's thread failed: {join}"),
+                reason: FailureReason::Infrastructure,
+                matched_retry_class: false,
+                captured: None,
+            }),
+        }
+    }
+
+    async fn run_async(
+        session: Arc<Py<PyAny>>,
+        event_loop: Arc<Mutex<Option<Py<PyAny>>>>,
+        request: StepRequest,
+    ) -> AttemptResult {
+        // Creating the coroutine runs no user code; the body runs when the loop schedules it.
+        let awaited = tokio::task::block_in_place(|| {
+            Python::attach(|py| {
+                let coroutine = session.call_method1(py, "run_async_step", (PyStepRequest::from(&request),))?;
+                // Never call Python while holding the cache lock: the call may release the GIL
+                // to a thread that then waits for the lock. Racing fetches get the same loop.
+                let cached = event_loop.lock().as_ref().map(|cached| cached.clone_ref(py));
+                let event_loop = match cached {
+                    Some(event_loop) => event_loop,
+                    None => {
+                        let fetched: Py<PyAny> =
+                            py.import("rivers._execution.coroutines")?.call_method0("event_loop")?.unbind();
+                        *event_loop.lock() = Some(fetched.clone_ref(py));
+                        fetched
+                    }
+                };
+                let locals = pyo3_async_runtimes::TaskLocals::new(event_loop.into_bound(py));
+                pyo3_async_runtimes::into_future_with_locals(&locals, coroutine.into_bound(py))
+            })
+        })?;
+        let outcome = awaited.await?;
+        tokio::task::block_in_place(|| Python::attach(|py| step_outcome(outcome.bind(py))))
+    }
+}
+
 impl StepRunner for PyStepRunner {
     fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
         let session = Arc::clone(&self.session);
-        Box::pin(async move {
-            let in_process = request.executor == rivers_core::ExecutorKind::InProcess;
-            let call = move || {
-                Python::attach(|py| {
-                    let outcome = session.call_method1(
-                        py,
-                        "run_step",
-                        (
-                            request.step_index,
-                            request.step_key,
-                            request.attempt,
-                            request.executor.as_str(),
-                            request.retry_class_filter,
-                        ),
-                    )?;
-                    parse_outcome(outcome.bind(py))
-                })
-            };
-            // In-process steps run one at a time: `block_in_place` runs the call on this worker
-            // (tokio moves its other tasks elsewhere) and saves two thread hand-offs per step.
-            // Steps that wait on a subprocess pool or an event loop use the blocking pool, so
-            // many can wait at once.
-            let joined = if in_process {
-                Ok(tokio::task::block_in_place(call))
-            } else {
-                tokio::task::spawn_blocking(call).await
-            };
-            match joined {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(err)) => Err(internal_failure(err)),
-                Err(join) => Err(StepFailure {
-                    message: format!("the step's thread failed: {join}"),
-                    reason: FailureReason::Infrastructure,
-                    matched_retry_class: false,
-                    captured: None,
-                }),
-            }
-        })
+        if request.is_async {
+            let event_loop = Arc::clone(&self.event_loop);
+            Box::pin(async move {
+                Self::run_async(session, event_loop, request).await.unwrap_or_else(|err| Err(internal_failure(err)))
+            })
+        } else {
+            Box::pin(Self::run_sync(session, request))
+        }
     }
 
     fn on_final_failure(&self, request: StepRequest, failure: StepFailure) -> BoxFuture<'static, ()> {
@@ -111,11 +111,8 @@ impl StepRunner for PyStepRunner {
         Box::pin(async move {
             let _ = tokio::task::spawn_blocking(move || {
                 Python::attach(|py| {
-                    if let Err(err) = session.call_method1(
-                        py,
-                        "on_final_failure",
-                        (request.step_index, request.step_key, request.executor.as_str(), failure.message),
-                    ) {
+                    let request = PyStepRequest::from(&request);
+                    if let Err(err) = session.call_method1(py, "on_final_failure", (request, failure.message)) {
                         err.print(py);
                     }
                 })
@@ -125,39 +122,91 @@ impl StepRunner for PyStepRunner {
     }
 }
 
-/// Executes `plan` as one run and returns `(run_id, status, attempted, failed)`.
+/// The settings of one run, built by the repository.
+#[pyclass(name = "RunRequest", module = "rivers._core", frozen)]
+pub(crate) struct PyRunRequest {
+    options: RunOptions,
+}
+
+#[pymethods]
+impl PyRunRequest {
+    #[new]
+    #[pyo3(signature = (
+        *, run_id, job_name = None, tags = Vec::new(), priority = 0, partition_key = None, resume = false,
+        stop_on_failure = false, max_workers = 1, max_async_concurrent = None
+    ))]
+    #[allow(clippy::too_many_arguments)] // keyword-only, one per run setting
+    fn new(
+        run_id: String,
+        job_name: Option<String>,
+        tags: Vec<(String, String)>,
+        priority: i64,
+        partition_key: Option<String>,
+        resume: bool,
+        stop_on_failure: bool,
+        max_workers: usize,
+        max_async_concurrent: Option<usize>,
+    ) -> Self {
+        PyRunRequest {
+            options: RunOptions {
+                run_id,
+                job_name,
+                tags,
+                priority,
+                partition_json: partition_key.clone().map(serde_json::Value::String),
+                partition_key,
+                resume,
+                stop_on_failure,
+                max_workers,
+                max_async_concurrent,
+                launched_by: LaunchedBy::Manual,
+            },
+        }
+    }
+
+    #[getter]
+    fn run_id(&self) -> &str {
+        &self.options.run_id
+    }
+}
+
+/// How a run ended.
+#[pyclass(name = "RunOutcome", module = "rivers._core", frozen, get_all)]
+pub(crate) struct PyRunOutcome {
+    run_id: String,
+    status: &'static str,
+    /// Step keys attempted (succeeded, failed or satisfied by resume), in plan order.
+    attempted: Vec<String>,
+    /// `(step_key, message)` of failed steps, in the order they failed.
+    failed: Vec<(String, String)>,
+}
+
+impl From<rivers_engine::RunOutcome> for PyRunOutcome {
+    fn from(outcome: rivers_engine::RunOutcome) -> Self {
+        PyRunOutcome {
+            run_id: outcome.run_id,
+            status: outcome.status.as_str(),
+            attempted: outcome.attempted,
+            failed: outcome.failed,
+        }
+    }
+}
+
+fn runner(session: Py<PyAny>) -> Arc<dyn StepRunner> {
+    Arc::new(PyStepRunner { session: Arc::new(session), event_loop: Arc::default() })
+}
+
+/// Executes `plan` as one run and returns how it ended.
 #[pyfunction]
-#[pyo3(signature = (storage, plan, session, run_id, job_name, tags, priority, partition_key, resume, stop_on_failure, max_workers, max_async_concurrent))]
-#[allow(clippy::too_many_arguments)] // mirrors the keyword arguments of one Python call site
 pub(crate) fn execute_run(
     py: Python<'_>,
     storage: PyRef<'_, PyStorage>,
     plan: PyRef<'_, PyPlan>,
     session: Py<PyAny>,
-    run_id: String,
-    job_name: Option<String>,
-    tags: Vec<(String, String)>,
-    priority: i64,
-    partition_key: Option<String>,
-    resume: bool,
-    stop_on_failure: bool,
-    max_workers: usize,
-    max_async_concurrent: Option<usize>,
-) -> PyResult<RunSummary> {
-    let runner: Arc<dyn StepRunner> = Arc::new(PyStepRunner { session: Arc::new(session) });
-    let options = RunOptions {
-        run_id,
-        job_name,
-        tags,
-        priority,
-        partition_json: partition_key.clone().map(serde_json::Value::String),
-        partition_key,
-        resume,
-        stop_on_failure,
-        max_workers,
-        max_async_concurrent,
-        launched_by: LaunchedBy::Manual,
-    };
+    request: PyRef<'_, PyRunRequest>,
+) -> PyResult<PyRunOutcome> {
+    let runner = runner(session);
+    let options = request.options.clone();
     let inner = storage.inner().clone();
     let plan = plan.0.clone();
     let handle = storage.handle();
@@ -171,5 +220,65 @@ pub(crate) fn execute_run(
             tracing::warn!(run_id, error = %err, "could not cancel the interrupted run");
         }
     })?;
-    Ok((outcome.run_id, outcome.status.as_str(), outcome.attempted, outcome.failed))
+    Ok(outcome.into())
+}
+
+/// A run started with `launch_run`, executing in the background.
+#[pyclass(name = "LaunchedRun", module = "rivers._core", frozen)]
+pub(crate) struct PyLaunchedRun {
+    run: LaunchedRun,
+    handle: tokio::runtime::Handle,
+}
+
+fn launch_result(outcome: LaunchOutcome) -> PyResult<PyRunOutcome> {
+    match &*outcome {
+        Ok(outcome) => Ok(outcome.clone().into()),
+        Err(err) => Err(BindingError::engine_ref(err)),
+    }
+}
+
+#[pymethods]
+impl PyLaunchedRun {
+    #[getter]
+    fn run_id(&self) -> &str {
+        self.run.run_id()
+    }
+
+    /// Whether the run has ended.
+    fn done(&self) -> bool {
+        self.run.outcome().is_some()
+    }
+
+    /// Waits for the run's end (at most `timeout` seconds); `None` if it is still running.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyRunOutcome>> {
+        let limit = timeout.map(|seconds| Duration::from_secs_f64(seconds.max(0.0)));
+        let waited = block_on(py, &self.handle, async { Ok::<_, BindingError>(self.run.wait(limit).await) })?;
+        waited.map(launch_result).transpose()
+    }
+}
+
+/// Starts executing `plan` as one run in the background and returns at once.
+#[pyfunction]
+pub(crate) fn launch_run(
+    storage: PyRef<'_, PyStorage>,
+    plan: PyRef<'_, PyPlan>,
+    session: Py<PyAny>,
+    request: PyRef<'_, PyRunRequest>,
+) -> PyLaunchedRun {
+    let handle = storage.handle();
+    let _entered = handle.enter();
+    let run =
+        rivers_engine::launch_run(storage.inner().clone(), plan.0.clone(), runner(session), request.options.clone());
+    PyLaunchedRun { run, handle: handle.clone() }
+}
+
+/// Registers the run classes and functions on the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyRunRequest>()?;
+    m.add_class::<PyRunOutcome>()?;
+    m.add_class::<PyLaunchedRun>()?;
+    m.add_function(wrap_pyfunction!(execute_run, m)?)?;
+    m.add_function(wrap_pyfunction!(launch_run, m)?)?;
+    Ok(())
 }

@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 from collections import deque
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -107,6 +108,15 @@ class _Tail:
         return data.decode("utf-8", "ignore")
 
 
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What one step printed and logged (plain data: it travels back from workers)."""
+
+    stdout: str | None
+    stderr: str | None
+    logs: str | None
+
+
 class StepCapture:
     """Context manager capturing one step execution's output."""
 
@@ -126,10 +136,14 @@ class StepCapture:
     ) -> None:
         _current.reset(self._token)
 
-    def result(self) -> tuple[str | None, str | None, str | None] | None:
-        """``(stdout, stderr, logs)``, or ``None`` when the step produced no output at all."""
-        captured = (self._streams["stdout"].text(), self._streams["stderr"].text(), self._streams["logs"].text())
-        return captured if any(part is not None for part in captured) else None
+    def result(self) -> Captured | None:
+        """The captured streams, or ``None`` when the step produced no output at all."""
+        captured = Captured(
+            self._streams["stdout"].text(), self._streams["stderr"].text(), self._streams["logs"].text()
+        )
+        if captured.stdout is None and captured.stderr is None and captured.logs is None:
+            return None
+        return captured
 
 
 class TracingBridge(logging.Handler):

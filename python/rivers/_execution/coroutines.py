@@ -1,7 +1,8 @@
 """The event loop that runs ``async def`` asset bodies.
 
-One loop in a daemon thread per process: the engine's step threads hand coroutines to it and
-block (without the GIL) until they finish, so concurrent async steps share one loop.
+One loop in a daemon thread per process. The engine awaits async step coroutines on it from
+Rust (pyo3-async-runtimes), so concurrent async steps share the loop without a thread each;
+observation functions and plain functions returning a coroutine block on it instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The shared loop, started on first use."""
     global _loop
     with _lock:
         if _loop is None or _loop.is_closed():
@@ -27,4 +29,4 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     """Runs ``coro`` on the shared loop and returns its result (or raises its exception)."""
-    return asyncio.run_coroutine_threadsafe(coro, _event_loop()).result()
+    return asyncio.run_coroutine_threadsafe(coro, event_loop()).result()

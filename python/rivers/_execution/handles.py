@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rivers._execution.repository import CodeRepository
@@ -47,39 +47,32 @@ class RunResult:
 class RunHandle:
     """Handle to a submitted run: poll its status, wait for it, cancel it."""
 
-    def __init__(self, repository: CodeRepository, run_id: str, thread: threading.Thread | None = None) -> None:
+    def __init__(self, repository: CodeRepository, launched: Any, to_result: Callable[[Any], RunResult]) -> None:
         self._repository = repository
-        self._run_id = run_id
-        self._thread = thread
-        self._result: RunResult | None = None
-        self._error: BaseException | None = None
+        self._launched = launched
+        self._to_result = to_result
 
     @property
     def run_id(self) -> str:
-        return self._run_id
+        return str(self._launched.run_id)
 
     @property
     def status(self) -> str:
-        record = self._repository.storage.get_run(self._run_id)
+        record = self._repository.storage.get_run(self.run_id)
         return record.status if record is not None else "NotStarted"
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Blocks until the run is terminal; ``TimeoutError`` after ``timeout`` seconds."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise TimeoutError(f"run {self._run_id} did not finish within {timeout} seconds")
-        if self._error is not None:
-            raise self._error
-        if self._result is None:
-            raise RuntimeError(f"run {self._run_id} has no result")
-        return self._result
+        outcome = self._launched.wait(timeout)
+        if outcome is None:
+            raise TimeoutError(f"run {self.run_id} did not finish within {timeout} seconds")
+        return self._to_result(outcome)
 
     def cancel(self) -> None:
         """Requests cancellation; a no-op for a terminal run."""
         storage = self._repository.storage
-        if not storage.cancel_queued_run(self._run_id) and self.status not in ("Success", "Failure", "Canceled"):
-            storage.request_cancellation(self._run_id)
+        if not storage.cancel_queued_run(self.run_id) and self.status not in ("Success", "Failure", "Canceled"):
+            storage.request_cancellation(self.run_id)
 
     def __repr__(self) -> str:
-        return f"RunHandle(run_id={self._run_id!r})"
+        return f"RunHandle(run_id={self.run_id!r})"

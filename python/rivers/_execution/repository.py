@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -420,7 +419,7 @@ class CodeRepository:
                 )
         return dict(config or {})
 
-    def _run(
+    def _prepare_run(
         self,
         plan: Any,
         executor: Executor,
@@ -429,9 +428,11 @@ class CodeRepository:
         config: dict[str, dict[str, Any]] | None,
         run_id: str | None,
         resume: bool,
-        raise_on_error: bool,
+        stop_on_failure: bool,
         partition_key: Any | None,
-    ) -> RunResult:
+    ) -> tuple[RunSession, Any]:
+        """Checks a run's arguments; returns the session that runs its steps and the request
+        that describes it to the engine."""
         if partition_key is not None:
             raise PartitionValidationError(
                 f"partition_key {partition_key!r} was given but none of the planned assets is partitioned"
@@ -454,27 +455,37 @@ class CodeRepository:
                         name,
                         self._by_name[name].compute,
                     )
-        specs = [self._step_spec(self._by_name[name], run_id, config) for name in plan.node_names]
         max_workers = getattr(executor, "max_workers", 1)
-        session = RunSession(specs, max_workers)
-        run_id, status, attempted, failed = _core.execute_run(
-            self.storage,
-            plan,
-            session,
-            run_id,
-            job_name,
-            tags,
-            priority,
-            None,
-            resume,
-            raise_on_error,
-            max_workers,
-            getattr(executor, "max_async_concurrent", None),
+        session = RunSession(lambda node: self._step_spec(self._by_name[node], run_id, config), max_workers)
+        request = _core.RunRequest(
+            run_id=run_id,
+            job_name=job_name,
+            tags=tags,
+            priority=priority,
+            resume=resume,
+            stop_on_failure=stop_on_failure,
+            max_workers=max_workers,
+            max_async_concurrent=getattr(executor, "max_async_concurrent", None),
         )
-        if raise_on_error and failed:
-            node, message = failed[0]
-            raise ExecutionError(f"step '{node}' failed: {message}") from session.errors.get(node)
-        return RunResult(status == "Success", run_id, attempted, failed)
+        return session, request
+
+    def _run(
+        self,
+        plan: Any,
+        executor: Executor,
+        job_name: str | None,
+        tags: list[tuple[str, str]] | None,
+        config: dict[str, dict[str, Any]] | None,
+        run_id: str | None,
+        resume: bool,
+        raise_on_error: bool,
+        partition_key: Any | None,
+    ) -> RunResult:
+        session, request = self._prepare_run(
+            plan, executor, job_name, tags, config, run_id, resume, raise_on_error, partition_key
+        )
+        outcome = _core.execute_run(self.storage, plan, session, request)
+        return run_result(outcome, session, raise_on_error)
 
     def materialize(
         self,
@@ -521,22 +532,16 @@ class CodeRepository:
         return self._run(plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key)
 
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
-        """Launches an ad-hoc run in the background (the path daemon and UI launches take)."""
+        """Launches an ad-hoc run in the background (the path daemon and UI launches take): the
+        run executes on the engine's runtime and this returns at once."""
         self._ensure_resolved()
-        run_id = str(uuid.uuid4())
-        handle = RunHandle(self, run_id)
-
-        def launch() -> None:
-            try:
-                handle._result = self.materialize(
-                    selection=selection, partition_key=partition_key, raise_on_error=False, run_id_override=run_id
-                )
-            except BaseException as err:  # surfaced by RunHandle.wait()
-                handle._error = err
-
-        handle._thread = threading.Thread(target=launch, name=f"rivers-run-{run_id}", daemon=True)
-        handle._thread.start()
-        return handle
+        if selection is not None:
+            selection = list(dict.fromkeys(selection))
+        executor = self._executor_for(None)
+        plan = self._graph.plan(selection, False, executor.kind, None, retry_spec(self._default_retry))
+        session, request = self._prepare_run(plan, executor, None, None, None, None, False, False, partition_key)
+        launched = _core.launch_run(self.storage, plan, session, request)
+        return RunHandle(self, launched, lambda outcome: run_result(outcome, session, False))
 
     def observe(self, asset_names: list[str] | None = None) -> dict[str, Any]:
         """Runs the observation functions of external assets and records an ``Observation``
@@ -618,3 +623,12 @@ class CodeRepository:
 
     def __repr__(self) -> str:
         return f"CodeRepository(assets={list(self._by_name)})"
+
+
+def run_result(outcome: Any, session: RunSession, raise_on_error: bool) -> RunResult:
+    """The user-facing result of a finished run; with ``raise_on_error``, the first step
+    failure is raised from the step's own exception."""
+    if raise_on_error and outcome.failed:
+        step, message = outcome.failed[0]
+        raise ExecutionError(f"step '{step}' failed: {message}") from session.errors.get(step)
+    return RunResult(outcome.status == "Success", outcome.run_id, outcome.attempted, outcome.failed)

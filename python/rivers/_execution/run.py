@@ -1,17 +1,27 @@
 """One run's Python side: the object the engine calls once per step attempt.
 
 The engine (in the core) decides what runs when, retries and records events; this object turns
-a step index into a call of the step body, in this process or in a loky worker.
+a step request into a call of the step body: in this process, in a loky worker, or as a
+coroutine on the process's event loop.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from rivers import _core
 from rivers._definitions.retry import FailureReason, class_filter
-from rivers._execution.capture import StepCapture
-from rivers._execution.step import StepSpec, failure_hook_config, run_hooks, run_step_body
+from rivers._execution.capture import Captured, StepCapture
+from rivers._execution.step import (
+    Persisted,
+    StepSpec,
+    failure_hook_config,
+    run_async_step_body,
+    run_hooks,
+    run_step_body,
+)
 
 # Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
 _WORKER_IDLE_TIMEOUT = 300
@@ -55,53 +65,88 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class RunSession:
-    """Executes the steps of one run for the engine."""
+def succeeded(persisted: list[Persisted], captured: Captured | None) -> _core.StepSucceeded:
+    return _core.StepSucceeded(
+        [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted],
+        core_captured(captured),
+    )
 
-    def __init__(self, specs: list[StepSpec], max_workers: int) -> None:
-        self._specs = specs
+
+def core_captured(captured: Captured | None) -> _core.CapturedOutput | None:
+    if captured is None:
+        return None
+    return _core.CapturedOutput(stdout=captured.stdout, stderr=captured.stderr, logs=captured.logs)
+
+
+class RunSession:
+    """Executes the steps of one run for the engine. Step specs are built from the request the
+    engine sends (node name, step key), when the step first runs."""
+
+    def __init__(self, build_spec: Callable[[str], StepSpec], max_workers: int) -> None:
+        self._build_spec = build_spec
+        self._specs: dict[str, StepSpec] = {}
         self._max_workers = max_workers
         self.errors: dict[str, BaseException] = {}
 
-    def run_step(
-        self, index: int, step_key: str, attempt: int, executor: str, filter_id: int | None
-    ) -> tuple[Any, ...]:
-        spec = self._specs[index]
+    def _spec(self, request: _core.StepRequest) -> StepSpec:
+        spec = self._specs.get(request.step_key)
+        if spec is None:
+            spec = self._specs[request.step_key] = self._build_spec(request.node)
+        return spec
+
+    def _failed(self, request: _core.StepRequest, exc: Exception, captured: Captured | None) -> _core.StepFailed:
+        self.errors[request.step_key] = exc
+        matched = isinstance(exc, class_filter(request.retry_class_filter))
+        return _core.StepFailed(describe(exc), classify(exc).value, matched, core_captured(captured))
+
+    def run_step(self, request: _core.StepRequest) -> _core.StepSucceeded | _core.StepFailed:
         captured = None
         try:
-            if executor == "kubernetes":
+            spec = self._spec(request)
+            if request.executor == "kubernetes":
                 raise RuntimeError(
-                    f"step '{step_key}' requests the Kubernetes executor, which needs a cluster; run it with "
-                    "Executor.in_process() or Executor.parallel() locally"
+                    f"step '{request.step_key}' requests the Kubernetes executor, which needs a cluster; run it "
+                    "with Executor.in_process() or Executor.parallel() locally"
                 )
-            if executor == "parallel" and not spec.asset.is_async:
-                status, value, captured = self._in_worker(spec)
-                if status == "err":
-                    raise value
-                rows = value
-            else:
-                capture = StepCapture()
-                try:
-                    with capture:
-                        rows = run_step_body(spec)
-                finally:
-                    captured = capture.result()
-            return ("ok", rows, captured)
+            if request.executor == "parallel":
+                outcome, captured = self._in_worker(spec)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return succeeded(outcome, captured)
+            capture = StepCapture()
+            try:
+                with capture:
+                    persisted = run_step_body(spec)
+            finally:
+                captured = capture.result()
+            return succeeded(persisted, captured)
         except Exception as exc:
-            self.errors[step_key] = exc
-            matched = isinstance(exc, class_filter(filter_id))
-            return ("err", describe(exc), classify(exc).value, matched, captured)
+            return self._failed(request, exc, captured)
 
-    def _in_worker(self, spec: StepSpec) -> tuple[Any, ...]:
+    async def run_async_step(self, request: _core.StepRequest) -> _core.StepSucceeded | _core.StepFailed:
+        """The coroutine of an ``async def`` step, awaited by the engine on the process's one
+        event loop (``rivers._execution.coroutines``)."""
+        capture = StepCapture()
+        try:
+            with capture:
+                persisted = await run_async_step_body(self._spec(request))
+            return succeeded(persisted, capture.result())
+        except Exception as exc:
+            return self._failed(request, exc, capture.result())
+
+    def _in_worker(self, spec: StepSpec) -> tuple[Any, Captured | None]:
         from rivers._execution.worker import build_payload, execute
 
-        return worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
+        result: tuple[Any, Captured | None] = (
+            worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
+        )
+        return result
 
-    def on_final_failure(self, index: int, step_key: str, executor: str, message: str) -> None:
+    def on_final_failure(self, request: _core.StepRequest, message: str) -> None:
         """Runs failure hooks where the step body ran (R46): a worker for sync steps of the
         parallel executor, this process otherwise."""
-        spec = self._specs[index]
-        if executor == "parallel" and not spec.asset.is_async:
+        spec = self._spec(request)
+        if request.executor == "parallel" and not request.is_async:
             from rivers._execution.worker import build_payload, run_failure_hooks
 
             worker_pool(self._max_workers).submit(run_failure_hooks, build_payload(spec), message).result()

@@ -20,8 +20,16 @@ from rivers._execution.coroutines import run_coroutine
 from rivers._execution.io_context import InputContext, OutputContext
 from rivers.exceptions import ExecutionError, ResultDefinitionError
 
-# A materialization as handed to the engine: (asset_key, metadata pairs, data_version, code_version).
-MaterializationRow = tuple[str, list[tuple[str, str]], "str | None", "str | None"]
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """One asset value a step persisted (or a ``Materialization`` it returned); plain data, so
+    that it travels back from parallel-executor workers."""
+
+    asset_key: str
+    metadata: list[tuple[str, str]]
+    data_version: str | None
+    code_version: str | None
 
 
 @dataclass
@@ -95,7 +103,7 @@ def _check_output_name(asset_name: str, result: Output | Materialization) -> Non
         )
 
 
-def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -> tuple[MaterializationRow, Any]:
+def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -> tuple[Persisted, Any]:
     asset = spec.asset
     metadata: dict[str, MetadataValue] = dict(context._output_metadata)
     registered = context.drain_data_version()
@@ -107,7 +115,7 @@ def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -
         _check_output_name(asset.name, result)
         metadata.update(result.metadata or {})
         version = result.data_version or registered
-        return (asset.name, _with_tags(encode(metadata), result.tags), version, asset.code_version), None
+        return Persisted(asset.name, _with_tags(encode(metadata), result.tags), version, asset.code_version), None
     explicit = None
     value = result
     if isinstance(result, Output):
@@ -120,7 +128,7 @@ def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -
     spec.output_handler.handle_output(output, value)
     version = explicit or registered or output.drain_data_version()
     tags = result.tags if isinstance(result, Output) else None
-    return (asset.name, _with_tags(encode(output._output_metadata), tags), version, asset.code_version), value
+    return Persisted(asset.name, _with_tags(encode(output._output_metadata), tags), version, asset.code_version), value
 
 
 # StoredEvent has no tags field: the tags of an Output / Materialization are recorded in the
@@ -161,8 +169,8 @@ def failure_hook_config(spec: StepSpec) -> Any:
         return None
 
 
-def run_step_body(spec: StepSpec) -> list[MaterializationRow]:
-    """Executes the step and returns its materializations; raises the step's exception."""
+def _begin(spec: StepSpec) -> tuple[AssetExecutionContext[Any], dict[str, Any]]:
+    """Builds the step's config and context and binds its parameters (loading inputs)."""
     asset = spec.asset
     config = build_config(asset, spec.config_overrides)
     spec.hook_state["config"] = config
@@ -179,9 +187,28 @@ def run_step_body(spec: StepSpec) -> list[MaterializationRow]:
         config,
     )
     context.run_id = spec.run_id
-    result = asset.fn(**_bind(spec, context))
-    if inspect.iscoroutine(result):
+    return context, _bind(spec, context)
+
+
+def _end(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -> list[Persisted]:
+    """Persists the body's result and runs the success hooks."""
+    persisted, value = _persist(spec, context, result)
+    run_hooks(spec, "success", output=value, config=context.config)
+    return [persisted]
+
+
+def run_step_body(spec: StepSpec) -> list[Persisted]:
+    """Executes a step and returns what it persisted; raises the step's exception."""
+    context, kwargs = _begin(spec)
+    result = spec.asset.fn(**kwargs)
+    if inspect.iscoroutine(result):  # a plain function that returned a coroutine
         result = run_coroutine(result)
-    row, value = _persist(spec, context, result)
-    run_hooks(spec, "success", output=value, config=config)
-    return [row]
+    return _end(spec, context, result)
+
+
+async def run_async_step_body(spec: StepSpec) -> list[Persisted]:
+    """Executes an ``async def`` step on the running event loop. Inputs are loaded and outputs
+    persisted on the loop too: IO handlers are synchronous, as they are for sync steps."""
+    context, kwargs = _begin(spec)
+    result = await spec.asset.fn(**kwargs)
+    return _end(spec, context, result)

@@ -12,8 +12,8 @@ import pickle
 import sys
 from typing import Any
 
-from rivers._execution.capture import StepCapture
-from rivers._execution.step import InputSpec, StepSpec, failure_hook_config, run_hooks, run_step_body
+from rivers._execution.capture import Captured, StepCapture
+from rivers._execution.step import InputSpec, Persisted, StepSpec, failure_hook_config, run_hooks, run_step_body
 
 
 def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
@@ -85,23 +85,24 @@ def run_failure_hooks(payload: dict[str, Any], message: str) -> None:
     run_hooks(spec, "failure", error=message, config=failure_hook_config(spec))
 
 
-def execute(payload: dict[str, Any]) -> tuple[Any, ...]:
-    """Worker entry: runs one step; returns ``("ok", rows, captured)`` or ``("err", exc, captured)``."""
+def execute(payload: dict[str, Any]) -> tuple[list[Persisted] | BaseException, Captured | None]:
+    """Worker entry: runs one step; returns what it persisted, or the exception it raised, with
+    its captured output."""
     capture = StepCapture()
     resources: dict[str, Any] = {}
     try:
         with capture:
             resources = {key: _rebuild_resource(ref) for key, ref in payload["resources"].items()}
             spec = _spec(payload, resources)
-            rows = run_step_body(spec)
-        return ("ok", rows, capture.result())
+            persisted = run_step_body(spec)
+        return persisted, capture.result()
     except Exception as exc:
         try:
             pickle.dumps(exc)
             transported: BaseException = exc
         except Exception:
             transported = RuntimeError(f"{type(exc).__name__}: {exc}")
-        return ("err", transported, capture.result())
+        return transported, capture.result()
     finally:
         from rivers._definitions.resources import Resource
 

@@ -1,0 +1,100 @@
+"""Async steps: coroutines awaited on the process's one event loop, without a thread each."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import rivers as rs
+
+STEPS = 24
+
+
+def _fan_of_async_steps(seen: list[tuple[int, int]], everyone_started: asyncio.Event, threads: list[int]) -> list:
+    started = 0
+
+    def make(index: int):
+        @rs.Asset(name=f"wait_{index}")
+        async def wait() -> int:
+            nonlocal started
+            seen.append((threading.get_ident(), id(asyncio.get_running_loop())))
+            started += 1
+            if started == STEPS:
+                threads.append(threading.active_count())
+                everyone_started.set()
+            # Every step waits until all of them are running: the run finishes only if the
+            # engine keeps them all in flight at once.
+            await asyncio.wait_for(everyone_started.wait(), timeout=30)
+            return index
+
+        return wait
+
+    return [make(i) for i in range(STEPS)]
+
+
+def test_concurrent_async_steps_share_one_loop_and_thread():
+    seen: list[tuple[int, int]] = []
+    threads: list[int] = []
+    everyone_started = asyncio.Event()
+    assets = _fan_of_async_steps(seen, everyone_started, threads)
+    repo = rs.CodeRepository(assets=assets, default_executor=rs.Executor.parallel(max_workers=2))
+    repo.resolve(storage=rs.Storage.memory())
+    before = threading.active_count()
+    result = repo.materialize()
+    assert result.success
+    assert len(seen) == STEPS
+    # One thread and one loop ran every body...
+    assert len(set(seen)) == 1
+    # ... and waiting steps hold no thread: far fewer threads exist than steps in flight.
+    assert threads[0] - before < STEPS // 2, (before, threads)
+    assert sorted(repo.load_node(f"wait_{i}") for i in range(STEPS)) == list(range(STEPS))
+
+
+def test_an_async_step_failure_is_reported_with_its_output():
+    @rs.Asset
+    async def broken() -> int:
+        print("about to fail")
+        await asyncio.sleep(0)
+        raise ValueError("async body broke")
+
+    repo = rs.CodeRepository(assets=[broken], default_executor=rs.Executor.parallel())
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize(raise_on_error=False)
+    assert not result.success
+    assert result.failed_assets == [("broken", "ValueError: async body broke")]
+    logs = repo.storage.get_run_logs(result.run_id)
+    assert any(log.step_key == "broken" and "about to fail" in (log.stdout or "") for log in logs)
+
+
+def test_async_steps_honour_max_async_concurrent():
+    running = 0
+    peak = 0
+
+    def make(index: int):
+        @rs.Asset(name=f"capped_{index}")
+        async def capped() -> int:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.02)
+            running -= 1
+            return index
+
+        return capped
+
+    executor = rs.Executor.parallel(max_workers=2, max_async_concurrent=3)
+    repo = rs.CodeRepository(assets=[make(i) for i in range(9)], default_executor=executor)
+    repo.resolve(storage=rs.Storage.memory())
+    assert repo.materialize().success
+    assert peak == 3
+
+
+def test_step_outcomes_cross_into_the_core_as_typed_values():
+    from rivers import _core
+
+    with pytest.raises(ValueError, match="not a failure reason"):
+        _core.StepFailed("boom", "exploded")
+    failed = _core.StepFailed("boom", "timeout", True, _core.CapturedOutput(stdout="out"))
+    assert isinstance(failed, _core.StepFailed)
