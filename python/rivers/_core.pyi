@@ -180,7 +180,7 @@ class Storage:
     def async_delete_dynamic_partition(self, name: str, key: str) -> Awaitable[None]: ...
     def async_get_dynamic_partitions(self, name: str) -> Awaitable[list[str]]: ...
     def async_has_dynamic_partition(self, name: str, key: str) -> Awaitable[bool]: ...
-    def _register_assets(self, assets: list[tuple[Any, ...]]) -> None: ...
+    def _register_definitions(self, graph: Graph) -> None: ...
 
 __version__: str
 
@@ -224,7 +224,26 @@ class Plan:
 
 @final
 class NodeSpec:
-    def __new__(cls, node: tuple[Any, ...]) -> NodeSpec: ...
+    def __new__(
+        cls,
+        *,
+        name: str,
+        kind: Literal["asset", "external"],
+        params: list[Any],
+        deps: list[Any],
+        metadata: list[tuple[str, str]],
+        tags: list[str],
+        kinds: list[str],
+        group: str | None,
+        code_version: str | None,
+        io_handler: Any,
+        executor_override: str | None,
+        is_async: bool,
+        retry: Any,
+        pools: list[tuple[str, int]],
+        hooks: list[Any],
+        observable: bool,
+    ) -> NodeSpec: ...
 
 @final
 class Graph:
@@ -238,6 +257,7 @@ class Graph:
     ) -> Graph: ...
     @property
     def warnings(self) -> list[str]: ...
+    def snapshot_json(self, jobs: list[Any], default_executor: Any, default_retry: Any = None) -> str: ...
     def upstreams(self, name: str) -> list[tuple[str, bool]]: ...
     def check_retry(self, spec: Any, site: str) -> None: ...
     def plan(

@@ -1,10 +1,18 @@
-//! Node definitions as plain data: what the authoring layer hands to the graph builder.
+//! Definitions as plain data: every field of every node the authoring layer declares, in one
+//! serde-serialisable form. The graph builder reads it, storage registers assets from it, and
+//! [`DefinitionsSnapshot`] hands the whole repository to readers that never run Python (the
+//! daemon, the gRPC service, the UI).
 
-use crate::retry::RetrySpec;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
 
 /// What kind of node a definition describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NodeKind {
     /// An asset computed by a function (one step).
     Asset,
@@ -13,7 +21,8 @@ pub enum NodeKind {
 }
 
 /// How the authoring layer classified a function parameter from its annotation and position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ParamRole {
     /// First parameter annotated with the context type.
     Context,
@@ -23,13 +32,34 @@ pub enum ParamRole {
     /// A context annotation in a non-first position: the step fails at run time.
     MisplacedContext,
     /// `self: SelfDependency[T]`: loads the asset's own previous value, no graph edge.
+    #[serde(rename = "self")]
     SelfDependency,
     /// Anything else: bound to an upstream asset or a resource by name.
     Named,
 }
 
+impl std::str::FromStr for ParamRole {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        Ok(match text {
+            "context" => ParamRole::Context,
+            "context_by_name" => ParamRole::ContextByName,
+            "misplaced_context" => ParamRole::MisplacedContext,
+            "self" => ParamRole::SelfDependency,
+            "named" => ParamRole::Named,
+            other => {
+                return Err(crate::Error::InvalidValue(format!(
+                    "unknown parameter role {other:?}; expected context, context_by_name, misplaced_context, \
+                     self or named"
+                )));
+            }
+        })
+    }
+}
+
 /// One parameter of a node's function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamDef {
     /// Parameter name.
     pub name: String,
@@ -39,17 +69,81 @@ pub struct ParamDef {
     pub has_default: bool,
 }
 
+/// Where a node's values are written and read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum IoHandlerRef {
+    /// The repository's default handler.
+    #[default]
+    Default,
+    /// A handler registered as a resource under `key`.
+    Resource {
+        /// Resource key.
+        key: String,
+    },
+    /// A handler object given inline, by the qualified name of its class.
+    Object {
+        /// `module.QualifiedName` of the handler's class.
+        class: String,
+    },
+}
+
 /// An explicit dependency (`AssetDef.input` / `AssetDef.dep`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepDef {
     /// Upstream asset key.
     pub name: String,
     /// `true` for a data edge (`input`), `false` for a lineage-only edge (`dep`).
     pub is_input: bool,
+    /// The handler this input is loaded with, when it overrides the upstream's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_handler: Option<IoHandlerRef>,
 }
 
-/// A node of the asset graph.
-#[derive(Debug, Clone)]
+/// One claim on a concurrency pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolClaim {
+    /// Pool name.
+    pub pool: String,
+    /// Slots the step holds while it runs.
+    pub slots: i64,
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookType {
+    /// After the step succeeded.
+    Success,
+    /// After the step's final attempt failed.
+    Failure,
+}
+
+impl std::str::FromStr for HookType {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        match text {
+            "success" => Ok(HookType::Success),
+            "failure" => Ok(HookType::Failure),
+            other => {
+                Err(crate::Error::InvalidValue(format!("unknown hook type {other:?}; expected success or failure")))
+            }
+        }
+    }
+}
+
+/// A hook attached to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookDef {
+    /// Hook name.
+    pub name: String,
+    /// When it runs.
+    pub hook_type: HookType,
+}
+
+/// A node of the asset graph, with every field its declaration carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeDef {
     /// Node (asset) name.
     pub name: String,
@@ -59,15 +153,52 @@ pub struct NodeDef {
     pub params: Vec<ParamDef>,
     /// Explicit dependencies.
     pub deps: Vec<DepDef>,
+    /// Definition metadata, values rendered as strings.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Kinds (compute / storage labels).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Asset group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Code version.
+    #[serde(default)]
+    pub code_version: Option<String>,
+    /// Output handler.
+    #[serde(default)]
+    pub io_handler: IoHandlerRef,
     /// Raw `rivers/executor` metadata value, validated when the graph is built.
+    #[serde(default)]
     pub executor_override: Option<String>,
     /// The step must run in the calling process whatever the executor (its values live in an
-    /// in-memory handler that cannot cross a process boundary).
+    /// in-memory handler that cannot cross a process boundary). Derived per repository.
+    #[serde(default)]
     pub pinned_in_process: bool,
     /// The function is `async def`.
+    #[serde(default)]
     pub is_async: bool,
     /// The node's own retry policy.
+    #[serde(default)]
     pub retry: Option<RetrySpec>,
+    /// Concurrency pool claims.
+    #[serde(default)]
+    pub pools: Vec<PoolClaim>,
+    /// Hooks, in run order.
+    #[serde(default)]
+    pub hooks: Vec<HookDef>,
+    /// External assets: whether an observation function is attached.
+    #[serde(default)]
+    pub observable: bool,
+    /// The partitions definition (filled in once partitions are built).
+    #[serde(default)]
+    pub partitions: Option<serde_json::Value>,
+    /// The automation condition (filled in once the daemon evaluates conditions).
+    #[serde(default)]
+    pub automation_condition: Option<serde_json::Value>,
 }
 
 impl NodeDef {
@@ -78,10 +209,21 @@ impl NodeDef {
             kind: NodeKind::Asset,
             params: Vec::new(),
             deps: Vec::new(),
+            metadata: Vec::new(),
+            tags: Vec::new(),
+            kinds: Vec::new(),
+            group: None,
+            code_version: None,
+            io_handler: IoHandlerRef::Default,
             executor_override: None,
             pinned_in_process: false,
             is_async: false,
             retry: None,
+            pools: Vec::new(),
+            hooks: Vec::new(),
+            observable: false,
+            partitions: None,
+            automation_condition: None,
         }
     }
 
@@ -93,7 +235,7 @@ impl NodeDef {
 
     /// Adds a lineage-only dependency (builder style).
     pub fn with_dep(mut self, name: impl Into<String>) -> Self {
-        self.deps.push(DepDef { name: name.into(), is_input: false });
+        self.deps.push(DepDef { name: name.into(), is_input: false, io_handler: None });
         self
     }
 
@@ -108,5 +250,126 @@ impl NodeDef {
                 ))
             }),
         }
+    }
+}
+
+/// A job: a named selection of nodes with its own executor and retry default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDef {
+    /// Job name.
+    pub name: String,
+    /// Node names, as listed.
+    pub nodes: Vec<String>,
+    /// The job's executor, when it overrides the repository default.
+    #[serde(default)]
+    pub executor: Option<ExecutorKind>,
+    /// Whether the job may leave upstreams of its nodes out.
+    #[serde(default)]
+    pub allow_incomplete_deps: bool,
+    /// The job's retry default.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+}
+
+/// Everything a repository declares, as data: what the daemon, the gRPC service and the UI
+/// read instead of importing user code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefinitionsSnapshot {
+    /// Nodes in registration order.
+    pub nodes: Vec<NodeDef>,
+    /// Jobs in registration order.
+    pub jobs: Vec<JobDef>,
+    /// Registered resource keys.
+    pub resources: Vec<String>,
+    /// The repository's default executor.
+    pub default_executor: ExecutorKind,
+    /// The repository's default retry policy.
+    #[serde(default)]
+    pub default_retry: Option<RetrySpec>,
+    /// Retry policies registered by name.
+    #[serde(default)]
+    pub retries: BTreeMap<String, RetryPolicy>,
+}
+
+impl DefinitionsSnapshot {
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("definitions serialise: keys are strings, floats are finite")
+    }
+
+    /// Reads a snapshot written by [`DefinitionsSnapshot::to_json`].
+    ///
+    /// # Errors
+    /// `InvalidValue` naming what does not parse.
+    pub fn from_json(text: &str) -> crate::Result<Self> {
+        serde_json::from_str(text).map_err(|err| crate::Error::InvalidValue(format!("definitions snapshot: {err}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::graph::AssetGraph;
+    use crate::retry::{Backoff, RetryOn};
+    use crate::vocab::FailureReason;
+
+    #[test]
+    fn a_snapshot_round_trips_through_json_with_every_field() {
+        let mut orders = NodeDef::asset("orders");
+        orders.tags = vec!["finance".into()];
+        orders.kinds = vec!["python".into()];
+        orders.group = Some("sales".into());
+        orders.code_version = Some("v2".into());
+        orders.metadata = vec![("owner".into(), "team-a".into())];
+        orders.io_handler = IoHandlerRef::Resource { key: "warehouse".into() };
+        orders.pools = vec![PoolClaim { pool: "db".into(), slots: 2 }];
+        orders.hooks = vec![HookDef { name: "notify".into(), hook_type: HookType::Failure }];
+        orders.retry = Some(RetrySpec::Policy(RetryPolicy {
+            max_retries: 3,
+            backoff: Some(Backoff::Exponential { initial: 1.0, factor: 2.0, jitter: 0.1, max_delay: Some(30.0) }),
+            retry_on: RetryOn::List {
+                reasons: vec![FailureReason::Timeout],
+                classes: vec!["builtins.ConnectionError".into()],
+                class_filter: Some(4),
+            },
+            escalate_on: vec![],
+        }));
+        let mut report = NodeDef::asset("report").with_param("orders");
+        report.params.push(ParamDef { name: "context".into(), role: ParamRole::ContextByName, has_default: false });
+        report.deps.push(DepDef {
+            name: "orders".into(),
+            is_input: true,
+            io_handler: Some(IoHandlerRef::Object { class: "my.Handler".into() }),
+        });
+        report.retry = Some(RetrySpec::Named("patient".into()));
+        let patient = RetryPolicy { max_retries: 5, backoff: None, retry_on: RetryOn::Transient, escalate_on: vec![] };
+        let registered = HashMap::from([("patient".to_string(), patient)]);
+        let graph = AssetGraph::build(vec![orders, report], &["warehouse".into()], registered).unwrap();
+        let job = JobDef {
+            name: "daily".into(),
+            nodes: vec!["orders".into(), "report".into()],
+            executor: Some(ExecutorKind::InProcess),
+            allow_incomplete_deps: false,
+            retry: None,
+        };
+        let snapshot = graph.snapshot(vec![job], ExecutorKind::Parallel, Some(RetrySpec::Named("patient".into())));
+        let json = snapshot.to_json();
+        assert!(json.contains(r#""role":"context_by_name""#), "{json}");
+        assert!(json.contains(r#""io_handler":{"type":"resource","key":"warehouse"}"#), "{json}");
+        assert!(json.contains(r#""classes":["builtins.ConnectionError"]"#), "{json}");
+        assert!(json.contains(r#""default_executor":"parallel""#), "{json}");
+        assert!(!json.contains("class_filter"), "process-local ids stay out: {json}");
+        let back = DefinitionsSnapshot::from_json(&json).unwrap();
+        // Everything but the process-local filter id survives.
+        let mut expected = snapshot.clone();
+        if let Some(RetrySpec::Policy(RetryPolicy { retry_on: RetryOn::List { class_filter, .. }, .. })) =
+            &mut expected.nodes[0].retry
+        {
+            *class_filter = None;
+        }
+        assert_eq!(back, expected);
+        assert!(DefinitionsSnapshot::from_json("{}").unwrap_err().to_string().contains("definitions snapshot"));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::DiGraph;
 
-use crate::definition::{NodeDef, NodeKind, ParamRole};
+use crate::definition::{DefinitionsSnapshot, JobDef, NodeDef, NodeKind, ParamRole};
 use crate::error::{Error, Result};
 use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
@@ -28,6 +28,7 @@ pub struct AssetGraph {
     pub(crate) executors: Vec<Option<ExecutorKind>>,
     pub(crate) retries: Vec<Option<RetryPolicy>>,
     registered_retries: HashMap<String, RetryPolicy>,
+    resource_keys: Vec<String>,
     warnings: Vec<String>,
 }
 
@@ -98,7 +99,16 @@ impl AssetGraph {
                 },
             })
             .collect::<Result<Vec<_>>>()?;
-        let graph = AssetGraph { nodes, index, upstream, executors, retries, registered_retries, warnings };
+        let graph = AssetGraph {
+            nodes,
+            index,
+            upstream,
+            executors,
+            retries,
+            registered_retries,
+            resource_keys: resource_keys.to_vec(),
+            warnings,
+        };
         graph.check_acyclic()?;
         Ok(graph)
     }
@@ -191,6 +201,29 @@ impl AssetGraph {
     /// The definition of node `id`.
     pub fn node(&self, id: usize) -> &NodeDef {
         &self.nodes[id]
+    }
+
+    /// Every node definition, in registration order.
+    pub fn nodes(&self) -> &[NodeDef] {
+        &self.nodes
+    }
+
+    /// The repository's definitions as data: these nodes with `jobs` and the repository-wide
+    /// defaults.
+    pub fn snapshot(
+        &self,
+        jobs: Vec<JobDef>,
+        default_executor: ExecutorKind,
+        default_retry: Option<RetrySpec>,
+    ) -> DefinitionsSnapshot {
+        DefinitionsSnapshot {
+            nodes: self.nodes.clone(),
+            jobs,
+            resources: self.resource_keys.clone(),
+            default_executor,
+            default_retry,
+            retries: self.registered_retries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
     }
 
     /// Upstream node names of `id` with whether each edge carries data.

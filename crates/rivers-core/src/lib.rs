@@ -13,7 +13,10 @@ mod retry;
 mod staleness;
 mod vocab;
 
-pub use definition::{DepDef, NodeDef, NodeKind, ParamDef, ParamRole};
+pub use definition::{
+    DefinitionsSnapshot, DepDef, HookDef, HookType, IoHandlerRef, JobDef, NodeDef, NodeKind, ParamDef, ParamRole,
+    PoolClaim,
+};
 pub use error::{Error, Result};
 pub use graph::AssetGraph;
 pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};

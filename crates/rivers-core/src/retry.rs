@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::vocab::FailureReason;
 
 /// Which failures a policy may retry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum RetryOn {
     /// Every failure except cancellation.
     All,
@@ -16,13 +19,19 @@ pub enum RetryOn {
     List {
         /// Failure reasons that match.
         reasons: Vec<FailureReason>,
-        /// Opaque id of the exception-class entries, resolved by the step runner.
+        /// Qualified names (`module.QualName`) of the exception classes that match, subclasses
+        /// included.
+        classes: Vec<String>,
+        /// Opaque id of the exception-class entries in the process that declared them, which
+        /// the step runner matches exceptions against; meaningless elsewhere, so not serialised.
+        #[serde(skip)]
         class_filter: Option<usize>,
     },
 }
 
 /// Wait between attempts. All durations are seconds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Backoff {
     /// Always `delay`.
     Constant {
@@ -119,7 +128,7 @@ impl Backoff {
 }
 
 /// A retry policy: how many extra attempts, how long to wait, which failures qualify.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Extra attempts after the first.
     pub max_retries: u32,
@@ -152,7 +161,8 @@ impl RetryPolicy {
 }
 
 /// A policy given inline or by name (`CodeRepository(retries={...})`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum RetrySpec {
     /// An inline policy.
     Policy(RetryPolicy),

@@ -2,9 +2,12 @@
 
 use std::collections::HashMap;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 use rivers_core::{
-    AssetGraph, DepDef, ExecutorKind, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions, RetryPolicy,
+    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, NodeDef, NodeKind, ParamDef, Plan, PlanOptions,
+    PoolClaim, RetryPolicy,
 };
 
 use crate::error::BindingError;
@@ -14,52 +17,167 @@ fn core<T>(result: rivers_core::Result<T>) -> PyResult<T> {
     result.map_err(|e| PyErr::from(BindingError::from(e)))
 }
 
-fn param_role(text: &str) -> ParamRole {
-    match text {
-        "context" => ParamRole::Context,
-        "context_by_name" => ParamRole::ContextByName,
-        "misplaced_context" => ParamRole::MisplacedContext,
-        "self" => ParamRole::SelfDependency,
-        _ => ParamRole::Named,
+/// A parameter as `rivers._definitions.asset.ParamSpec` describes it.
+#[derive(FromPyObject)]
+struct ParamFields {
+    #[pyo3(attribute("name"))]
+    name: String,
+    #[pyo3(attribute("role"))]
+    role: String,
+    #[pyo3(attribute("has_default"))]
+    has_default: bool,
+}
+
+/// An explicit dependency as `rivers.DepDef` describes it.
+#[derive(FromPyObject)]
+struct DepFields<'py> {
+    #[pyo3(attribute("name"))]
+    name: String,
+    #[pyo3(attribute("is_input"))]
+    is_input: bool,
+    #[pyo3(attribute("io_handler"))]
+    io_handler: Bound<'py, PyAny>,
+}
+
+/// A hook as `rivers.Hook` describes it.
+#[derive(FromPyObject)]
+struct HookFields {
+    #[pyo3(attribute("name"))]
+    name: String,
+    #[pyo3(attribute("hook_type"))]
+    hook_type: String,
+}
+
+/// `module.QualName` of a Python class.
+pub(crate) fn qualified_name(class: &Bound<'_, PyType>) -> PyResult<String> {
+    Ok(format!("{}.{}", class.module()?, class.qualname()?))
+}
+
+/// `None` is the default handler, a string a resource key, anything else a handler object.
+fn io_handler_ref(handler: &Bound<'_, PyAny>) -> PyResult<IoHandlerRef> {
+    if handler.is_none() {
+        return Ok(IoHandlerRef::Default);
     }
+    if let Ok(key) = handler.extract::<String>() {
+        return Ok(IoHandlerRef::Resource { key });
+    }
+    Ok(IoHandlerRef::Object { class: qualified_name(&handler.get_type())? })
 }
 
-type NodeTuple =
-    (String, String, Vec<(String, String, bool)>, Vec<(String, bool)>, Option<String>, bool, bool, Option<Py<PyAny>>);
-
-fn node_def(py: Python<'_>, tuple: NodeTuple) -> PyResult<NodeDef> {
-    let (name, kind, params, deps, executor_override, pinned_in_process, is_async, retry) = tuple;
-    Ok(NodeDef {
-        name,
-        kind: if kind == "external" { NodeKind::External } else { NodeKind::Asset },
-        params: params
-            .into_iter()
-            .map(|(name, role, has_default)| ParamDef { name, role: param_role(&role), has_default })
-            .collect(),
-        deps: deps.into_iter().map(|(name, is_input)| DepDef { name, is_input }).collect(),
-        executor_override,
-        pinned_in_process,
-        is_async,
-        retry: retry.map(|spec| retry_spec(spec.bind(py))).transpose()?,
-    })
+fn invalid(err: rivers_core::Error) -> PyErr {
+    PyErr::from(BindingError::from(err))
 }
 
-/// One node definition, converted from Python once and reused by every graph build (the
-/// conversion, not the validation, is what caching saves).
+/// One node definition with every declared field, converted from Python once and reused by
+/// every graph build (the conversion, not the validation, is what caching saves).
 #[pyclass(name = "NodeSpec", module = "rivers._core", frozen)]
 pub(crate) struct PyNodeSpec(NodeDef);
 
 #[pymethods]
 impl PyNodeSpec {
-    /// `(name, kind, params, deps, executor_override, pinned, is_async, retry)`; `pinned` is
-    /// replaced per graph build.
     #[new]
-    fn new(py: Python<'_>, node: NodeTuple) -> PyResult<Self> {
-        Ok(PyNodeSpec(node_def(py, node)?))
+    #[pyo3(signature = (
+        *, name, kind, params, deps, metadata, tags, kinds, group, code_version, io_handler,
+        executor_override, is_async, retry, pools, hooks, observable
+    ))]
+    #[allow(clippy::too_many_arguments)] // keyword-only: one per declared field
+    fn new(
+        name: String,
+        kind: &str,
+        params: Vec<ParamFields>,
+        deps: Vec<DepFields<'_>>,
+        metadata: Vec<(String, String)>,
+        tags: Vec<String>,
+        kinds: Vec<String>,
+        group: Option<String>,
+        code_version: Option<String>,
+        io_handler: Bound<'_, PyAny>,
+        executor_override: Option<String>,
+        is_async: bool,
+        retry: Option<Bound<'_, PyAny>>,
+        pools: Vec<(String, i64)>,
+        hooks: Vec<HookFields>,
+        observable: bool,
+    ) -> PyResult<Self> {
+        let kind = match kind {
+            "asset" => NodeKind::Asset,
+            "external" => NodeKind::External,
+            other => {
+                return Err(PyValueError::new_err(format!("NodeSpec kind must be asset or external, not {other:?}")));
+            }
+        };
+        Ok(PyNodeSpec(NodeDef {
+            name,
+            kind,
+            params: params
+                .into_iter()
+                .map(|p| {
+                    Ok(ParamDef { role: p.role.parse().map_err(invalid)?, name: p.name, has_default: p.has_default })
+                })
+                .collect::<PyResult<_>>()?,
+            deps: deps
+                .into_iter()
+                .map(|d| {
+                    let io_handler = Some(io_handler_ref(&d.io_handler)?).filter(|h| *h != IoHandlerRef::Default);
+                    Ok(DepDef { name: d.name, is_input: d.is_input, io_handler })
+                })
+                .collect::<PyResult<_>>()?,
+            metadata,
+            tags,
+            kinds,
+            group,
+            code_version,
+            io_handler: io_handler_ref(&io_handler)?,
+            executor_override,
+            pinned_in_process: false,
+            is_async,
+            retry: retry.map(|spec| retry_spec(&spec)).transpose()?,
+            pools: pools.into_iter().map(|(pool, slots)| PoolClaim { pool, slots }).collect(),
+            hooks: hooks
+                .into_iter()
+                .map(|h| Ok(HookDef { hook_type: h.hook_type.parse().map_err(invalid)?, name: h.name }))
+                .collect::<PyResult<_>>()?,
+            observable,
+            partitions: None,
+            automation_condition: None,
+        }))
     }
 
     fn __repr__(&self) -> String {
         format!("NodeSpec({:?})", self.0.name)
+    }
+}
+
+/// A job as `rivers.Job` describes it.
+#[derive(FromPyObject)]
+struct JobFields<'py> {
+    #[pyo3(attribute("name"))]
+    name: String,
+    #[pyo3(attribute("assets"))]
+    assets: Vec<Bound<'py, PyAny>>,
+    #[pyo3(attribute("executor"))]
+    executor: Option<Bound<'py, PyAny>>,
+    #[pyo3(attribute("allow_incomplete_deps"))]
+    allow_incomplete_deps: bool,
+    #[pyo3(attribute("retry"))]
+    retry: Option<Bound<'py, PyAny>>,
+}
+
+fn executor_kind(executor: &Bound<'_, PyAny>) -> PyResult<ExecutorKind> {
+    core(executor.getattr("kind")?.extract::<String>()?.parse::<ExecutorKind>())
+}
+
+impl TryFrom<JobFields<'_>> for JobDef {
+    type Error = PyErr;
+
+    fn try_from(job: JobFields<'_>) -> PyResult<JobDef> {
+        Ok(JobDef {
+            name: job.name,
+            nodes: job.assets.iter().map(|a| a.getattr("name")?.extract()).collect::<PyResult<_>>()?,
+            executor: job.executor.as_ref().map(executor_kind).transpose()?,
+            allow_incomplete_deps: job.allow_incomplete_deps,
+            retry: job.retry.map(|spec| retry_spec(&spec)).transpose()?,
+        })
     }
 }
 
@@ -70,6 +188,10 @@ pub(crate) struct PyGraph {
 }
 
 impl PyGraph {
+    pub(crate) fn graph(&self) -> &AssetGraph {
+        &self.graph
+    }
+
     fn options(
         &self,
         executor: &str,
@@ -120,6 +242,20 @@ impl PyGraph {
             }
         }
         Ok(PyGraph { graph: core(AssetGraph::build_checked(nodes, &resource_keys, registered, check_bindings))? })
+    }
+
+    /// The repository's definitions as JSON (`rivers_core::DefinitionsSnapshot`): the nodes of
+    /// this graph, `jobs` and the repository-wide defaults.
+    #[pyo3(signature = (jobs, default_executor, default_retry = None))]
+    fn snapshot_json(
+        &self,
+        jobs: Vec<JobFields<'_>>,
+        default_executor: Bound<'_, PyAny>,
+        default_retry: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let jobs = jobs.into_iter().map(JobDef::try_from).collect::<PyResult<_>>()?;
+        let default_retry = default_retry.map(|spec| retry_spec(&spec)).transpose()?;
+        Ok(self.graph.snapshot(jobs, executor_kind(&default_executor)?, default_retry).to_json())
     }
 
     /// Warnings found while building.

@@ -3,9 +3,11 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 use rivers_core::{Backoff, FailureReason, RetryOn, RetryPolicy, RetrySpec};
 
 use crate::error::BindingError;
+use crate::graph::qualified_name;
 
 /// Wait between retry attempts. Built only through the static factories.
 #[pyclass(name = "Backoff", module = "rivers", frozen)]
@@ -56,31 +58,46 @@ fn reason(text: &str) -> PyResult<FailureReason> {
     text.parse().map_err(|e: rivers_core::Error| PyValueError::new_err(e.to_string()))
 }
 
-/// Converts a Python-side spec: a policy name, or
-/// `(max_retries, backoff | None, retry_on, escalate_on)` where `retry_on` is `("all",)`,
-/// `("transient",)` or `("list", [reason, ...], class_filter_id | None)`.
+/// The fields of a Python `rivers.RetryPolicy`, read by attribute.
+#[derive(FromPyObject)]
+struct PolicyFields<'py> {
+    #[pyo3(attribute("max_retries"))]
+    max_retries: u32,
+    #[pyo3(attribute("backoff"))]
+    backoff: Option<PyBackoff>,
+    /// `"all"` / `"transient"` for the presets, `None` for an allow-list.
+    #[pyo3(attribute("_preset"))]
+    preset: Option<String>,
+    #[pyo3(attribute("_reasons"))]
+    reasons: Vec<String>,
+    #[pyo3(attribute("_classes"))]
+    classes: Vec<Bound<'py, PyType>>,
+    #[pyo3(attribute("_filter_id"))]
+    filter_id: Option<usize>,
+    #[pyo3(attribute("_escalate_on"))]
+    escalate_on: Vec<String>,
+}
+
+/// Converts a retry declaration: a registered policy's name, or a `rivers.RetryPolicy`.
 pub(crate) fn retry_spec(spec: &Bound<'_, PyAny>) -> PyResult<RetrySpec> {
     if let Ok(name) = spec.extract::<String>() {
         return Ok(RetrySpec::Named(name));
     }
-    let (max_retries, backoff, retry_on, escalate_on): (u32, Option<PyBackoff>, Bound<'_, PyAny>, Vec<String>) =
-        spec.extract()?;
-    let kind: String = retry_on.get_item(0)?.extract()?;
-    let retry_on = match kind.as_str() {
-        "all" => RetryOn::All,
-        "transient" => RetryOn::Transient,
-        _ => {
-            let reasons: Vec<String> = retry_on.get_item(1)?.extract()?;
-            RetryOn::List {
-                reasons: reasons.iter().map(|r| reason(r)).collect::<PyResult<_>>()?,
-                class_filter: retry_on.get_item(2)?.extract()?,
-            }
-        }
+    let fields: PolicyFields<'_> = spec.extract()?;
+    let retry_on = match fields.preset.as_deref() {
+        Some("all") => RetryOn::All,
+        Some("transient") => RetryOn::Transient,
+        Some(other) => return Err(PyValueError::new_err(format!("unknown RetryOn preset {other:?}"))),
+        None => RetryOn::List {
+            reasons: fields.reasons.iter().map(|r| reason(r)).collect::<PyResult<_>>()?,
+            classes: fields.classes.iter().map(qualified_name).collect::<PyResult<_>>()?,
+            class_filter: fields.filter_id,
+        },
     };
     Ok(RetrySpec::Policy(RetryPolicy {
-        max_retries,
-        backoff: backoff.map(|b| b.0),
+        max_retries: fields.max_retries,
+        backoff: fields.backoff.map(|b| b.0),
         retry_on,
-        escalate_on: escalate_on.iter().map(|r| reason(r)).collect::<PyResult<_>>()?,
+        escalate_on: fields.escalate_on.iter().map(|r| reason(r)).collect::<PyResult<_>>()?,
     }))
 }

@@ -12,6 +12,7 @@ use rivers_core::RunStatus;
 use rivers_storage::{RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
+use crate::graph::PyGraph;
 use crate::records::{
     PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick,
 };
@@ -564,37 +565,23 @@ impl PyStorage {
 
     // ---- internal: used by the Python repository layer ---------------------------------
 
-    /// Registers asset records at `resolve()`:
-    /// `[(key, tags, kinds, group, code_version, pool, upstreams, is_external)]`.
-    #[allow(clippy::type_complexity)] // the tuple mirrors one Python call site
-    fn _register_assets(
-        &self,
-        py: Python<'_>,
-        assets: Vec<(
-            String,
-            Vec<String>,
-            Vec<String>,
-            Option<String>,
-            Option<String>,
-            Vec<(String, i64)>,
-            Vec<String>,
-            bool,
-        )>,
-    ) -> PyResult<()> {
-        let records = assets
-            .into_iter()
-            .map(|(asset_key, tags, kinds, group, code_version, pool, upstreams, is_external)| {
-                rivers_storage::AssetRecord {
-                    asset_key,
-                    tags,
-                    kinds,
-                    group,
-                    code_version,
-                    pool,
-                    upstreams,
-                    is_external,
-                    ..Default::default()
-                }
+    /// Registers (upserts) the asset records of every node of `graph`, from its definitions.
+    fn _register_definitions(&self, py: Python<'_>, graph: PyRef<'_, PyGraph>) -> PyResult<()> {
+        let graph = graph.graph();
+        let records = graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(id, node)| rivers_storage::AssetRecord {
+                asset_key: node.name.clone(),
+                tags: node.tags.clone(),
+                kinds: node.kinds.clone(),
+                group: node.group.clone(),
+                code_version: node.code_version.clone(),
+                pool: node.pools.iter().map(|claim| (claim.pool.clone(), claim.slots)).collect(),
+                upstreams: graph.upstream_names(id).map(|(name, _)| name.to_string()).collect(),
+                is_external: node.kind == rivers_core::NodeKind::External,
+                ..Default::default()
             })
             .collect();
         let s = self.inner().clone();

@@ -10,7 +10,6 @@ import enum
 import re
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from rivers._core import Backoff as Backoff
 
@@ -126,8 +125,14 @@ class RetryPolicy:
         self.backoff = backoff
         self.escalate = escalate
         self.retry_on = RetryOn.ALL if retry_on is None else retry_on
+        # Read by the core (by attribute name) when the policy is converted.
+        self._preset: str | None = None
+        self._reasons: list[str] = []
+        self._classes: tuple[type[BaseException], ...] = ()
+        self._filter_id: int | None = None
+        self._escalate_on = [reason.value for reason in escalate.on] if escalate else []
         if isinstance(self.retry_on, RetryOn):
-            self._retry_on_spec: tuple[Any, ...] = (self.retry_on.value,)
+            self._preset = self.retry_on.value
         else:
             reasons: list[str] = []
             classes: list[type[BaseException]] = []
@@ -140,29 +145,23 @@ class RetryPolicy:
                     raise TypeError(
                         f"retry_on entries must be exception classes or FailureReason members, got {entry!r}"
                     )
-            filter_id = None
+            self._reasons = reasons
+            self._classes = tuple(classes)
             if classes:
                 with _class_filters_lock:
-                    _class_filters.append(tuple(classes))
-                    filter_id = len(_class_filters) - 1
-            self._retry_on_spec = ("list", reasons, filter_id)
+                    _class_filters.append(self._classes)
+                    self._filter_id = len(_class_filters) - 1
 
     @property
     def max_retries(self) -> int:
         return self._max_retries
 
-    def _spec(self) -> tuple[Any, ...]:
-        escalate_on = [reason.value for reason in self.escalate.on] if self.escalate else []
-        return (self._max_retries, self.backoff, self._retry_on_spec, escalate_on)
-
     def __repr__(self) -> str:
         return f"RetryPolicy(max_retries={self._max_retries}, backoff={self.backoff!r}, retry_on={self.retry_on!r})"
 
 
-def retry_spec(retry: RetryPolicy | str | None) -> Any:
-    """The core's representation of a policy or policy name."""
-    if retry is None or isinstance(retry, str):
+def retry_spec(retry: RetryPolicy | str | None) -> RetryPolicy | str | None:
+    """Checks a retry declaration before it is handed to the core: a policy or a policy name."""
+    if retry is None or isinstance(retry, (str, RetryPolicy)):
         return retry
-    if not isinstance(retry, RetryPolicy):
-        raise TypeError(f"retry must be a RetryPolicy or a registered policy name, got {type(retry).__name__}")
-    return retry._spec()
+    raise TypeError(f"retry must be a RetryPolicy or a registered policy name, got {type(retry).__name__}")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from rivers import _core
 from rivers._definitions.asset import Asset, ExternalAsset
 from rivers._definitions.executor import Executor
-from rivers._definitions.metadata import encode
+from rivers._definitions.metadata import coerce_dict, encode
 from rivers._definitions.retry import RetryPolicy, retry_spec
 from rivers._execution.handles import RunHandle, RunResult
 from rivers._execution.run import RunSession
@@ -211,17 +211,24 @@ class CodeRepository:
         spec = asset.__dict__.get("_node_spec")
         if spec is None:
             external = isinstance(asset, ExternalAsset)
+            metadata = asset.metadata or {}
             spec = _core.NodeSpec(
-                (
-                    asset.name,
-                    "external" if external else "asset",
-                    [] if external else asset._param_tuples,
-                    [(d.name, d.is_input) for d in asset.deps],
-                    (asset.metadata or {}).get("rivers/executor"),
-                    False,
-                    asset.is_async,
-                    retry_spec(asset.retry),
-                )
+                name=asset.name,
+                kind="external" if external else "asset",
+                params=[] if external else asset._params,
+                deps=asset.deps,
+                metadata=encode(coerce_dict(metadata, f"metadata of '{asset.name}'")),
+                tags=list(asset.tags or []),
+                kinds=list(asset.kinds),
+                group=asset.group,
+                code_version=asset.code_version,
+                io_handler=asset._io_handler,
+                executor_override=metadata.get("rivers/executor"),
+                is_async=asset.is_async,
+                retry=retry_spec(asset.retry),
+                pools=list(asset.pool),
+                hooks=list(asset.hooks or []),
+                observable=external and asset.observe_fn is not None,
             )
             asset._node_spec = spec
         return spec
@@ -236,8 +243,7 @@ class CodeRepository:
             pinned = self._pinned_nodes() if check_bindings else set()
             nodes = [self._node_spec(a) for a in self._assets]
             flags = [a.name in pinned for a in self._assets]
-            retries = {key: policy._spec() for key, policy in self._retries.items()}
-            return _core.Graph(nodes, flags, list(self._resources), retries, check_bindings)
+            return _core.Graph(nodes, flags, list(self._resources), self._retries, check_bindings)
         finally:
             if collecting:
                 gc.enable()
@@ -313,6 +319,15 @@ class CodeRepository:
         """Checks the repository without side effects (no storage, no resource setup)."""
         self._validate()
 
+    def _definitions_snapshot(self) -> str:
+        """Every definition of this repository as JSON (``rivers_core::DefinitionsSnapshot``):
+        what readers that do not import user code (daemon, gRPC, UI) see."""
+        return str(
+            self._graph.snapshot_json(
+                list(self._jobs.values()), self._executor_for(None), retry_spec(self._default_retry)
+            )
+        )
+
     # -- resolution ------------------------------------------------------------------------
 
     def resolve(self, storage: Any | None = None) -> None:
@@ -333,21 +348,7 @@ class CodeRepository:
                     raise ConfigurationError(f"setup() of resource '{key}' failed: {err}") from err
                 self._set_up.append(resource)
         self._handlers = {asset.name: self._handler_of(asset) for asset in self._assets}
-        storage._register_assets(
-            [
-                (
-                    a.name,
-                    list(a.tags or []),
-                    list(a.kinds),
-                    a.group,
-                    a.code_version,
-                    list(a.pool),
-                    [name for name, _ in graph.upstreams(a.name)],
-                    isinstance(a, ExternalAsset),
-                )
-                for a in self._assets
-            ]
-        )
+        storage._register_definitions(graph)
         self._graph = graph
         self._storage = storage
         self._resolved = True
