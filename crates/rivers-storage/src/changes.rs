@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::records::{RunRecord, StoredEvent};
-use crate::storage::decode;
+use crate::storage::decode_events;
 
 /// How many changes may wait for a slow subscriber before the feed applies back-pressure to
 /// its live queries.
@@ -73,7 +73,7 @@ fn change(table: &'static str, notification: Notification<Value>) -> Option<Resu
     let mut record = notification.data;
     Some(match table {
         "event_segment" => match record["events"].take() {
-            Value::Array(events) => decode::<StoredEvent>("event", events).map(Change::Events),
+            Value::Array(events) => decode_events(events).map(Change::Events),
             _ => return None,
         },
         _ => serde_json::from_value(record)

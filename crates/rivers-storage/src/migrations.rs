@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::records::StoredEvent;
-use crate::storage::decode;
+use crate::storage::decode_events;
 
 /// One schema step.
 struct Migration {
@@ -27,6 +27,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", ddl: include_str!("../migrations/0001_initial.surql") },
     Migration { version: 2, name: "indexed_state", ddl: include_str!("../migrations/0002_indexed_state.surql") },
+    Migration { version: 3, name: "events_as_text", ddl: include_str!("../migrations/0003_events_as_text.surql") },
 ];
 
 /// Schema version written by this build.
@@ -122,7 +123,7 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
         let mut events: Vec<StoredEvent> = Vec::new();
         for row in rows {
             if let Value::Array(items) = row {
-                events.extend(decode::<StoredEvent>("event", items)?);
+                events.extend(decode_events(items)?);
             }
         }
         events.sort_by_key(|e| e.timestamp);

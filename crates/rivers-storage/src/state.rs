@@ -96,15 +96,11 @@ impl StateUpdates {
                     }
                     mats.put(
                         key.to_string(),
+                        // The other `last_*` fields of a record are read from the event itself.
                         json!({
                             "id": key,
                             "asset_key": key,
-                            "last_event_id": event.id,
-                            "last_run_id": event.run_id,
-                            "last_timestamp": event.timestamp,
                             "last_data_version": event.data_version,
-                            "last_materialization_code_version": event.code_version,
-                            "last_input_data_versions": event.input_data_versions,
                             "last_materialization": doc,
                         }),
                     );
@@ -146,7 +142,7 @@ impl StateUpdates {
 }
 
 fn event_doc(event: &StoredEvent) -> Value {
-    serde_json::to_value(event).unwrap_or(Value::Null)
+    Value::String(crate::storage::event_text(event))
 }
 
 #[cfg(test)]
@@ -169,6 +165,10 @@ mod tests {
         }
     }
 
+    fn stored(doc: &Value) -> StoredEvent {
+        crate::storage::decode_events(vec![doc.clone()]).unwrap().remove(0)
+    }
+
     #[test]
     fn later_materializations_of_an_asset_win() {
         let events = [
@@ -177,8 +177,8 @@ mod tests {
         ];
         let updates = StateUpdates::from_events(&events);
         assert_eq!(updates.materializations.len(), 1);
-        assert_eq!(updates.materializations[0]["last_event_id"], "e2");
-        assert_eq!(updates.materializations[0]["last_materialization"]["data_version"], "v2");
+        assert_eq!(updates.materializations[0]["last_data_version"], "v2");
+        assert_eq!(stored(&updates.materializations[0]["last_materialization"]).id, "e2");
     }
 
     #[test]
@@ -191,7 +191,7 @@ mod tests {
         let updates = StateUpdates::from_events(&events);
         let keys: Vec<&Value> = updates.partition_materializations.iter().map(|r| &r["partition_key"]).collect();
         assert_eq!(keys, ["p1", "p2"]);
-        assert_eq!(updates.partition_observations[0]["last_observation"]["eid"], "e3");
+        assert_eq!(stored(&updates.partition_observations[0]["last_observation"]).id, "e3");
         assert_eq!(updates.observations[0]["last_observation_data_version"], "v3");
     }
 

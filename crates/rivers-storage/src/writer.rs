@@ -25,6 +25,11 @@ use crate::state::StateUpdates;
 /// Most events written in one transaction; bounds the size of a single commit.
 const MAX_BATCH: usize = 2048;
 
+/// How long a batch nobody waits for yet keeps gathering events before it is written. Each
+/// commit has a fixed cost (statement planning, the transaction); steps emit a few events
+/// each, so without this a sequential run pays that cost several times per step.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// How a failed batch is retried: the waits before the 2nd, 3rd, ... attempt. About 2 s in
 /// all: long enough to ride out a transaction conflict or a server's brief hiccup, short
 /// enough that a store that is really gone fails the run promptly.
@@ -145,19 +150,38 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
     let mut waiters: Vec<Waiter> = Vec::new();
-    while let Some(first) = receiver.recv().await {
+    let mut open = true;
+    while open {
+        let Some(first) = receiver.recv().await else { break };
         let mut next = Some(first);
-        while let Some(command) = next.take() {
-            match command {
-                Command::Event(event) => events.push(*event),
-                Command::Log(log) => logs.push(log),
-                Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
-                Command::ResetRun(run_id) => {
-                    lost.remove(&run_id);
+        let linger_until = tokio::time::Instant::now() + LINGER;
+        loop {
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Event(event) => events.push(*event),
+                    Command::Log(log) => logs.push(log),
+                    Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
+                    Command::ResetRun(run_id) => {
+                        lost.remove(&run_id);
+                    }
+                }
+                if events.len() + logs.len() < MAX_BATCH {
+                    next = receiver.try_recv().ok();
                 }
             }
-            if events.len() + logs.len() < MAX_BATCH {
-                next = receiver.try_recv().ok();
+            // Nobody waits for this batch yet: gather what follows for a moment, so that a
+            // step's events (and those of the next steps) share one commit. A flush ends the
+            // wait at once.
+            if !waiters.is_empty() || events.len() + logs.len() >= MAX_BATCH {
+                break;
+            }
+            match tokio::time::timeout_at(linger_until, receiver.recv()).await {
+                Ok(Some(command)) => next = Some(command),
+                Ok(None) => {
+                    open = false;
+                    break;
+                }
+                Err(_) => break,
             }
         }
         let mut batch_error = None;
@@ -255,6 +279,7 @@ async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEve
     asset_keys.sort_unstable();
     asset_keys.dedup();
     let seq = events.first().map_or(Value::Null, |e| json!(e.timestamp));
+    let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
     // Captured-output rows are keyed by their id, so a retried insert is ignored.
     let logs: Vec<Value> = logs
         .iter()
@@ -267,7 +292,7 @@ async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEve
     client
         .query_within(
             WRITE_BATCH,
-            json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": events,
+            json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": texts,
                    "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates}),
             Some(WRITE_ATTEMPT_TIMEOUT),
         )

@@ -5,7 +5,7 @@ use rivers_core::{AssetVersionState, Staleness, compute_staleness};
 use crate::records::AssetRecord;
 use serde_json::{Value, json};
 
-use super::Storage;
+use super::{Storage, decode_events};
 use crate::error::{Error, Result};
 
 impl Storage {
@@ -31,9 +31,22 @@ impl Storage {
         .await
     }
 
-    /// Combines a registry entry (declared fields) with an `asset` row (`last_*` fields).
+    /// Combines a registry entry (declared fields) with an `asset` row (`last_*` fields, read
+    /// from the latest materialization event the row holds).
     fn merge_record(asset_key: &str, declared: Option<&Value>, state: Option<Value>) -> Result<AssetRecord> {
         let mut doc = state.unwrap_or_else(|| json!({}));
+        if let Value::Object(row) = &mut doc {
+            row.remove("last_observation");
+            if let Some(stored) = row.remove("last_materialization").filter(|v| !v.is_null()) {
+                let event = decode_events(vec![stored])?.remove(0);
+                row.insert("last_event_id".into(), json!(event.id));
+                row.insert("last_run_id".into(), json!(event.run_id));
+                row.insert("last_timestamp".into(), json!(event.timestamp));
+                row.insert("last_data_version".into(), json!(event.data_version));
+                row.insert("last_materialization_code_version".into(), json!(event.code_version));
+                row.insert("last_input_data_versions".into(), json!(event.input_data_versions));
+            }
+        }
         if let (Some(Value::Object(fields)), Value::Object(target)) = (declared, &mut doc) {
             for (key, value) in fields {
                 target.insert(key.clone(), value.clone());
@@ -51,7 +64,7 @@ impl Storage {
             .client
             .query(
                 "SELECT VALUE assets[$key] FROM asset_registry:current; \
-                 SELECT * OMIT id, last_materialization, last_observation FROM type::record('asset', $key);",
+                 SELECT * OMIT id, last_observation FROM type::record('asset', $key);",
                 json!({"key": asset_key}),
             )
             .await?;
@@ -73,7 +86,7 @@ impl Storage {
             .client
             .query(
                 "SELECT VALUE assets FROM asset_registry:current; \
-                 SELECT * OMIT id, last_materialization, last_observation FROM asset;",
+                 SELECT * OMIT id, last_observation FROM asset;",
                 json!({}),
             )
             .await?;

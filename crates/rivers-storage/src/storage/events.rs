@@ -13,7 +13,7 @@ use crate::records::{NewEvent, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
-use super::{Storage, decode};
+use super::{Storage, decode_events};
 use crate::error::{Error, Result};
 
 /// What an enqueued event was assigned (the event itself goes to the writer).
@@ -134,7 +134,7 @@ impl Storage {
         let mut events = Vec::new();
         for row in rows {
             if let Value::Array(items) = row {
-                events.extend(decode::<StoredEvent>("event", items)?.into_iter().filter(|e| e.run_id == run_id));
+                events.extend(decode_events(items)?.into_iter().filter(|e| e.run_id == run_id));
             }
         }
         // Events numbered before sequence numbers existed (schema 1) sort by time.
@@ -156,11 +156,7 @@ impl Storage {
         let mut events = Vec::new();
         for mut row in rows {
             if let Value::Array(items) = row["events"].take() {
-                events.extend(
-                    decode::<StoredEvent>("event", items)?
-                        .into_iter()
-                        .filter(|e| e.asset_key.as_deref() == Some(asset_key)),
-                );
+                events.extend(decode_events(items)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)));
             }
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
@@ -191,8 +187,8 @@ impl Storage {
                 .await?
             }
         };
-        let rows: Vec<Value> = rows.into_iter().filter(Value::is_object).collect();
-        Ok(decode("event", rows)?.into_iter().next())
+        let rows: Vec<Value> = rows.into_iter().filter(|row| row.is_object() || row.is_string()).collect();
+        Ok(decode_events(rows)?.into_iter().next())
     }
 
     /// Distinct partition keys (display strings) having a materialization.
