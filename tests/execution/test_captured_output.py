@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 
 import rivers as rs
@@ -75,9 +77,6 @@ def test_concurrent_async_steps_do_not_mix_their_output():
 
 
 def _run_logging_script(rust_log: str) -> str:
-    import os
-    import subprocess
-
     script = (
         "import rivers as rs\n"
         "@rs.Asset\n"
@@ -121,3 +120,21 @@ def test_each_stream_keeps_only_its_last_4_mib():
     assert stdout.endswith("é" * mib + "END")
     assert stdout.lstrip("a").startswith("é")
     assert row.stderr == "short"
+
+
+def _lib_backtrace_after_import(env: dict[str, str]) -> str:
+    script = (
+        "import ctypes, rivers\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.getenv.restype = ctypes.c_char_p\n"
+        "print((libc.getenv(b'RUST_LIB_BACKTRACE') or b'unset').decode())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_library_errors_capture_no_stack_traces_unless_asked():
+    base = {k: v for k, v in os.environ.items() if k != "RUST_LIB_BACKTRACE"}
+    assert _lib_backtrace_after_import({**base, "RUST_BACKTRACE": "1"}) == "0"
+    assert _lib_backtrace_after_import({**base, "RUST_LIB_BACKTRACE": "1"}) == "1"
