@@ -98,3 +98,31 @@ def test_step_outcomes_cross_into_the_core_as_typed_values():
         _core.StepFailed("boom", "exploded")
     failed = _core.StepFailed("boom", "timeout", True, _core.CapturedOutput(stdout="out"))
     assert isinstance(failed, _core.StepFailed)
+
+
+def test_cancelling_a_run_interrupts_its_running_async_steps():
+    started = threading.Event()
+
+    @rs.Asset
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return 1
+
+    @rs.Asset
+    def after(slow: int) -> int:
+        return slow
+
+    repo = rs.CodeRepository(assets=[slow, after], default_executor=rs.Executor.parallel(max_workers=2))
+    repo.resolve(storage=rs.Storage.memory())
+    handle = repo._submit_run()
+    assert started.wait(30)
+    handle.cancel()
+    # Far sooner than the step's own 60 s: the step was interrupted, not waited for.
+    result = handle.wait(timeout=30)
+    assert not result.success
+    assert handle.status == "Canceled"
+    failures = [e for e in repo.storage.get_events_for_run(handle.run_id) if e.event_type == "StepFailure"]
+    assert [e.asset_key for e in failures] == ["slow"]
+    assert ("rivers/failure_reason", "canceled") in failures[0].metadata
+    assert "after" not in result.materialized_assets

@@ -17,6 +17,9 @@ use crate::runner::{CapturedOutput, StepFailure, StepOutput, StepRequest, StepRu
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
 const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(500);
+/// How often a run with steps in flight looks for a cancellation requested through this
+/// handle (requests from other processes are polled every `REMOTE_CANCEL_POLL`).
+const CANCEL_CHECK: Duration = Duration::from_millis(100);
 /// Granularity at which a backoff wait notices cancellation.
 const BACKOFF_TICK: Duration = Duration::from_millis(50);
 
@@ -589,17 +592,29 @@ impl Scheduler {
         if requested {
             self.cancelled = true;
             self.stop_starting = true;
+            self.shared.runner.cancel_running(&self.shared.options.run_id);
         }
     }
 
     async fn drive(&mut self) {
         let mut in_flight: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
+        // Cancellation is also looked for while steps run, not only when one finishes, so
+        // that long-running steps can be interrupted.
+        let mut cancel_check = tokio::time::interval(CANCEL_CHECK);
+        cancel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.check_cancellation().await;
             if !self.stop_starting {
                 self.start_ready(&mut in_flight);
             }
-            let Some(completion) = in_flight.next().await else { break };
+            if in_flight.is_empty() {
+                break;
+            }
+            let completion = tokio::select! {
+                completion = in_flight.next() => completion,
+                _ = cancel_check.tick(), if !self.cancelled => continue,
+            };
+            let Some(completion) = completion else { break };
             match completion {
                 Completion::Durable(index, Ok(())) => self.finish(index, StepState::Succeeded),
                 Completion::Durable(index, Err(err)) => self.lost_success(index, err),

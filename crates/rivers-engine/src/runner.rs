@@ -92,4 +92,9 @@ pub trait StepRunner: Send + Sync + 'static {
 
     /// Called once after a step's final attempt failed (runs failure hooks).
     fn on_final_failure(&self, request: StepRequest, failure: StepFailure) -> BoxFuture<'static, ()>;
+
+    /// Called once when run `run_id` is cancelled: interrupt the running steps that can be
+    /// interrupted safely (their attempts then fail, and the engine classifies them
+    /// `canceled`). Cancellation is cooperative, so the default interrupts nothing.
+    fn cancel_running(&self, _run_id: &str) {}
 }

@@ -26,6 +26,7 @@ pub struct FakeRunner {
     hold: Duration,
     calls: Mutex<Vec<(String, u32)>>,
     failure_hooks: AtomicUsize,
+    cancellations: Mutex<Vec<String>>,
     tracking: Arc<Tracking>,
 }
 
@@ -73,6 +74,7 @@ impl FakeRunner {
             hold,
             calls: Mutex::new(Vec::new()),
             failure_hooks: AtomicUsize::new(0),
+            cancellations: Mutex::new(Vec::new()),
             tracking: Arc::default(),
         })
     }
@@ -85,6 +87,11 @@ impl FakeRunner {
     /// `(step key, attempt)` of every call, in call order.
     pub fn calls(&self) -> Vec<(String, u32)> {
         self.calls.lock().clone()
+    }
+
+    /// Runs whose running steps the engine asked to interrupt, in order.
+    pub fn cancellations(&self) -> Vec<String> {
+        self.cancellations.lock().clone()
     }
 
     /// How many times failure hooks ran.
@@ -127,6 +134,10 @@ impl StepRunner for FakeRunner {
     fn on_final_failure(&self, _request: StepRequest, _failure: StepFailure) -> BoxFuture<'static, ()> {
         self.failure_hooks.fetch_add(1, Ordering::SeqCst);
         Box::pin(async {})
+    }
+
+    fn cancel_running(&self, run_id: &str) {
+        self.cancellations.lock().push(run_id.to_string());
     }
 }
 

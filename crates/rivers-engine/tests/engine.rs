@@ -167,6 +167,8 @@ async fn cancellation_stops_new_steps() {
     assert_eq!(outcome.status, RunStatus::Canceled);
     assert_eq!(runner.called(), vec!["a"]);
     assert_eq!(event_types(&storage, "r6").await.last().unwrap().0, EventType::RunCanceled);
+    // The runner was told once, so that it can interrupt what is still running.
+    assert_eq!(runner.cancellations(), vec!["r6"]);
 }
 
 #[tokio::test]

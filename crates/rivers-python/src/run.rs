@@ -106,6 +106,18 @@ impl StepRunner for PyStepRunner {
         }
     }
 
+    /// Async steps are interrupted (their tasks cancelled on the event loop); sync steps run
+    /// to their end, cancellation being cooperative.
+    fn cancel_running(&self, _run_id: &str) {
+        tokio::task::block_in_place(|| {
+            Python::attach(|py| {
+                if let Err(err) = self.session.call_method0(py, "cancel_async_steps") {
+                    err.print(py);
+                }
+            })
+        });
+    }
+
     fn on_final_failure(&self, request: StepRequest, failure: StepFailure) -> BoxFuture<'static, ()> {
         let session = Arc::clone(&self.session);
         Box::pin(async move {

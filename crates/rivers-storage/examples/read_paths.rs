@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::future::try_join_all;
 use rivers_core::{EventType, LaunchedBy, RunStatus};
-use rivers_storage::{NewEvent, NewRun, RemoteTarget, Storage};
+use rivers_storage::{NewEvent, NewRun, RemoteTarget, RunFilter, Storage};
 
 /// Timed repetitions of each query.
 const SAMPLES: usize = 25;
@@ -76,6 +76,10 @@ async fn measure(name: &str, storage: Storage, runs: usize, events: usize) {
     assert_eq!(storage.get_runs(50, None).await.unwrap()[0].run_id, format!("run-{:07}", runs - 1));
     time("get_runs(limit=50)", || storage.get_runs(50, None)).await;
     time("get_runs(limit=50, status=Success)", || storage.get_runs(50, Some(RunStatus::Success))).await;
+    let job = RunFilter::Job("job-3".into());
+    time("runs of a job (limit=50)", || storage.get_runs_where(&job, 50)).await;
+    let tag = RunFilter::Tag { key: "team".into(), value: "t3".into() };
+    time("runs with a tag (limit=50)", || storage.get_runs_where(&tag, 50)).await;
     time("get_run(one id)", || storage.get_run("run-0000042")).await;
     time("get_latest_materialization(asset)", || storage.get_latest_materialization("hot", None)).await;
     time("get_asset_record(asset)", || storage.get_asset_record("hot")).await;

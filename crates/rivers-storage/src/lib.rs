@@ -29,6 +29,6 @@ pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
-pub use storage::{EnqueuedEvent, Storage, StorageKind};
+pub use storage::{EnqueuedEvent, RunFilter, Storage, StorageKind};
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", ddl: include_str!("../migrations/0001_initial.surql") },
     Migration { version: 2, name: "indexed_state", ddl: include_str!("../migrations/0002_indexed_state.surql") },
     Migration { version: 3, name: "events_as_text", ddl: include_str!("../migrations/0003_events_as_text.surql") },
+    Migration { version: 4, name: "run_tag_time", ddl: include_str!("../migrations/0004_run_tag_time.surql") },
 ];
 
 /// Schema version written by this build.

@@ -19,9 +19,10 @@ use crate::writer::Writer;
 mod assets;
 mod events;
 mod kv;
+mod runs;
 
 pub use events::EnqueuedEvent;
-mod runs;
+pub use runs::RunFilter;
 
 /// When an embedded store syncs its write-ahead log: on every commit.
 const EMBEDDED_SYNC: &str = "every";

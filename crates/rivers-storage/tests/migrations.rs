@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivers_storage::{Error, Storage};
+use rivers_storage::{Error, RunFilter, Storage};
 use surrealdb::Surreal;
 use surrealdb::engine::local::Db;
 use surrealdb_core::kvs::Datastore;
@@ -48,6 +48,10 @@ async fn check_migrated(storage: &Storage) {
         storage.get_runs(10, None).await.unwrap().iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
         ["crashed", "done"]
     );
+    // Runs stored before their tags were indexed are found by tag.
+    let tagged = RunFilter::Tag { key: "team".into(), value: "data".into() };
+    let found: Vec<String> = storage.get_runs_where(&tagged, 10).await.unwrap().into_iter().map(|r| r.run_id).collect();
+    assert_eq!(found, ["done"]);
 }
 
 #[tokio::test]
@@ -56,7 +60,7 @@ async fn an_embedded_v1_store_is_refused_then_migrated() {
     write_v1_store(dir.path()).await;
 
     let refused = Storage::embedded(dir.path()).await.unwrap_err();
-    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 3, .. }), "{refused}");
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 4, .. }), "{refused}");
     assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
 
     Storage::migrate_embedded(dir.path()).await.unwrap();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{new_run, step_event, successful_step};
-use rivers_core::{EventType, RunStatus};
-use rivers_storage::{NewEvent, NewRun, Storage};
+use rivers_core::{EventType, LaunchedBy, RunStatus};
+use rivers_storage::{NewEvent, NewRun, RunFilter, Storage};
 
 fn materialization(run_id: &str, key: &str, partition: Option<&str>, version: &str) -> NewEvent {
     NewEvent {
@@ -89,4 +89,34 @@ async fn run_tags_and_backfill_are_indexed_companions_not_record_fields() {
     let record = storage.get_run("tagged").await.unwrap().unwrap();
     assert_eq!(record.tags, [("team".to_string(), "data".to_string())]);
     assert_eq!(record.status, RunStatus::Running);
+}
+
+#[tokio::test]
+async fn runs_page_newest_first_by_job_backfill_and_tag() {
+    let storage = Storage::memory().await.unwrap();
+    for i in 0..12 {
+        let run = NewRun {
+            job_name: Some(if i % 2 == 0 { "nightly" } else { "hourly" }.into()),
+            tags: if i % 3 == 0 { vec![("team".into(), "data".into())] } else { vec![] },
+            launched_by: if i % 4 == 0 {
+                LaunchedBy::Backfill { backfill_id: "bf-1".into() }
+            } else {
+                LaunchedBy::Manual
+            },
+            ..new_run(&format!("run-{i:02}"))
+        };
+        storage.create_run(run).await.unwrap();
+    }
+    let page = |filter: RunFilter, limit: usize| {
+        let storage = storage.clone();
+        async move {
+            storage.get_runs_where(&filter, limit).await.unwrap().into_iter().map(|r| r.run_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(RunFilter::Job("nightly".into()), 3).await, ["run-10", "run-08", "run-06"]);
+    assert_eq!(page(RunFilter::Backfill("bf-1".into()), 10).await, ["run-08", "run-04", "run-00"]);
+    let tagged = RunFilter::Tag { key: "team".into(), value: "data".into() };
+    assert_eq!(page(tagged, 2).await, ["run-09", "run-06"]);
+    assert!(page(RunFilter::Tag { key: "team".into(), value: "ml".into() }, 5).await.is_empty());
+    assert_eq!(page(RunFilter::All, 2).await, ["run-11", "run-10"]);
 }

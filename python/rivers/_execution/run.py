@@ -7,6 +7,7 @@ coroutine on the process's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,9 @@ class RunSession:
         self._specs: dict[str, StepSpec] = {}
         self._max_workers = max_workers
         self.errors: dict[str, BaseException] = {}
+        # Tasks of the async steps running now; touched only on the event loop's thread.
+        self._async_tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled = False
 
     def _spec(self, request: _core.StepRequest) -> StepSpec:
         spec = self._specs.get(request.step_key)
@@ -125,14 +129,37 @@ class RunSession:
 
     async def run_async_step(self, request: _core.StepRequest) -> _core.StepSucceeded | _core.StepFailed:
         """The coroutine of an ``async def`` step, awaited by the engine on the process's one
-        event loop (``rivers._execution.coroutines``)."""
+        event loop (``rivers._execution.coroutines``). Cancelling the run cancels it."""
         capture = StepCapture()
+        task = asyncio.current_task()
+        if task is not None:
+            self._async_tasks.add(task)
         try:
+            if self._cancelled:
+                raise asyncio.CancelledError
             with capture:
                 persisted = await run_async_step_body(self._spec(request))
             return succeeded(persisted, capture.result())
+        except asyncio.CancelledError:
+            message = f"step '{request.step_key}' was interrupted: its run was cancelled"
+            return _core.StepFailed(message, FailureReason.CANCELED.value, False, core_captured(capture.result()))
         except Exception as exc:
             return self._failed(request, exc, capture.result())
+        finally:
+            self._async_tasks.discard(task)  # type: ignore[arg-type]
+
+    def cancel_async_steps(self) -> None:
+        """Called by the engine once when the run is cancelled: interrupts the async steps
+        that are running (sync steps finish, cancellation being cooperative)."""
+        self._cancelled = True
+
+        def cancel_all() -> None:
+            for task in list(self._async_tasks):
+                task.cancel()
+
+        from rivers._execution.coroutines import event_loop
+
+        event_loop().call_soon_threadsafe(cancel_all)
 
     def _in_worker(self, spec: StepSpec) -> tuple[Any, Captured | None]:
         from rivers._execution.worker import build_payload, execute

@@ -39,8 +39,13 @@ impl Storage {
             rivers_core::LaunchedBy::Backfill { backfill_id } => json!(backfill_id),
             _ => Value::Null,
         };
+        // Each tag also gets a `run_tag` row, which pages runs by tag newest-first.
         self.execute(
-            "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE",
+            "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE; \
+             FOR $tag IN $doc.tag_pairs { \
+                 UPSERT type::record('run_tag', [$id, $tag]) \
+                     CONTENT { tag: $tag, run_id: $id, start_time: $doc.start_time } RETURN NONE; \
+             };",
             json!({"id": record.run_id, "doc": doc}),
         )
         .await?;
@@ -55,19 +60,30 @@ impl Storage {
         Ok(decode("run", rows)?.into_iter().next())
     }
 
-    /// Up to `limit` runs, newest first, optionally with one status. Served by the
-    /// `run_start_time` / `run_status_time` indexes: the cost is that of `limit` records, not
-    /// of the number of runs stored.
+    /// Up to `limit` runs, newest first, optionally with one status.
     pub async fn get_runs(&self, limit: usize, status: Option<RunStatus>) -> Result<Vec<RunRecord>> {
-        let sql = match status {
-            Some(_) => {
-                "SELECT * OMIT id, tag_pairs, backfill_id FROM run WITH INDEX run_status_time WHERE status = $status ORDER BY start_time DESC LIMIT $limit"
-            }
-            None => {
-                "SELECT * OMIT id, tag_pairs, backfill_id FROM run WITH INDEX run_start_time ORDER BY start_time DESC LIMIT $limit"
-            }
+        let filter = status.map_or(RunFilter::All, RunFilter::Status);
+        self.get_runs_where(&filter, limit).await
+    }
+
+    /// Up to `limit` runs matching `filter`, newest first. Each filter is served by its own
+    /// index on (field, creation time), so the cost is that of the page, not of the number of
+    /// runs stored.
+    pub async fn get_runs_where(&self, filter: &RunFilter, limit: usize) -> Result<Vec<RunRecord>> {
+        const COLUMNS: &str = "SELECT * OMIT id, tag_pairs, backfill_id";
+        let (source, value) = match filter {
+            RunFilter::All => ("FROM run WITH INDEX run_start_time", Value::Null),
+            RunFilter::Status(status) => ("FROM run WITH INDEX run_status_time WHERE status = $value", json!(status)),
+            RunFilter::Job(job) => ("FROM run WITH INDEX run_job_time WHERE job_name = $value", json!(job)),
+            RunFilter::Backfill(id) => ("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value", json!(id)),
+            RunFilter::Tag { key, value } => (
+                "FROM (SELECT VALUE type::record('run', run_id) FROM run_tag WITH INDEX run_tag_time \
+                 WHERE tag = $value ORDER BY start_time DESC LIMIT $limit)",
+                json!(format!("{key}={value}")),
+            ),
         };
-        let rows = self.rows(sql, json!({"status": status, "limit": limit})).await?;
+        let sql = format!("{COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
+        let rows = self.rows(&sql, json!({"value": value, "limit": limit})).await?;
         decode("run", rows)
     }
 
@@ -204,4 +220,24 @@ impl Storage {
             .await?;
         decode("tick", rows)
     }
+}
+
+/// Which runs a page of [`Storage::get_runs_where`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunFilter {
+    /// Every run.
+    All,
+    /// Runs with this status.
+    Status(RunStatus),
+    /// Runs of this job.
+    Job(String),
+    /// Runs launched by this backfill.
+    Backfill(String),
+    /// Runs carrying this tag.
+    Tag {
+        /// Tag key.
+        key: String,
+        /// Tag value.
+        value: String,
+    },
 }
