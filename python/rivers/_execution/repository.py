@@ -132,6 +132,7 @@ class CodeRepository:
         self._shut_down = False
         self._set_up: list[Any] = []
         self._handlers: dict[str, Any] = {}
+        self._bindings: dict[str, tuple[dict[str, InputSpec], dict[str, Any]]] = {}
         self._default_handler: Any = None
         self._graph = self._build_graph(check_bindings=False)
         self._validate_jobs(self._graph)
@@ -391,17 +392,26 @@ class CodeRepository:
             return job.executor
         return self._default_executor if self._default_executor is not None else Executor.parallel()
 
+    def _step_bindings(self, asset: Any) -> tuple[dict[str, InputSpec], dict[str, Any]]:
+        """Where each parameter of ``asset`` comes from: an upstream (through which handler) or
+        a resource. Fixed once the repository is resolved, so computed once per asset."""
+        bindings = self._bindings.get(asset.name)
+        if bindings is None:
+            inputs = {}
+            resources = {}
+            for param in asset._params:
+                if param.role not in ("named", "context_by_name"):
+                    continue
+                if param.name in self._by_name:
+                    handler, metadata = self._input_handler(asset, param.name)
+                    inputs[param.name] = InputSpec(param.name, handler, metadata)
+                elif param.name in self._resources:
+                    resources[param.name] = self._resources[param.name]
+            bindings = self._bindings[asset.name] = (inputs, resources)
+        return bindings
+
     def _step_spec(self, asset: Any, run_id: str, config: dict[str, dict[str, Any]]) -> StepSpec:
-        inputs = {}
-        resources = {}
-        for param in asset._params:
-            if param.role not in ("named", "context_by_name"):
-                continue
-            if param.name in self._by_name:
-                handler, metadata = self._input_handler(asset, param.name)
-                inputs[param.name] = InputSpec(param.name, handler, metadata)
-            elif param.name in self._resources:
-                resources[param.name] = self._resources[param.name]
+        inputs, resources = self._step_bindings(asset)
         return StepSpec(
             asset=asset,
             output_handler=self._handlers[asset.name],
