@@ -9,9 +9,16 @@ Every public name is imported here from its defining module. Names built on pyda
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from rivers import exceptions as exceptions
+# Before the native core loads: Rust library errors capture no stack traces unless asked. The
+# embedded database uses errors for ordinary control flow, and under RUST_BACKTRACE=1 (common
+# on developer machines) capturing them cost several percent of every run; no library error's
+# trace ever reaches a user. Panics still print theirs. See docs/observability.md.
+os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
+
+from rivers import exceptions as exceptions  # noqa: E402
 from rivers._core import AssetRecord as AssetRecord
 from rivers._core import LaunchedBy as LaunchedBy
 from rivers._core import RunRecord as RunRecord

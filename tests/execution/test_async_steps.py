@@ -126,3 +126,30 @@ def test_cancelling_a_run_interrupts_its_running_async_steps():
     assert [e.asset_key for e in failures] == ["slow"]
     assert ("rivers/failure_reason", "canceled") in failures[0].metadata
     assert "after" not in result.materialized_assets
+
+
+def test_an_async_step_cancelled_by_its_own_code_is_an_ordinary_failure():
+    @rs.Asset
+    async def gives_up() -> int:
+        raise asyncio.CancelledError("inner work was cancelled")
+
+    repo = rs.CodeRepository(assets=[gives_up], default_executor=rs.Executor.parallel())
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize(raise_on_error=False)
+    [(step, message)] = result.failed_assets
+    assert step == "gives_up" and "the step was cancelled" in message
+    failure = [e for e in repo.storage.get_events_for_run(result.run_id) if e.event_type == "StepFailure"][0]
+    assert ("rivers/failure_reason", "error") in failure.metadata
+    assert repo.storage.get_run(result.run_id).status == "Failure"
+
+
+def test_async_steps_are_refused_by_the_kubernetes_executor_like_sync_ones():
+    @rs.Asset
+    async def remote() -> int:
+        return 1
+
+    repo = rs.CodeRepository(assets=[remote], default_executor=rs.Executor.kubernetes())
+    repo.resolve(storage=rs.Storage.memory())
+    result = repo.materialize(raise_on_error=False)
+    [(step, message)] = result.failed_assets
+    assert step == "remote" and "needs a cluster" in message

@@ -175,8 +175,9 @@ pub struct NodeDef {
     #[serde(default)]
     pub executor_override: Option<String>,
     /// The step must run in the calling process whatever the executor (its values live in an
-    /// in-memory handler that cannot cross a process boundary). Derived per repository.
-    #[serde(default)]
+    /// in-memory handler that cannot cross a process boundary). Derived from the repository's
+    /// handlers when the graph is validated, so not part of the declared definition.
+    #[serde(skip)]
     pub pinned_in_process: bool,
     /// The function is `async def`.
     #[serde(default)]

@@ -217,10 +217,12 @@ impl Plan {
         let mut grown = self.clone();
         let added = growth.steps.into_iter().map(|step| grown.push(step)).collect::<Result<Vec<_>>>()?;
         let mut deepened = Vec::new();
+        let mut fan_in_targets = Vec::new();
         for (target, ups) in growth.fan_in {
             let Some(&position) = grown.positions.get(&target) else {
                 return Err(Error::Configuration(format!("fan-in names step '{target}', which is not in the plan")));
             };
+            fan_in_targets.push(position);
             for up in ups {
                 let Some(&up_position) = grown.positions.get(&up) else {
                     return Err(Error::Configuration(format!(
@@ -237,9 +239,45 @@ impl Plan {
                 }
             }
         }
+        grown.check_acyclic_from(&fan_in_targets)?;
         grown.deepen_downstream(deepened);
         *self = grown;
         Ok(added)
+    }
+
+    fn downstream_map(&self) -> Vec<Vec<usize>> {
+        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
+        for (position, step) in self.steps.iter().enumerate() {
+            for up in &step.upstream_steps {
+                downstream[self.positions[up]].push(position);
+            }
+        }
+        downstream
+    }
+
+    /// Fan-in edges can close a cycle (a target told to wait for its own dependents); new
+    /// steps cannot, since they only name steps listed before them.
+    fn check_acyclic_from(&self, targets: &[usize]) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let downstream = self.downstream_map();
+        for &target in targets {
+            let mut seen = vec![false; self.steps.len()];
+            let mut stack = downstream[target].clone();
+            while let Some(position) = stack.pop() {
+                if position == target {
+                    return Err(Error::Configuration(format!(
+                        "step '{}' would wait for one of its own dependents: fan-in must not close a cycle",
+                        self.steps[target].key
+                    )));
+                }
+                if !std::mem::replace(&mut seen[position], true) {
+                    stack.extend(downstream[position].iter().copied());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Raises the levels of the dependents of `changed` until every edge goes deeper.
@@ -247,12 +285,7 @@ impl Plan {
         if changed.is_empty() {
             return;
         }
-        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
-        for (position, step) in self.steps.iter().enumerate() {
-            for up in &step.upstream_steps {
-                downstream[self.positions[up]].push(position);
-            }
-        }
+        let downstream = self.downstream_map();
         while let Some(position) = changed.pop() {
             let needed = self.steps[position].level + 1;
             for &down in &downstream[position] {
@@ -477,6 +510,14 @@ mod tests {
         let duplicate =
             PlanGrowth { steps: vec![mapped("m", "1", &["a"]), mapped("m", "1", &["a"])], fan_in: Vec::new() };
         assert!(plan.grow(duplicate).unwrap_err().to_string().contains("already has a step 'm[1]'"));
+        // `b` told to wait for `d`, which depends on `b`.
+        let cycle = PlanGrowth { steps: Vec::new(), fan_in: vec![(StepKey::node("b"), vec![StepKey::node("d")])] };
+        assert!(plan.grow(cycle).unwrap_err().to_string().contains("one of its own dependents"));
+        let through_new = PlanGrowth {
+            steps: vec![mapped("m", "1", &["b"])],
+            fan_in: vec![(StepKey::node("b"), vec![StepKey::from("m[1]")])],
+        };
+        assert!(plan.grow(through_new).is_err());
         assert_eq!(plan, before);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -100,6 +101,10 @@ struct Shared {
     versions: Mutex<HashMap<String, String>>,
     /// The store outlives the process: step completions are flushed before dependents start.
     durable: bool,
+    /// The scheduler saw the run cancelled (through any handle, or another process).
+    cancelled: AtomicBool,
+    /// No further attempt may start (cancelled, or `stop_on_failure` tripped).
+    stopping: AtomicBool,
 }
 
 /// Executes `plan` as run `options.run_id`, recording the run and its events in `storage`.
@@ -152,8 +157,15 @@ async fn drive_run(
     };
     let versions = initial_versions(storage, plan).await?;
     let durable = storage.kind() != StorageKind::Memory;
-    let shared =
-        Arc::new(Shared { storage: storage.clone(), runner, options, versions: Mutex::new(versions), durable });
+    let shared = Arc::new(Shared {
+        storage: storage.clone(),
+        runner,
+        options,
+        versions: Mutex::new(versions),
+        durable,
+        cancelled: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+    });
     shared.event(EventType::RunStart, None, Vec::new());
 
     let mut scheduler = Scheduler::new(plan.clone(), &shared, already_done);
@@ -222,8 +234,10 @@ impl Shared {
         });
     }
 
-    fn cancel_requested_locally(&self) -> bool {
-        self.storage.is_cancel_requested_locally(&self.options.run_id)
+    /// Whether the run is cancelled as far as this process knows: seen by the scheduler (from
+    /// any process), or requested through this handle.
+    fn cancel_requested(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst) || self.storage.is_cancel_requested_locally(&self.options.run_id)
     }
 
     fn record_success(&self, step: &PlanStep, output: StepOutput) {
@@ -291,15 +305,14 @@ impl Shared {
         match self.runner.run_step(request.clone()).await {
             Ok(mut output) => {
                 let captured = output.captured.take();
-                let growth = std::mem::take(&mut output.growth);
-                self.record_success(&step, output);
                 self.store_captured(&step, captured);
-                Attempt::Succeeded(growth)
+                // Recorded by the scheduler once the plan took the step's growth.
+                Attempt::Succeeded(Box::new(output))
             }
             Err(mut failure) => {
                 let captured = failure.captured.take();
                 self.store_captured(&step, captured);
-                if self.cancel_requested_locally() {
+                if self.cancel_requested() {
                     // A step interrupted by cancellation failed because of it (R47).
                     failure.reason = FailureReason::Canceled;
                 }
@@ -357,7 +370,7 @@ impl Shared {
         let deadline = Instant::now() + delay;
         let mut next_remote_check = Instant::now() + REMOTE_CANCEL_POLL;
         loop {
-            if self.cancel_requested_locally() {
+            if self.cancel_requested() {
                 return false;
             }
             if Instant::now() >= next_remote_check {
@@ -377,8 +390,8 @@ impl Shared {
 
 /// How one attempt of a step ended.
 enum Attempt {
-    /// The step succeeded, possibly adding steps to the plan.
-    Succeeded(PlanGrowth),
+    /// The step succeeded; its output is recorded once the plan took its growth.
+    Succeeded(Box<StepOutput>),
     /// A retryable failure: wait `delay`, then run the next attempt.
     Retry { delay: Duration, request: Box<StepRequest>, failure: StepFailure },
     /// The final failure, with its message.
@@ -416,8 +429,8 @@ struct Scheduler {
     storage_error: Option<rivers_storage::Error>,
     /// The attempt number a step resumes at after a backoff.
     attempts: HashMap<usize, u32>,
-    /// Steps that succeeded in an earlier attempt of this run (resume), also for steps that
-    /// growth adds again.
+    /// Steps that succeeded in an earlier attempt of this run (resume). Growth is not stored:
+    /// a resumed run does not re-add the steps its producers grew before.
     already_done: std::collections::HashSet<String>,
     last_remote_cancel_check: Instant,
 }
@@ -480,7 +493,7 @@ impl Scheduler {
         let mut new_edges = Vec::new();
         for (target, ups) in &growth.fan_in {
             let position = self.plan.position(target).ok_or_else(|| format!("fan-in names unknown step '{target}'"))?;
-            if self.states[position] != StepState::Pending {
+            if self.states[position] != StepState::Pending || self.attempts.contains_key(&position) {
                 return Err(format!("step '{target}' cannot wait for new steps: it has started already"));
             }
             let existing = &self.plan.steps()[position].upstream_steps;
@@ -499,8 +512,10 @@ impl Scheduler {
             match self.states[up] {
                 StepState::Succeeded => {}
                 StepState::Failed | StepState::Skipped => {
-                    self.finish(target, StepState::Skipped);
-                    self.skipped_event(target);
+                    if self.states[target] == StepState::Pending {
+                        self.finish(target, StepState::Skipped);
+                        self.skipped_event(target);
+                    }
                 }
                 _ => {
                     self.waiting_on[target] += 1;
@@ -578,7 +593,7 @@ impl Scheduler {
             return;
         }
         let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
-        let requested = self.shared.cancel_requested_locally()
+        let requested = self.shared.cancel_requested()
             || (remote_due
                 && {
                     self.last_remote_cancel_check = Instant::now();
@@ -591,7 +606,8 @@ impl Scheduler {
                 });
         if requested {
             self.cancelled = true;
-            self.stop_starting = true;
+            self.shared.cancelled.store(true, Ordering::SeqCst);
+            self.stop();
             self.shared.runner.cancel_running(&self.shared.options.run_id);
         }
     }
@@ -673,15 +689,19 @@ impl Scheduler {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
     ) {
         match outcome {
-            Ok(Attempt::Succeeded(growth)) => {
+            Ok(Attempt::Succeeded(mut output)) => {
+                let growth = std::mem::take(&mut output.growth);
                 if !growth.is_empty()
                     && let Err(problem) = self.grow(index, growth)
                 {
+                    // Nothing of the step is recorded as succeeded: its values are not
+                    // materializations of this run.
                     let message = format!("the step added steps the plan cannot take: {problem}");
                     self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Error, &message);
                     self.step_failed(index, message);
                     return;
                 }
+                self.shared.record_success(&self.plan.steps()[index], *output);
                 if self.shared.durable {
                     // A step counts as done (for dependents, and for `resume` after a crash)
                     // only once its StepSuccess is stored. The executor slot is free already,
@@ -702,13 +722,17 @@ impl Scheduler {
                 let step = self.plan.steps()[index].clone();
                 let attempt = request.attempt + 1;
                 in_flight.push(Box::pin(async move {
-                    let outcome = if shared.wait_backoff(delay).await {
-                        Ok(())
-                    } else {
+                    let waited = shared.wait_backoff(delay).await;
+                    let outcome = if !waited || shared.cancel_requested() {
                         // Cancelled during the backoff: the step ends here, classified canceled.
                         Err(shared
                             .fail_step(&step, *request, StepFailure { reason: FailureReason::Canceled, ..failure })
                             .await)
+                    } else if shared.stopping.load(Ordering::SeqCst) {
+                        // The run starts no further attempt: the last failure is the step's.
+                        Err(shared.fail_step(&step, *request, failure).await)
+                    } else {
+                        Ok(())
                     };
                     Completion::BackoffOver { index, attempt, outcome }
                 }));
@@ -726,11 +750,17 @@ impl Scheduler {
         }
     }
 
+    /// Starts no further step or attempt; steps waiting out a backoff end when it is over.
+    fn stop(&mut self) {
+        self.stop_starting = true;
+        self.shared.stopping.store(true, Ordering::SeqCst);
+    }
+
     fn step_failed(&mut self, index: usize, message: String) {
         self.failed.push((self.plan.steps()[index].key.to_string(), message));
         self.finish(index, StepState::Failed);
         if self.shared.options.stop_on_failure {
-            self.stop_starting = true;
+            self.stop();
         }
     }
 
@@ -740,7 +770,7 @@ impl Scheduler {
         let message = format!("the step's events were not stored: {err}");
         self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Infrastructure, &message);
         self.step_failed(index, message);
-        self.stop_starting = true;
+        self.stop();
         self.storage_error.get_or_insert(err);
     }
 }

@@ -477,6 +477,29 @@ async fn a_failed_instance_skips_the_fan_in_step_and_bad_growth_fails_its_produc
     let (step, message) = &outcome.failed[0];
     assert_eq!(step, "source");
     assert!(message.contains("'work[x]'") && message.contains("'nowhere'"), "{message}");
+    // The producer's output is not recorded as a materialization of the run it failed.
+    let events = event_types(&storage, "bad-growth").await;
+    assert!(!events.contains(&(EventType::Materialization, Some("source".into()))), "{events:?}");
+    assert!(!events.contains(&(EventType::StepSuccess, Some("source".into()))), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_a_step_waiting_out_a_backoff_with_its_last_failure() {
+    let storage = Storage::memory().await.unwrap();
+    // x fails once and waits 0.2 s to retry; meanwhile y fails for good and the run stops.
+    let runner = FakeRunner::new(|r| match (r.step_key.as_str(), r.attempt) {
+        ("x", 1) => Err(failure("flaky")),
+        ("y", _) => Err(failure("y broke")),
+        _ => materialized(r),
+    });
+    let mut opts = options("stops");
+    opts.stop_on_failure = true;
+    let outcome = execute_run(&storage, &pair_plan(constant_backoff(0.2)), runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(runner.calls(), vec![("x".to_string(), 1), ("y".to_string(), 1)]);
+    let failed: Vec<(&str, &str)> = outcome.failed.iter().map(|(s, m)| (s.as_str(), m.as_str())).collect();
+    assert_eq!(failed, [("y", "y broke"), ("x", "flaky")]);
+    assert_eq!(runner.failure_hooks(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

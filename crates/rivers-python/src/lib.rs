@@ -22,7 +22,6 @@ mod storage;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    logging::quiet_library_backtraces();
     logging::init();
     m.add_function(wrap_pyfunction!(logging::_log, m)?)?;
     exceptions::register(m)?;

@@ -10,22 +10,6 @@ use tracing_subscriber::EnvFilter;
 /// as `StorageError`s instead. `RUST_LOG=info,surrealdb=debug` brings them back.
 const DEFAULT_FILTER: &str = "info,surrealdb=off,surrealdb_core=off,surrealdb_kvs_rocksdb=off";
 
-/// Keeps library errors from capturing stack traces, unless `RUST_LIB_BACKTRACE` says otherwise.
-///
-/// The embedded database uses errors for control flow (an upsert of an existing record goes
-/// through a "key exists" error), and with `RUST_BACKTRACE=1` in the environment, as on many
-/// developer machines, every such error walked the stack: several percent of every run. No
-/// library error's stack trace ever reaches a user (errors become Python exceptions with their
-/// message); panics still print theirs under `RUST_BACKTRACE`.
-pub(crate) fn quiet_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: called from the module's initialisation, holding the GIL, before this
-        // extension starts any thread; the only other readers are Rust's backtrace machinery,
-        // which reads the variable once, on first use, after this.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-}
-
 /// Installs the process-wide subscriber unless the host process already has one.
 pub(crate) fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));

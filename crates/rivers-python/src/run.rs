@@ -2,7 +2,7 @@
 //! it) and `launch_run` (in the background).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -12,7 +12,7 @@ use rivers_engine::{LaunchOutcome, LaunchedRun, RunOptions, StepFailure, StepOut
 
 use crate::error::BindingError;
 use crate::graph::PyPlan;
-use crate::runtime::{block_on, block_on_interruptible};
+use crate::runtime::{SIGNAL_POLL, block_on, block_on_interruptible};
 use crate::step::{PyStepRequest, step_outcome};
 use crate::storage::PyStorage;
 
@@ -261,12 +261,24 @@ impl PyLaunchedRun {
         self.run.outcome().is_some()
     }
 
-    /// Waits for the run's end (at most `timeout` seconds); `None` if it is still running.
+    /// Waits for the run's end (at most `timeout` seconds; `None` or infinity: no limit);
+    /// `None` if it is still running then. Ctrl-C interrupts the wait, not the run.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyRunOutcome>> {
-        let limit = timeout.map(|seconds| Duration::from_secs_f64(seconds.max(0.0)));
-        let waited = block_on(py, &self.handle, async { Ok::<_, BindingError>(self.run.wait(limit).await) })?;
-        waited.map(launch_result).transpose()
+        let deadline = timeout
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds.max(0.0)).ok())
+            .and_then(|limit| Instant::now().checked_add(limit));
+        loop {
+            let slice = deadline.map_or(SIGNAL_POLL, |d| d.saturating_duration_since(Instant::now()).min(SIGNAL_POLL));
+            let waited = block_on(py, &self.handle, async { Ok::<_, BindingError>(self.run.wait(Some(slice)).await) })?;
+            if let Some(outcome) = waited {
+                return launch_result(outcome).map(Some);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
     }
 }
 

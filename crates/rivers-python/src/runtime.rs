@@ -29,7 +29,7 @@ where
 }
 
 /// How often a blocked call wakes up to let Python handle signals (Ctrl-C).
-const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Like [`block_on`], for long calls that Ctrl-C must be able to stop: the GIL is re-taken
 /// every [`SIGNAL_POLL`] to run Python's signal handlers. When one raises (`KeyboardInterrupt`),

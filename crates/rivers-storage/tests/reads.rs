@@ -97,7 +97,12 @@ async fn runs_page_newest_first_by_job_backfill_and_tag() {
     for i in 0..12 {
         let run = NewRun {
             job_name: Some(if i % 2 == 0 { "nightly" } else { "hourly" }.into()),
-            tags: if i % 3 == 0 { vec![("team".into(), "data".into())] } else { vec![] },
+            // `a=b` / `c` and `a` / `b=c` are different tags.
+            tags: match i % 3 {
+                0 => vec![("team".into(), "data".into()), ("a=b".into(), "c".into())],
+                1 => vec![("a".into(), "b=c".into())],
+                _ => vec![],
+            },
             launched_by: if i % 4 == 0 {
                 LaunchedBy::Backfill { backfill_id: "bf-1".into() }
             } else {
@@ -118,5 +123,6 @@ async fn runs_page_newest_first_by_job_backfill_and_tag() {
     let tagged = RunFilter::Tag { key: "team".into(), value: "data".into() };
     assert_eq!(page(tagged, 2).await, ["run-09", "run-06"]);
     assert!(page(RunFilter::Tag { key: "team".into(), value: "ml".into() }, 5).await.is_empty());
+    assert_eq!(page(RunFilter::Tag { key: "a".into(), value: "b=c".into() }, 2).await, ["run-10", "run-07"]);
     assert_eq!(page(RunFilter::All, 2).await, ["run-11", "run-10"]);
 }

@@ -395,7 +395,6 @@ class SingleAsset(Asset):
     is_single = True
     fn: Callable[..., Any]
     _params: list[ParamSpec]
-    _param_tuples: list[tuple[str, str, bool]]
     _config_type: Any
     _return_hint: Any
     __wrapped__: Callable[..., Any]
@@ -430,7 +429,6 @@ class SingleAsset(Asset):
         asset.retry = _check_retry(name, options["retry"])
         asset.compute = options["compute"]
         asset._params, asset._config_type, asset._return_hint = inspect_function(fn, name)
-        asset._param_tuples = [(p.name, p.role, p.has_default) for p in asset._params]
         param_names = {p.name for p in asset._params}
         for dep in asset.deps:
             if dep.is_input and dep.name not in param_names:
@@ -513,5 +511,4 @@ class ExternalAsset(Asset):
             self.name = fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
         self._params, self._config_type, _ = inspect_function(fn, self.name)
-        self._param_tuples = [(p.name, p.role, p.has_default) for p in self._params]
         return self

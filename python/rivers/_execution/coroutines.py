@@ -27,6 +27,12 @@ def event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The shared loop if it was started, without starting it."""
+    with _lock:
+        return _loop if _loop is not None and not _loop.is_closed() else None
+
+
 def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     """Runs ``coro`` on the shared loop and returns its result (or raises its exception)."""
     return asyncio.run_coroutine_threadsafe(coro, event_loop()).result()

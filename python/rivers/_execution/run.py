@@ -8,6 +8,7 @@ coroutine on the process's event loop.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _refuse_kubernetes(request: _core.StepRequest) -> None:
+    if request.executor == "kubernetes":
+        raise RuntimeError(
+            f"step '{request.step_key}' requests the Kubernetes executor, which needs a cluster; run it "
+            "with Executor.in_process() or Executor.parallel() locally"
+        )
+
+
 def succeeded(persisted: list[Persisted], captured: Captured | None) -> _core.StepSucceeded:
     return _core.StepSucceeded(
         [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted],
@@ -107,11 +116,7 @@ class RunSession:
         captured = None
         try:
             spec = self._spec(request)
-            if request.executor == "kubernetes":
-                raise RuntimeError(
-                    f"step '{request.step_key}' requests the Kubernetes executor, which needs a cluster; run it "
-                    "with Executor.in_process() or Executor.parallel() locally"
-                )
+            _refuse_kubernetes(request)
             if request.executor == "parallel":
                 outcome, captured = self._in_worker(spec)
                 if isinstance(outcome, BaseException):
@@ -135,12 +140,17 @@ class RunSession:
         if task is not None:
             self._async_tasks.add(task)
         try:
+            _refuse_kubernetes(request)
             if self._cancelled:
                 raise asyncio.CancelledError
             with capture:
                 persisted = await run_async_step_body(self._spec(request))
             return succeeded(persisted, capture.result())
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if not self._cancelled:
+                # Cancelled by something else than the run (a library, the step itself): an
+                # ordinary failure, which its retry policy may retry.
+                return self._failed(request, RuntimeError(f"the step was cancelled: {describe(exc)}"), capture.result())
             message = f"step '{request.step_key}' was interrupted: its run was cancelled"
             return _core.StepFailed(message, FailureReason.CANCELED.value, False, core_captured(capture.result()))
         except Exception as exc:
@@ -152,14 +162,17 @@ class RunSession:
         """Called by the engine once when the run is cancelled: interrupts the async steps
         that are running (sync steps finish, cancellation being cooperative)."""
         self._cancelled = True
+        from rivers._execution import coroutines
+
+        loop = coroutines.running_loop()
+        if loop is None:  # no async step ever ran in this process
+            return
 
         def cancel_all() -> None:
             for task in list(self._async_tasks):
                 task.cancel()
 
-        from rivers._execution.coroutines import event_loop
-
-        event_loop().call_soon_threadsafe(cancel_all)
+        loop.call_soon_threadsafe(cancel_all)
 
     def _in_worker(self, spec: StepSpec) -> tuple[Any, Captured | None]:
         from rivers._execution.worker import build_payload, execute
@@ -172,7 +185,14 @@ class RunSession:
     def on_final_failure(self, request: _core.StepRequest, message: str) -> None:
         """Runs failure hooks where the step body ran (R46): a worker for sync steps of the
         parallel executor, this process otherwise."""
-        spec = self._spec(request)
+        try:
+            spec = self._spec(request)
+        except Exception as exc:  # what failed the step; its hooks cannot be bound
+            print(
+                f"rivers: the failure hooks of step '{request.step_key}' did not run: {describe(exc)}",
+                file=sys.stderr,
+            )
+            return
         if request.executor == "parallel" and not request.is_async:
             from rivers._execution.worker import build_payload, run_failure_hooks
 

@@ -32,9 +32,8 @@ impl Storage {
             message: None,
         };
         let mut doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
-        // Indexed companions of fields that are not directly indexable: tags as `key=value`
-        // strings, the backfill a run belongs to.
-        doc["tag_pairs"] = json!(record.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+        // The indexed companion of a field that is not directly indexable: the backfill a run
+        // belongs to.
         doc["backfill_id"] = match &record.launched_by {
             rivers_core::LaunchedBy::Backfill { backfill_id } => json!(backfill_id),
             _ => Value::Null,
@@ -42,9 +41,10 @@ impl Storage {
         // Each tag also gets a `run_tag` row, which pages runs by tag newest-first.
         self.execute(
             "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE; \
-             FOR $tag IN $doc.tag_pairs { \
-                 UPSERT type::record('run_tag', [$id, $tag]) \
-                     CONTENT { tag: $tag, run_id: $id, start_time: $doc.start_time } RETURN NONE; \
+             FOR $tag IN $doc.tags { \
+                 UPSERT type::record('run_tag', [$id, $tag[0], $tag[1]]) \
+                     CONTENT { key: $tag[0], value: $tag[1], run_id: $id, start_time: $doc.start_time } \
+                     RETURN NONE; \
              };",
             json!({"id": record.run_id, "doc": doc}),
         )
@@ -71,20 +71,25 @@ impl Storage {
     /// runs stored.
     pub async fn get_runs_where(&self, filter: &RunFilter, limit: usize) -> Result<Vec<RunRecord>> {
         const COLUMNS: &str = "SELECT * OMIT id, tag_pairs, backfill_id";
-        let (source, value) = match filter {
-            RunFilter::All => ("FROM run WITH INDEX run_start_time", Value::Null),
-            RunFilter::Status(status) => ("FROM run WITH INDEX run_status_time WHERE status = $value", json!(status)),
-            RunFilter::Job(job) => ("FROM run WITH INDEX run_job_time WHERE job_name = $value", json!(job)),
-            RunFilter::Backfill(id) => ("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value", json!(id)),
+        let (source, vars) = match filter {
+            RunFilter::All => ("FROM run WITH INDEX run_start_time", json!({})),
+            RunFilter::Status(status) => {
+                ("FROM run WITH INDEX run_status_time WHERE status = $value", json!({"value": status}))
+            }
+            RunFilter::Job(job) => ("FROM run WITH INDEX run_job_time WHERE job_name = $value", json!({"value": job})),
+            RunFilter::Backfill(id) => {
+                ("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value", json!({"value": id}))
+            }
             RunFilter::Tag { key, value } => (
                 "FROM (SELECT VALUE type::record('run', run_id) FROM run_tag WITH INDEX run_tag_time \
-                 WHERE tag = $value ORDER BY start_time DESC LIMIT $limit)",
-                json!(format!("{key}={value}")),
+                 WHERE key = $key AND value = $value ORDER BY start_time DESC LIMIT $limit)",
+                json!({"key": key, "value": value}),
             ),
         };
+        let mut vars = vars;
+        vars["limit"] = json!(limit);
         let sql = format!("{COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
-        let rows = self.rows(&sql, json!({"value": value, "limit": limit})).await?;
-        decode("run", rows)
+        decode("run", self.rows(&sql, vars).await?)
     }
 
     /// Moves a run to `status` (non-terminal transitions such as `Running`).
