@@ -480,24 +480,6 @@ class CodeRepository:
         )
         return session, request
 
-    def _run(
-        self,
-        plan: Any,
-        executor: Executor,
-        job_name: str | None,
-        tags: list[tuple[str, str]] | None,
-        config: dict[str, dict[str, Any]] | None,
-        run_id: str | None,
-        resume: bool,
-        raise_on_error: bool,
-        partition_key: Any | None,
-    ) -> RunResult:
-        session, request = self._prepare_run(
-            plan, executor, job_name, tags, config, run_id, resume, raise_on_error, partition_key
-        )
-        outcome = _core.execute_run(self.storage, plan, session, request)
-        return run_result(outcome, session, raise_on_error)
-
     def materialize(
         self,
         selection: list[str] | None = None,
@@ -520,7 +502,10 @@ class CodeRepository:
         plan = self._graph.plan(
             selection, include_upstream, executor.kind, retry_spec(retry), retry_spec(self._default_retry)
         )
-        return self._run(plan, executor, None, tags, config, run_id_override, resume, raise_on_error, partition_key)
+        session, request = self._prepare_run(
+            plan, executor, None, tags, config, run_id_override, resume, raise_on_error, partition_key
+        )
+        return run_result(_core.execute_run(self.storage, plan, session, request), session, raise_on_error)
 
     def _execute_job(
         self,
@@ -540,7 +525,10 @@ class CodeRepository:
             retry_spec(job.retry),
             retry_spec(self._default_retry),
         )
-        return self._run(plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key)
+        session, request = self._prepare_run(
+            plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key
+        )
+        return run_result(_core.execute_run(self.storage, plan, session, request), session, raise_on_error)
 
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
         """Launches an ad-hoc run in the background (the path daemon and UI launches take): the
