@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -134,7 +135,8 @@ pub struct PlanOptions {
 /// registration order); steps added by growth follow, each after its upstreams.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
-    steps: Vec<PlanStep>,
+    /// Shared so that handing a step to its attempt costs a reference count, not a copy.
+    steps: Vec<Arc<PlanStep>>,
     positions: HashMap<StepKey, usize>,
     /// Some step overrides the run executor: run level by level, one executor batch at a time.
     pub level_grouping: bool,
@@ -154,7 +156,7 @@ impl Plan {
     }
 
     /// Steps in plan order.
-    pub fn steps(&self) -> &[PlanStep] {
+    pub fn steps(&self) -> &[Arc<PlanStep>] {
         &self.steps
     }
 
@@ -170,7 +172,7 @@ impl Plan {
 
     /// The step with this key.
     pub fn step(&self, key: &StepKey) -> Option<&PlanStep> {
-        self.positions.get(key).map(|&i| &self.steps[i])
+        self.positions.get(key).map(|&i| &*self.steps[i])
     }
 
     /// Position of the step with this key in [`Plan::steps`].
@@ -202,7 +204,7 @@ impl Plan {
         step.level = level;
         let position = self.steps.len();
         self.positions.insert(step.key.clone(), position);
-        self.steps.push(step);
+        self.steps.push(Arc::new(step));
         Ok(position)
     }
 
@@ -230,11 +232,12 @@ impl Plan {
                     )));
                 };
                 let needed = grown.steps[up_position].level + 1;
-                if !grown.steps[position].upstream_steps.contains(&up) {
-                    grown.steps[position].upstream_steps.push(up);
+                let target_step = Arc::make_mut(&mut grown.steps[position]);
+                if !target_step.upstream_steps.contains(&up) {
+                    target_step.upstream_steps.push(up);
                 }
-                if grown.steps[position].level < needed {
-                    grown.steps[position].level = needed;
+                if target_step.level < needed {
+                    target_step.level = needed;
                     deepened.push(position);
                 }
             }
@@ -290,7 +293,7 @@ impl Plan {
             let needed = self.steps[position].level + 1;
             for &down in &downstream[position] {
                 if self.steps[down].level < needed {
-                    self.steps[down].level = needed;
+                    Arc::make_mut(&mut self.steps[down]).level = needed;
                     changed.push(down);
                 }
             }

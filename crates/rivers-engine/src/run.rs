@@ -171,10 +171,10 @@ async fn drive_run(
     let mut scheduler = Scheduler::new(plan.clone(), &shared, already_done);
     scheduler.drive().await;
 
-    let Scheduler { plan, states, failed, cancelled, storage_error, .. } = scheduler;
+    let Scheduler { plan, states, failed, storage_error, .. } = scheduler;
     let status = if storage_error.is_some() {
         RunStatus::Failure
-    } else if cancelled {
+    } else if shared.cancelled.load(Ordering::SeqCst) {
         RunStatus::Canceled
     } else if states.iter().any(|s| *s != StepState::Succeeded) {
         RunStatus::Failure
@@ -297,7 +297,7 @@ impl Shared {
 
     /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
     /// frees the step's executor slot for the backoff (R39).
-    async fn run_attempt(self: Arc<Self>, step: PlanStep, attempt: u32) -> Attempt {
+    async fn run_attempt(self: Arc<Self>, step: Arc<PlanStep>, attempt: u32) -> Attempt {
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
         }
@@ -423,8 +423,6 @@ struct Scheduler {
     ready: BTreeSet<usize>,
     running: HashMap<Lane, usize>,
     failed: Vec<(String, String)>,
-    stop_starting: bool,
-    cancelled: bool,
     /// Events of the run could not be written: the run stops and ends `Failure`.
     storage_error: Option<rivers_storage::Error>,
     /// The attempt number a step resumes at after a backoff.
@@ -437,8 +435,9 @@ struct Scheduler {
 
 impl Scheduler {
     fn new(plan: Plan, shared: &Arc<Shared>, already_done: std::collections::HashSet<String>) -> Self {
+        let steps = plan.len();
         let mut scheduler = Scheduler {
-            plan: Plan::default(),
+            plan,
             shared: Arc::clone(shared),
             states: Vec::new(),
             waiting_on: Vec::new(),
@@ -446,16 +445,12 @@ impl Scheduler {
             ready: BTreeSet::new(),
             running: HashMap::new(),
             failed: Vec::new(),
-            stop_starting: false,
-            cancelled: false,
             storage_error: None,
             attempts: HashMap::new(),
             already_done,
             last_remote_cancel_check: Instant::now(),
         };
-        let positions = 0..plan.len();
-        scheduler.plan = plan;
-        scheduler.track(positions);
+        scheduler.track(0..steps);
         scheduler
     }
 
@@ -589,7 +584,7 @@ impl Scheduler {
     async fn check_cancellation(&mut self) {
         // After a lost write the run is ending anyway, and polling a store that is gone would
         // only hold the loop up.
-        if self.cancelled || self.storage_error.is_some() {
+        if self.shared.cancelled.load(Ordering::SeqCst) || self.storage_error.is_some() {
             return;
         }
         let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
@@ -605,7 +600,6 @@ impl Scheduler {
                 })
                 });
         if requested {
-            self.cancelled = true;
             self.shared.cancelled.store(true, Ordering::SeqCst);
             self.stop();
             self.shared.runner.cancel_running(&self.shared.options.run_id);
@@ -620,7 +614,7 @@ impl Scheduler {
         cancel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.check_cancellation().await;
-            if !self.stop_starting {
+            if !self.shared.stopping.load(Ordering::SeqCst) {
                 self.start_ready(&mut in_flight);
             }
             if in_flight.is_empty() {
@@ -628,7 +622,7 @@ impl Scheduler {
             }
             let completion = tokio::select! {
                 completion = in_flight.next() => completion,
-                _ = cancel_check.tick(), if !self.cancelled => continue,
+                _ = cancel_check.tick(), if !self.shared.cancelled.load(Ordering::SeqCst) => continue,
             };
             let Some(completion) = completion else { break };
             match completion {
@@ -676,7 +670,7 @@ impl Scheduler {
             self.states[index] = StepState::Running;
             let attempt = self.attempts.remove(&index).unwrap_or(1);
             let shared = Arc::clone(&self.shared);
-            let step = step.clone();
+            let step = Arc::clone(step);
             let task = tokio::spawn(shared.run_attempt(step, attempt));
             in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
         }
@@ -719,7 +713,7 @@ impl Scheduler {
                 // The slot is released for the wait (R39) and claimed again by the retry.
                 self.states[index] = StepState::BackingOff;
                 let shared = Arc::clone(&self.shared);
-                let step = self.plan.steps()[index].clone();
+                let step = Arc::clone(&self.plan.steps()[index]);
                 let attempt = request.attempt + 1;
                 in_flight.push(Box::pin(async move {
                     let waited = shared.wait_backoff(delay).await;
@@ -751,8 +745,7 @@ impl Scheduler {
     }
 
     /// Starts no further step or attempt; steps waiting out a backoff end when it is over.
-    fn stop(&mut self) {
-        self.stop_starting = true;
+    fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use rivers_core::{ExecutorKind, FailureReason, LaunchedBy};
 use rivers_engine::{LaunchOutcome, LaunchedRun, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner};
 
@@ -23,9 +23,11 @@ use crate::storage::PyStorage;
 /// them wait at once without a thread each.
 struct PyStepRunner {
     session: Arc<Py<PyAny>>,
-    /// The process's asyncio loop for async step bodies, fetched on the first async step.
-    event_loop: Arc<Mutex<Option<Py<PyAny>>>>,
 }
+
+/// The process's asyncio loop for async step bodies (`rivers._execution.coroutines`), fetched
+/// on the first async step.
+static EVENT_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn internal_failure(err: PyErr) -> StepFailure {
     StepFailure {
@@ -63,28 +65,15 @@ impl PyStepRunner {
         }
     }
 
-    async fn run_async(
-        session: Arc<Py<PyAny>>,
-        event_loop: Arc<Mutex<Option<Py<PyAny>>>>,
-        request: StepRequest,
-    ) -> AttemptResult {
+    async fn run_async(session: Arc<Py<PyAny>>, request: StepRequest) -> AttemptResult {
         // Creating the coroutine runs no user code; the body runs when the loop schedules it.
         let awaited = tokio::task::block_in_place(|| {
             Python::attach(|py| {
                 let coroutine = session.call_method1(py, "run_async_step", (PyStepRequest::from(&request),))?;
-                // Never call Python while holding the cache lock: the call may release the GIL
-                // to a thread that then waits for the lock. Racing fetches get the same loop.
-                let cached = event_loop.lock().as_ref().map(|cached| cached.clone_ref(py));
-                let event_loop = match cached {
-                    Some(event_loop) => event_loop,
-                    None => {
-                        let fetched: Py<PyAny> =
-                            py.import("rivers._execution.coroutines")?.call_method0("event_loop")?.unbind();
-                        *event_loop.lock() = Some(fetched.clone_ref(py));
-                        fetched
-                    }
-                };
-                let locals = pyo3_async_runtimes::TaskLocals::new(event_loop.into_bound(py));
+                let event_loop = EVENT_LOOP.get_or_try_init(py, || {
+                    py.import("rivers._execution.coroutines")?.call_method0("event_loop").map(Bound::unbind)
+                })?;
+                let locals = pyo3_async_runtimes::TaskLocals::new(event_loop.bind(py).clone());
                 pyo3_async_runtimes::into_future_with_locals(&locals, coroutine.into_bound(py))
             })
         })?;
@@ -97,10 +86,9 @@ impl StepRunner for PyStepRunner {
     fn run_step(&self, request: StepRequest) -> BoxFuture<'static, Result<StepOutput, StepFailure>> {
         let session = Arc::clone(&self.session);
         if request.is_async {
-            let event_loop = Arc::clone(&self.event_loop);
-            Box::pin(async move {
-                Self::run_async(session, event_loop, request).await.unwrap_or_else(|err| Err(internal_failure(err)))
-            })
+            Box::pin(
+                async move { Self::run_async(session, request).await.unwrap_or_else(|err| Err(internal_failure(err))) },
+            )
         } else {
             Box::pin(Self::run_sync(session, request))
         }
@@ -205,7 +193,7 @@ impl From<rivers_engine::RunOutcome> for PyRunOutcome {
 }
 
 fn runner(session: Py<PyAny>) -> Arc<dyn StepRunner> {
-    Arc::new(PyStepRunner { session: Arc::new(session), event_loop: Arc::default() })
+    Arc::new(PyStepRunner { session: Arc::new(session) })
 }
 
 /// Executes `plan` as one run and returns how it ended.

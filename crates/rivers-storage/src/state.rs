@@ -76,46 +76,42 @@ impl<K: Ord> Latest<K> {
 }
 
 impl StateUpdates {
-    /// Derives the state updates of `events` (in the order they were enqueued).
-    pub(crate) fn from_events(events: &[StoredEvent]) -> Self {
+    /// Derives the state updates of `events` (in the order they were enqueued); `texts` are
+    /// the events' stored JSON text, one per event, which state rows hold too.
+    pub(crate) fn from_events(events: &[StoredEvent], texts: &[String]) -> Self {
+        debug_assert_eq!(events.len(), texts.len());
         let mut mats = Latest::default();
         let mut observations = Latest::default();
         let mut partition_mats = Latest::default();
         let mut partition_observations = Latest::default();
         let mut steps = Latest::default();
         let mut run_seqs: BTreeMap<&str, i64> = BTreeMap::new();
-        for event in events {
+        for (event, text) in events.iter().zip(texts) {
             let seq = run_seqs.entry(event.run_id.as_str()).or_default();
             *seq = (*seq).max(event.run_seq);
             let Some(key) = event.asset_key.as_deref() else { continue };
             match event.event_type {
-                EventType::Materialization => {
-                    let doc = event_doc(event);
+                EventType::Materialization | EventType::Observation => {
+                    // The asset row keeps the latest event and its data version beside it (the
+                    // other `last_*` fields of a record are read from the event itself).
+                    let (latest, partitions, field, version_field) = if event.event_type == EventType::Materialization {
+                        (&mut mats, &mut partition_mats, "last_materialization", "last_data_version")
+                    } else {
+                        (
+                            &mut observations,
+                            &mut partition_observations,
+                            "last_observation",
+                            "last_observation_data_version",
+                        )
+                    };
+                    let doc = Value::String(text.clone());
                     if let Some(partition) = &event.partition_key {
-                        partition_mats.put_partition(key, partition, "last_materialization", &doc);
+                        partitions.put_partition(key, partition, field, &doc);
                     }
-                    mats.put(
-                        key.to_string(),
-                        // The other `last_*` fields of a record are read from the event itself.
-                        json!({
-                            "id": key,
-                            "asset_key": key,
-                            "last_data_version": event.data_version,
-                            "last_materialization": doc,
-                        }),
-                    );
-                }
-                EventType::Observation => {
-                    let doc = event_doc(event);
-                    if let Some(partition) = &event.partition_key {
-                        partition_observations.put_partition(key, partition, "last_observation", &doc);
-                    }
-                    observations.put(
-                        key.to_string(),
-                        json!({"id": key, "asset_key": key,
-                               "last_observation_data_version": event.data_version,
-                               "last_observation": doc}),
-                    );
+                    let mut row = json!({"id": key, "asset_key": key});
+                    row[version_field] = json!(event.data_version);
+                    row[field] = doc;
+                    latest.put(key.to_string(), row);
                 }
                 other => {
                     if let Some(status) = step_status(other) {
@@ -141,10 +137,6 @@ impl StateUpdates {
     }
 }
 
-fn event_doc(event: &StoredEvent) -> Value {
-    Value::String(crate::storage::event_text(event))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +157,11 @@ mod tests {
         }
     }
 
+    fn updates_of(events: &[StoredEvent]) -> StateUpdates {
+        let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
+        StateUpdates::from_events(events, &texts)
+    }
+
     fn stored(doc: &Value) -> StoredEvent {
         crate::storage::decode_events(vec![doc.clone()]).unwrap().remove(0)
     }
@@ -175,7 +172,7 @@ mod tests {
             event(EventType::Materialization, "r", Some("a"), None, 1),
             event(EventType::Materialization, "r", Some("a"), None, 2),
         ];
-        let updates = StateUpdates::from_events(&events);
+        let updates = updates_of(&events);
         assert_eq!(updates.materializations.len(), 1);
         assert_eq!(updates.materializations[0]["last_data_version"], "v2");
         assert_eq!(stored(&updates.materializations[0]["last_materialization"]).id, "e2");
@@ -188,7 +185,7 @@ mod tests {
             event(EventType::Materialization, "r", Some("a"), Some("p2"), 2),
             event(EventType::Observation, "r", Some("x"), Some("p1"), 3),
         ];
-        let updates = StateUpdates::from_events(&events);
+        let updates = updates_of(&events);
         let keys: Vec<&Value> = updates.partition_materializations.iter().map(|r| &r["partition_key"]).collect();
         assert_eq!(keys, ["p1", "p2"]);
         assert_eq!(stored(&updates.partition_observations[0]["last_observation"]).id, "e3");
@@ -204,7 +201,7 @@ mod tests {
             event(EventType::StepSkipped, "r2", Some("b"), None, 2),
             event(EventType::RunStart, "r3", None, None, 1),
         ];
-        let updates = StateUpdates::from_events(&events);
+        let updates = updates_of(&events);
         let statuses: Vec<(&Value, &Value)> = updates.steps.iter().map(|s| (&s["run_id"], &s["status"])).collect();
         assert_eq!(statuses, [(&json!("r1"), &json!("Success")), (&json!("r2"), &json!("Skipped"))]);
         assert_eq!(

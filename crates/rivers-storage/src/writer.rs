@@ -271,7 +271,9 @@ pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Resu
 
 /// Writes one batch; `segment` names the event segment to append (`None`: state only).
 async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
-    let updates = StateUpdates::from_events(events);
+    // Each event is serialised once: the segment and the state rows hold the same text.
+    let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
+    let updates = StateUpdates::from_events(events, &texts);
     let mut run_ids: Vec<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
@@ -279,7 +281,6 @@ async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEve
     asset_keys.sort_unstable();
     asset_keys.dedup();
     let seq = events.first().map_or(Value::Null, |e| json!(e.timestamp));
-    let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
     // Captured-output rows are keyed by their id, so a retried insert is ignored.
     let logs: Vec<Value> = logs
         .iter()

@@ -33,10 +33,26 @@ class _Result:
         return self._data_version
 
 
-class Output(_Result):
+class _TaggedResult(_Result):
+    """A result that records tags with its event (``Output`` and ``Materialization``)."""
+
+    __slots__ = ("_tags",)
+
+    def __init__(
+        self, output_name: str | None, metadata: dict[str, Any] | None, data_version: str | None, tags: list[str] | None
+    ) -> None:
+        super().__init__(output_name, metadata, data_version)
+        self._tags = list(tags) if tags is not None else None
+
+    @property
+    def tags(self) -> list[str] | None:
+        return self._tags
+
+
+class Output(_TaggedResult):
     """A value plus metadata, data version and tags. The IO handler receives the bare value."""
 
-    __slots__ = ("_value", "_tags")
+    __slots__ = ("_value",)
 
     def __init__(
         self,
@@ -47,26 +63,21 @@ class Output(_Result):
         data_version: str | None = None,
         tags: list[str] | None = None,
     ) -> None:
-        super().__init__(output_name, metadata, data_version)
+        super().__init__(output_name, metadata, data_version, tags)
         self._value = value
-        self._tags = list(tags) if tags is not None else None
 
     @property
     def value(self) -> Any:
         return self._value
 
-    @property
-    def tags(self) -> list[str] | None:
-        return self._tags
-
     def __repr__(self) -> str:
         return f"Output(value={self._value!r}, output_name={self._output_name!r}, data_version={self._data_version!r})"
 
 
-class Materialization(_Result):
+class Materialization(_TaggedResult):
     """Metadata-only result of an asset that persisted its data itself; the IO handler is skipped."""
 
-    __slots__ = ("_tags",)
+    __slots__ = ()
 
     def __init__(
         self,
@@ -76,12 +87,7 @@ class Materialization(_Result):
         data_version: str | None = None,
         tags: list[str] | None = None,
     ) -> None:
-        super().__init__(output_name, metadata, data_version)
-        self._tags = list(tags) if tags is not None else None
-
-    @property
-    def tags(self) -> list[str] | None:
-        return self._tags
+        super().__init__(output_name, metadata, data_version, tags)
 
     def __repr__(self) -> str:
         return f"Materialization(output_name={self._output_name!r}, data_version={self._data_version!r})"

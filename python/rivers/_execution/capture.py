@@ -69,6 +69,14 @@ _record_router = _RecordRouter()
 
 
 def _install() -> None:
+    # Called for every step: the common case (already installed) takes no lock.
+    if (
+        isinstance(sys.stdout, _StreamRouter)
+        and isinstance(sys.stderr, _StreamRouter)
+        and _rivers_logger.level != logging.NOTSET
+        and _record_router in _rivers_logger.handlers
+    ):
+        return
     with _install_lock:
         if not isinstance(sys.stdout, _StreamRouter):
             sys.stdout = _StreamRouter(sys.stdout, "stdout")

@@ -52,9 +52,14 @@ impl Storage {
     pub fn enqueue_event(&self, event: NewEvent) -> EnqueuedEvent {
         let run_seq = {
             let mut seqs = self.inner.run_seqs.lock();
-            let seq = seqs.entry(event.run_id.clone()).or_default();
-            *seq += 1;
-            *seq
+            // The run is attached almost always: number without copying its id.
+            if let Some(seq) = seqs.get_mut(&event.run_id) {
+                *seq += 1;
+                *seq
+            } else {
+                seqs.insert(event.run_id.clone(), 1);
+                1
+            }
         };
         let stored = StoredEvent {
             id: uuid::Uuid::now_v7().to_string(),
