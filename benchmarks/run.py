@@ -73,6 +73,10 @@ ROWS = (
     Row("selection_5k", "ratio", "1-asset run: 5,000-asset repo / 11-asset repo", "x", 1.2, 2),
     Row("import", "wall_ms", "cold `python -c 'import X'`", "ms", 150.0, 1),
     Row("peak_memory", "peak_rss_mb", "peak RSS, 200-asset run", "MiB", None, 1),
+    Row("fan_out", "ms_per_instance", "fan-out map+collect, per instance", "ms", 0.15, 3),
+    Row("fan_out", "peak_rss_mb", "  peak RSS of the fan-out run", "MiB", None, 1),
+    Row("multi_subset", "ms_per_output", "50-output multi-asset, 5 selected", "ms/output", 0.15, 3),
+    Row("validate_graphs", "validate_ms", "validate(), 1,000 graph assets x 5 tasks", "ms", 10.0, 1),
 )
 WORKLOADS = tuple(dict.fromkeys(row.workload for row in ROWS))
 # Workloads with no Dagster counterpart in this suite (Dagster has no SurrealDB backend; the

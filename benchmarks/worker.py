@@ -31,6 +31,9 @@ WORKLOADS = (
     "selection_5k",
     "parallel_sleep",
     "peak_memory",
+    "fan_out",
+    "multi_subset",
+    "validate_graphs",
 )
 
 

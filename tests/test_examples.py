@@ -26,3 +26,38 @@ def test_weather_example_runs_twice_on_embedded_storage(tmp_path: Path) -> None:
     # The second process sees the first run's history in the same embedded store.
     assert "runs stored so far: 1" in first
     assert "runs stored so far: 2" in second
+
+
+SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop" / "pipeline.py"
+
+
+def test_shop_example_runs_every_asset_kind(tmp_path: Path) -> None:
+    shutil.copy(SHOP, tmp_path / "pipeline.py")
+    output = subprocess.run(
+        [sys.executable, "pipeline.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "success=True" in output
+    materialized = output.split("materialized: ", 1)[1].splitlines()[0].split(", ")
+    assert sorted(materialized) == sorted(
+        [
+            "raw_orders",
+            "paid",
+            "refunds",
+            "daily_revenue/today",
+            "daily_revenue/total",
+            "daily_revenue/headline",
+            "daily_revenue",
+            "largest_taxed_order/by_order_id",
+            "largest_taxed_order/with_tax",
+            "largest_taxed_order/with_tax[order_1]",
+            "largest_taxed_order/with_tax[order_3]",
+            "largest_taxed_order/largest",
+            "largest_taxed_order",
+        ]
+    )
+    assert "largest_taxed_order: 119.88" in output
+    assert "order_3 with tax (one instance): 119.88" in output
+    assert ": 129.9 in paid orders" in output
+    assert "total (internal node): 129.9" in output
+    assert "subset run materialized: refunds, refund_count" in output
+    assert "refund_count: 1" in output

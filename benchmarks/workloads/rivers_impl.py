@@ -203,6 +203,11 @@ def peak_memory(quick: bool) -> dict[str, Any]:
     return {"metrics": {"peak_rss_mb": peak}, "details": {"rss_after_import_mb": after_import}}
 
 
+from workloads.asset_kinds_rivers import fan_out as fan_out  # noqa: E402
+from workloads.asset_kinds_rivers import multi_subset as multi_subset  # noqa: E402
+from workloads.asset_kinds_rivers import validate_graphs as validate_graphs  # noqa: E402
+
+
 def version() -> str:
     """Version string recorded in the results file."""
     return getattr(rs, "__version__", "unknown")

@@ -89,3 +89,36 @@ def sleep_source(decorator: str) -> str:
     return "\n".join(
         f"@{decorator}\ndef sleep_{i:02d}():\n    time.sleep(SLEEP_S)\n    return {i}\n" for i in range(SLEEP_ASSETS)
     )
+
+
+# --- asset kinds: fan-out, multi-asset subsetting, graph assets -------------------------
+
+#: Mapped instances per fan-out run (Dagster's in-process fan-out is measured on fewer; the
+#: per-instance figure is compared).
+FAN_OUT_RIVERS = 10_000
+FAN_OUT_DAGSTER = 1_000
+#: Outputs of the wide multi-asset, and how many of them a run selects.
+MULTI_OUTPUTS = 50
+MULTI_SELECTED = 5
+#: Graph assets in the validation workload, and tasks per graph (plus the graph's own node).
+GRAPH_ASSETS = 1_000
+GRAPH_TASKS = 5
+
+
+def chain_functions(count: int) -> list[Callable[..., int]]:
+    """``count`` plain functions forming a chain: ``step_0()`` starts it, ``step_i(value)``
+    adds one."""
+
+    def first() -> int:
+        return 1
+
+    functions: list[Callable[..., int]] = [first]
+    for _ in range(1, count):
+
+        def step(value: int) -> int:
+            return value + 1
+
+        functions.append(step)
+    for index, function in enumerate(functions):
+        function.__name__ = function.__qualname__ = f"step_{index}"
+    return functions

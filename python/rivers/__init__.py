@@ -30,10 +30,12 @@ from rivers._definitions.asset import Asset as Asset
 from rivers._definitions.asset import AssetDef as AssetDef
 from rivers._definitions.asset import DepDef as DepDef
 from rivers._definitions.asset import ExternalAsset as ExternalAsset
-from rivers._definitions.asset import GraphAsset as GraphAsset
 from rivers._definitions.asset import MultiAsset as MultiAsset
 from rivers._definitions.asset import SingleAsset as SingleAsset
+from rivers._definitions.composition import DynamicOutput as DynamicOutput
+from rivers._definitions.composition import InvokedNodeOutput as InvokedNodeOutput
 from rivers._definitions.executor import Executor as Executor
+from rivers._definitions.graph import GraphAsset as GraphAsset
 from rivers._definitions.hooks import Hook as Hook
 from rivers._definitions.hooks import HookContext as HookContext
 from rivers._definitions.metadata import MetadataValue as MetadataValue
@@ -47,8 +49,11 @@ from rivers._definitions.retry import FailureReason as FailureReason
 from rivers._definitions.retry import RetryOn as RetryOn
 from rivers._definitions.retry import RetryPolicy as RetryPolicy
 from rivers._definitions.schema import Schema as Schema
+from rivers._definitions.task import BashTask as BashTask
+from rivers._definitions.task import Task as Task
 from rivers._execution.context import AssetExecutionContext as AssetExecutionContext
 from rivers._execution.context import SelfDependency as SelfDependency
+from rivers._execution.context import TaskExecutionContext as TaskExecutionContext
 from rivers._execution.handles import RunHandle as RunHandle
 from rivers._execution.handles import RunResult as RunResult
 from rivers._execution.io_context import InputContext as InputContext
@@ -94,15 +99,18 @@ __all__ = [
     "AssetRecord",
     "Backoff",
     "BaseIOHandler",
+    "BashTask",
     "CodeRepository",
     "Compute",
     "ComputeEscalation",
     "DepDef",
+    "DynamicOutput",
     "Executor",
     "ExternalAsset",
     "FailureReason",
     "GraphAsset",
     "Hook",
+    "InvokedNodeOutput",
     "HookContext",
     "InMemoryIOHandler",
     "InputContext",
@@ -129,5 +137,7 @@ __all__ = [
     "StorageType",
     "StoredEvent",
     "StoredTick",
+    "Task",
+    "TaskExecutionContext",
     "exceptions",
 ]

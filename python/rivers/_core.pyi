@@ -228,7 +228,7 @@ class NodeSpec:
         cls,
         *,
         name: str,
-        kind: Literal["asset", "external"],
+        kind: Literal["asset", "multi", "graph", "task", "external"],
         params: list[Any],
         deps: list[Any],
         metadata: list[tuple[str, str]],
@@ -243,6 +243,12 @@ class NodeSpec:
         pools: list[tuple[str, int]],
         hooks: list[Any],
         observable: bool,
+        outputs: list[Any] = ...,
+        never_retried: bool = False,
+        graph: str | None = None,
+        members: list[str] = ...,
+        mapped: bool = False,
+        max_concurrency: int | None = None,
     ) -> NodeSpec: ...
 
 @final
@@ -258,7 +264,6 @@ class Graph:
     @property
     def warnings(self) -> list[str]: ...
     def snapshot_json(self, jobs: list[Any], default_executor: Any, default_retry: Any = None) -> str: ...
-    def upstreams(self, name: str) -> list[tuple[str, bool]]: ...
     def check_retry(self, spec: Any, site: str) -> None: ...
     def plan(
         self,
@@ -292,6 +297,10 @@ class StepRequest:
     def mapping_key(self) -> str | None: ...
     @property
     def partition_keys(self) -> list[str]: ...
+    @property
+    def output_selection(self) -> list[str]: ...
+    @property
+    def fan_in(self) -> list[FanIn]: ...
     @property
     def attempt(self) -> int: ...
     @property
@@ -334,13 +343,30 @@ class StepMaterialization:
 @final
 class StepSucceeded:
     def __new__(
-        cls, materializations: list[StepMaterialization], captured: CapturedOutput | None = None
+        cls,
+        materializations: list[StepMaterialization],
+        captured: CapturedOutput | None = None,
+        fan_out: list[str] | None = None,
     ) -> StepSucceeded: ...
+
+@final
+class FanIn:
+    @property
+    def template(self) -> str: ...
+    @property
+    def keys(self) -> list[str]: ...
+    @property
+    def completed(self) -> list[str]: ...
 
 @final
 class StepFailed:
     def __new__(
-        cls, message: str, reason: str, matched_retry_class: bool = False, captured: CapturedOutput | None = None
+        cls,
+        message: str,
+        reason: str,
+        matched_retry_class: bool = False,
+        captured: CapturedOutput | None = None,
+        materializations: list[StepMaterialization] = ...,
     ) -> StepFailed: ...
 
 @final
@@ -381,3 +407,16 @@ class LaunchedRun:
 
 def execute_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> RunOutcome: ...
 def launch_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> LaunchedRun: ...
+
+@final
+class CommandResult:
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+
+def run_command(
+    command: str | list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> CommandResult: ...

@@ -19,7 +19,6 @@ def plain() -> int:
         ("run_queue", object()),
         ("pool_limits", {"db": 2}),
         ("partition_defs", {"daily": object()}),
-        ("tasks", [object()]),
         ("run_backend", object()),
     ],
 )

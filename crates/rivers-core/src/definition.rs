@@ -16,8 +16,23 @@ use crate::vocab::ExecutorKind;
 pub enum NodeKind {
     /// An asset computed by a function (one step).
     Asset,
+    /// One function producing several assets, its [`NodeDef::outputs`] (one step).
+    Multi,
+    /// A graph asset's own step: the dual write of its final internal node's value under the
+    /// graph's name, after every member ([`NodeDef::members`]) succeeded.
+    Graph,
+    /// A task: standalone (a node of the outer graph under its bare name) or a graph asset's
+    /// internal node (`graph/task`, [`NodeDef::graph`] set). Tasks write no materializations.
+    Task,
     /// An asset produced outside rivers: a graph source, never a step.
     External,
+}
+
+impl NodeKind {
+    /// Whether the node's value is an asset (it has asset records and materializations).
+    pub fn is_asset(self) -> bool {
+        !matches!(self, NodeKind::Task)
+    }
 }
 
 /// How the authoring layer classified a function parameter from its annotation and position.
@@ -36,6 +51,10 @@ pub enum ParamRole {
     SelfDependency,
     /// Anything else: bound to an upstream asset or a resource by name.
     Named,
+    /// A graph-internal task parameter wired to a handle: loads [`ParamDef::source`].
+    Wired,
+    /// A graph-internal task parameter bound to a constant recorded in the composition.
+    Constant,
 }
 
 impl std::str::FromStr for ParamRole {
@@ -48,10 +67,12 @@ impl std::str::FromStr for ParamRole {
             "misplaced_context" => ParamRole::MisplacedContext,
             "self" => ParamRole::SelfDependency,
             "named" => ParamRole::Named,
+            "wired" => ParamRole::Wired,
+            "constant" => ParamRole::Constant,
             other => {
                 return Err(crate::Error::InvalidValue(format!(
                     "unknown parameter role {other:?}; expected context, context_by_name, misplaced_context, \
-                     self or named"
+                     self, named, wired or constant"
                 )));
             }
         })
@@ -67,6 +88,16 @@ pub struct ParamDef {
     pub role: ParamRole,
     /// Whether the parameter has a Python default value.
     pub has_default: bool,
+    /// [`ParamRole::Wired`]: the node whose value the parameter loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl ParamDef {
+    /// A parameter bound by name (to an upstream node or a resource).
+    pub fn named(name: impl Into<String>) -> Self {
+        ParamDef { name: name.into(), role: ParamRole::Named, has_default: false, source: None }
+    }
 }
 
 /// Where a node's values are written and read.
@@ -142,6 +173,59 @@ pub struct HookDef {
     pub hook_type: HookType,
 }
 
+/// One output of a multi-asset: an asset key of the graph with its own attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputDef {
+    /// Output name: the asset key.
+    pub name: String,
+    /// Tags (the multi-asset's when the output sets none).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Kinds (the multi-asset's when the output sets none).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Asset group (the multi-asset's when the output sets none).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Code version (the multi-asset's when the output sets none).
+    #[serde(default)]
+    pub code_version: Option<String>,
+    /// The handler that writes this output.
+    #[serde(default)]
+    pub io_handler: IoHandlerRef,
+    /// Static metadata of this output.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    /// Lineage-only dependencies of this output alone.
+    #[serde(default)]
+    pub deps: Vec<String>,
+}
+
+impl OutputDef {
+    /// An output with no attributes of its own.
+    pub fn named(name: impl Into<String>) -> Self {
+        OutputDef {
+            name: name.into(),
+            tags: Vec::new(),
+            kinds: Vec::new(),
+            group: None,
+            code_version: None,
+            io_handler: IoHandlerRef::Default,
+            metadata: Vec::new(),
+            deps: Vec::new(),
+        }
+    }
+}
+
+/// A fan-out template (`handle.map(task)` in a graph body): at run time its step reads the
+/// producer's value and the engine adds one instance step per element, `node[key]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapDef {
+    /// At most this many instances of the map run at once; `None`: only the executor's caps.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+}
+
 /// A node of the asset graph, with every field its declaration carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeDef {
@@ -200,6 +284,22 @@ pub struct NodeDef {
     /// The automation condition (filled in once the daemon evaluates conditions).
     #[serde(default)]
     pub automation_condition: Option<serde_json::Value>,
+    /// [`NodeKind::Multi`]: the outputs, in declaration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputDef>,
+    /// A multi-asset whose body yields its outputs: each is persisted as it is yielded, so the
+    /// step is never retried (a second attempt would write earlier outputs twice).
+    #[serde(default)]
+    pub never_retried: bool,
+    /// A graph-internal task: the graph asset it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<String>,
+    /// [`NodeKind::Graph`]: its internal nodes, in composition order; the final node first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// A graph-internal task mapped over a producer's elements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapDef>,
 }
 
 impl NodeDef {
@@ -225,13 +325,38 @@ impl NodeDef {
             observable: false,
             partitions: None,
             automation_condition: None,
+            outputs: Vec::new(),
+            never_retried: false,
+            graph: None,
+            members: Vec::new(),
+            map: None,
+        }
+    }
+
+    /// A standalone task node with no parameters.
+    pub fn task(name: impl Into<String>) -> Self {
+        NodeDef { kind: NodeKind::Task, ..NodeDef::asset(name) }
+    }
+
+    /// A multi-asset node producing `outputs`.
+    pub fn multi(name: impl Into<String>, outputs: &[&str]) -> Self {
+        NodeDef {
+            kind: NodeKind::Multi,
+            outputs: outputs.iter().map(|o| OutputDef::named(*o)).collect(),
+            ..NodeDef::asset(name)
         }
     }
 
     /// Adds a named parameter (builder style).
     pub fn with_param(mut self, name: impl Into<String>) -> Self {
-        self.params.push(ParamDef { name: name.into(), role: ParamRole::Named, has_default: false });
+        self.params.push(ParamDef::named(name));
         self
+    }
+
+    /// The asset keys this node's step writes: a multi-asset's outputs, else the node itself.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        let own = if self.kind == NodeKind::Multi { None } else { Some(self.name.as_str()) };
+        own.into_iter().chain(self.outputs.iter().map(|o| o.name.as_str()))
     }
 
     /// Adds a lineage-only dependency (builder style).
@@ -338,7 +463,7 @@ mod tests {
             escalate_on: vec![],
         }));
         let mut report = NodeDef::asset("report").with_param("orders");
-        report.params.push(ParamDef { name: "context".into(), role: ParamRole::ContextByName, has_default: false });
+        report.params.push(ParamDef { role: ParamRole::ContextByName, ..ParamDef::named("context") });
         report.deps.push(DepDef {
             name: "orders".into(),
             is_input: true,

@@ -17,13 +17,48 @@ pub(crate) struct Edge {
     pub(crate) upstream: usize,
     /// Data edges load the upstream's value; lineage edges only order.
     pub(crate) is_data: bool,
+    /// The output of a multi-asset upstream the edge reads; `None` for the node's own value.
+    pub(crate) output: Option<u32>,
+    /// A graph asset waiting for one of its internal nodes: ordering, not lineage.
+    pub(crate) member: bool,
+}
+
+/// Where a loadable name lives: a node, and for a multi-asset output, which one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef {
+    /// Node id.
+    pub node: usize,
+    /// Output index of a multi-asset; `None` for the node's own value.
+    pub output: Option<u32>,
+}
+
+/// One asset key of the graph with the attributes its record carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetEntry<'a> {
+    /// Asset key.
+    pub key: &'a str,
+    /// The node that produces it.
+    pub node: &'a NodeDef,
+    /// Tags.
+    pub tags: &'a [String],
+    /// Kinds.
+    pub kinds: &'a [String],
+    /// Group.
+    pub group: Option<&'a str>,
+    /// Code version.
+    pub code_version: Option<&'a str>,
+    /// Upstream asset keys (lineage).
+    pub upstreams: Vec<String>,
 }
 
 /// A validated asset graph. Node ids are indices into registration order.
 #[derive(Debug, Clone)]
 pub struct AssetGraph {
     pub(crate) nodes: Vec<NodeDef>,
+    /// Step names: every node's own name.
     index: HashMap<String, usize>,
+    /// Loadable names: asset keys (multi-asset outputs included) and task names.
+    keys: HashMap<String, KeyRef>,
     pub(crate) upstream: Vec<Vec<Edge>>,
     pub(crate) executors: Vec<Option<ExecutorKind>>,
     pub(crate) retries: Vec<Option<RetryPolicy>>,
@@ -59,18 +94,10 @@ impl AssetGraph {
         registered_retries: HashMap<String, RetryPolicy>,
         check_bindings: bool,
     ) -> Result<Self> {
-        let mut index = HashMap::with_capacity(nodes.len());
-        for (id, node) in nodes.iter().enumerate() {
-            if index.insert(node.name.clone(), id).is_some() {
-                return Err(Error::GraphValidation(format!(
-                    "duplicate node name '{}': every asset and task name must be unique in a repository",
-                    node.name
-                )));
-            }
-        }
+        let (index, keys) = Self::name_tables(&nodes)?;
         let resources: HashSet<&str> = resource_keys.iter().map(String::as_str).collect();
         let mut warnings = Vec::new();
-        let mut shadowed: Vec<&String> = resource_keys.iter().filter(|key| index.contains_key(*key)).collect();
+        let mut shadowed: Vec<&String> = resource_keys.iter().filter(|key| keys.contains_key(*key)).collect();
         shadowed.sort_unstable();
         for key in shadowed {
             warnings.push(format!(
@@ -80,7 +107,7 @@ impl AssetGraph {
         }
         let mut upstream = Vec::with_capacity(nodes.len());
         for node in &nodes {
-            upstream.push(Self::node_edges(node, &index, &resources, check_bindings)?);
+            upstream.push(Self::node_edges(node, &index, &keys, &resources, check_bindings)?);
         }
         let executors = nodes
             .iter()
@@ -93,7 +120,7 @@ impl AssetGraph {
             .iter()
             .map(|node| match &node.retry {
                 None => Ok(None),
-                Some(spec) => match resolve_retry(spec, &registered_retries, &format!("asset '{}'", node.name)) {
+                Some(spec) => match resolve_retry(spec, &registered_retries, &format!("'{}'", node.name)) {
                     Err(_) if !check_bindings => Ok(None),
                     other => other.map(Some),
                 },
@@ -102,6 +129,7 @@ impl AssetGraph {
         let graph = AssetGraph {
             nodes,
             index,
+            keys,
             upstream,
             executors,
             retries,
@@ -113,41 +141,108 @@ impl AssetGraph {
         Ok(graph)
     }
 
+    /// The step-name and loadable-name tables; every name is produced by one node only.
+    fn name_tables(nodes: &[NodeDef]) -> Result<(HashMap<String, usize>, HashMap<String, KeyRef>)> {
+        let duplicate = |name: &str| {
+            Error::GraphValidation(format!(
+                "duplicate node name '{name}': every asset, multi-asset output and task name must be unique \
+                 in a repository"
+            ))
+        };
+        let mut index = HashMap::with_capacity(nodes.len());
+        let mut keys = HashMap::with_capacity(nodes.len());
+        for (id, node) in nodes.iter().enumerate() {
+            if index.insert(node.name.clone(), id).is_some() {
+                return Err(duplicate(&node.name));
+            }
+            if node.kind == NodeKind::Multi {
+                if node.outputs.is_empty() {
+                    return Err(Error::GraphValidation(format!(
+                        "multi-asset '{}' declares no outputs; pass at least one AssetDef in output_defs",
+                        node.name
+                    )));
+                }
+                for (i, output) in node.outputs.iter().enumerate() {
+                    let key = KeyRef { node: id, output: Some(i as u32) };
+                    if keys.insert(output.name.clone(), key).is_some() {
+                        return Err(duplicate(&output.name));
+                    }
+                }
+            } else if keys.insert(node.name.clone(), KeyRef { node: id, output: None }).is_some() {
+                return Err(duplicate(&node.name));
+            }
+        }
+        // A multi-asset's own name may equal one of its outputs, never another node's key.
+        for (id, node) in nodes.iter().enumerate() {
+            if node.kind == NodeKind::Multi && keys.get(&node.name).is_some_and(|k| k.node != id) {
+                return Err(duplicate(&node.name));
+            }
+        }
+        Ok((index, keys))
+    }
+
     fn node_edges(
         node: &NodeDef,
         index: &HashMap<String, usize>,
+        keys: &HashMap<String, KeyRef>,
         resources: &HashSet<&str>,
         check_bindings: bool,
     ) -> Result<Vec<Edge>> {
         let mut edges: Vec<Edge> = Vec::new();
-        let add = |edges: &mut Vec<Edge>, upstream: usize, is_data: bool| match edges
+        let add = |edges: &mut Vec<Edge>, key: KeyRef, is_data: bool, member: bool| match edges
             .iter_mut()
-            .find(|e| e.upstream == upstream)
+            .find(|e| e.upstream == key.node && e.output == key.output)
         {
             Some(existing) => existing.is_data |= is_data,
-            None => edges.push(Edge { upstream, is_data }),
+            None => edges.push(Edge { upstream: key.node, is_data, output: key.output, member }),
+        };
+        let unknown = |what: &str, name: &str| {
+            Error::GraphValidation(format!(
+                "'{}' {what} '{name}', which is not a registered asset or task; register it in \
+                 CodeRepository(assets=[...]) / tasks=[...] or fix the name",
+                node.name
+            ))
         };
         for dep in &node.deps {
-            let Some(&upstream) = index.get(&dep.name) else {
-                return Err(Error::GraphValidation(format!(
-                    "asset '{}' declares a dependency on '{}', which is not a registered asset; \
-                     register it in CodeRepository(assets=[...]) or fix the name",
-                    node.name, dep.name
-                )));
-            };
-            add(&mut edges, upstream, dep.is_input);
+            let key = *keys.get(&dep.name).ok_or_else(|| unknown("declares a dependency on", &dep.name))?;
+            add(&mut edges, key, dep.is_input, false);
+        }
+        for output in &node.outputs {
+            for dep in &output.deps {
+                let key = *keys.get(dep).ok_or_else(|| unknown("declares a dependency on", dep))?;
+                add(&mut edges, key, false, false);
+            }
+        }
+        for (position, member) in node.members.iter().enumerate() {
+            let id = *index.get(member).ok_or_else(|| unknown("has an internal node", member))?;
+            add(&mut edges, KeyRef { node: id, output: None }, position == 0, true);
         }
         for param in &node.params {
             let named = match param.role {
                 ParamRole::Named => true,
-                ParamRole::ContextByName => index.contains_key(&param.name),
+                ParamRole::ContextByName => keys.contains_key(&param.name),
+                ParamRole::Wired => {
+                    let source = param.source.as_deref().unwrap_or_default();
+                    match keys.get(source) {
+                        Some(&key) => add(&mut edges, key, true, false),
+                        None if check_bindings => {
+                            return Err(Error::Configuration(format!(
+                                "parameter '{}' of '{}' reads '{source}', which is not a registered asset or \
+                                 task; register it or rename the graph parameter after an asset",
+                                param.name, node.name
+                            )));
+                        }
+                        None => {}
+                    }
+                    false
+                }
                 _ => false,
             };
             if !named {
                 continue;
             }
-            if let Some(&upstream) = index.get(&param.name) {
-                add(&mut edges, upstream, true);
+            if let Some(&key) = keys.get(&param.name) {
+                add(&mut edges, key, true, false);
             } else if check_bindings && !resources.contains(param.name.as_str()) && !param.has_default {
                 return Err(Error::Configuration(format!(
                     "parameter '{}' of '{}' matches no upstream asset and no resource key; rename it \
@@ -193,9 +288,86 @@ impl AssetGraph {
         self.nodes.is_empty()
     }
 
-    /// Node id of `name`.
+    /// Node id of the node (step) named `name`.
     pub fn node_id(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    /// Where the loadable name `name` (an asset key, a multi-asset output or a task) lives.
+    pub fn key(&self, name: &str) -> Option<KeyRef> {
+        self.keys.get(name).copied()
+    }
+
+    /// The name an edge reads: the output's for a multi-asset upstream, else the node's.
+    pub(crate) fn edge_key(&self, edge: &Edge) -> &str {
+        let node = &self.nodes[edge.upstream];
+        match edge.output {
+            Some(i) => &node.outputs[i as usize].name,
+            None => &node.name,
+        }
+    }
+
+    /// The asset keys `id` depends on for lineage (and input data versions): its own edges'
+    /// keys; for a graph asset, what its internal nodes read from outside the graph.
+    pub fn lineage(&self, id: usize) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        let mut push = |key: &str| {
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_string());
+            }
+        };
+        for edge in &self.upstream[id] {
+            if edge.member {
+                for inner in &self.upstream[edge.upstream] {
+                    if self.nodes[inner.upstream].graph.as_deref() != Some(self.nodes[id].name.as_str()) {
+                        push(self.edge_key(inner));
+                    }
+                }
+            } else {
+                push(self.edge_key(edge));
+            }
+        }
+        keys
+    }
+
+    /// Every asset key of the graph with its record's attributes, in registration order
+    /// (tasks are not assets; a multi-asset contributes one entry per output).
+    pub fn assets(&self) -> Vec<AssetEntry<'_>> {
+        let mut entries = Vec::with_capacity(self.nodes.len());
+        for (id, node) in self.nodes.iter().enumerate() {
+            match node.kind {
+                NodeKind::Task => {}
+                NodeKind::Multi => {
+                    let own_deps: HashSet<&str> =
+                        node.outputs.iter().flat_map(|o| o.deps.iter().map(String::as_str)).collect();
+                    let shared: Vec<String> =
+                        self.lineage(id).into_iter().filter(|k| !own_deps.contains(k.as_str())).collect();
+                    for output in &node.outputs {
+                        let mut upstreams = shared.clone();
+                        upstreams.extend(output.deps.iter().cloned());
+                        entries.push(AssetEntry {
+                            key: &output.name,
+                            node,
+                            tags: &output.tags,
+                            kinds: &output.kinds,
+                            group: output.group.as_deref(),
+                            code_version: output.code_version.as_deref(),
+                            upstreams,
+                        });
+                    }
+                }
+                _ => entries.push(AssetEntry {
+                    key: &node.name,
+                    node,
+                    tags: &node.tags,
+                    kinds: &node.kinds,
+                    group: node.group.as_deref(),
+                    code_version: node.code_version.as_deref(),
+                    upstreams: self.lineage(id),
+                }),
+            }
+        }
+        entries
     }
 
     /// The definition of node `id`.
@@ -226,9 +398,10 @@ impl AssetGraph {
         }
     }
 
-    /// Upstream node names of `id` with whether each edge carries data.
+    /// Upstream names of `id` (output names for multi-asset upstreams) with whether each edge
+    /// carries data.
     pub fn upstream_names(&self, id: usize) -> impl Iterator<Item = (&str, bool)> {
-        self.upstream[id].iter().map(|e| (self.nodes[e.upstream].name.as_str(), e.is_data))
+        self.upstream[id].iter().map(|e| (self.edge_key(e), e.is_data))
     }
 
     /// Warnings found while building (e.g. a resource key shadowed by an asset name).
@@ -244,36 +417,53 @@ impl AssetGraph {
         resolve_retry(spec, &self.registered_retries, site)
     }
 
-    /// Checks a job's node list: every name registered and no broken upstream chains.
+    /// Checks a job's node list: every name registered and no broken upstream chains. A graph
+    /// asset brings its internal nodes; a multi-asset (or one of its outputs) all its outputs.
     ///
     /// # Errors
     /// `GraphValidation` naming the unregistered node or the missing upstream.
     pub fn validate_job(&self, job: &str, names: &[String], allow_incomplete_deps: bool) -> Result<Vec<usize>> {
         let mut ids = Vec::with_capacity(names.len());
         for name in names {
-            let id = self.node_id(name).ok_or_else(|| {
+            let id = self.node_id(name).or_else(|| self.key(name).map(|k| k.node)).ok_or_else(|| {
                 Error::GraphValidation(format!(
                     "job '{job}' includes '{name}', which is not registered in the repository"
                 ))
             })?;
             ids.push(id);
         }
+        let ids = self.with_members(ids);
         if !allow_incomplete_deps {
             let members: HashSet<usize> = ids.iter().copied().collect();
             for &id in &ids {
                 for edge in &self.upstream[id] {
                     let up = &self.nodes[edge.upstream];
                     if up.kind != NodeKind::External && !members.contains(&edge.upstream) {
+                        let node = &self.nodes[id];
+                        let includer = match &node.graph {
+                            Some(graph) => format!("graph asset '{graph}' (its node '{}' reads it)", node.name),
+                            None => format!("'{}'", node.name),
+                        };
+                        let missing = self.edge_key(edge);
                         return Err(Error::GraphValidation(format!(
-                            "job '{job}' includes '{}' but not its upstream '{}'; add '{}' to the job \
-                             or pass allow_incomplete_deps=True",
-                            self.nodes[id].name, up.name, up.name
+                            "job '{job}' includes {includer} but not its upstream '{missing}'; add '{}' to \
+                             the job or pass allow_incomplete_deps=True",
+                            up.name
                         )));
                     }
                 }
             }
         }
         Ok(ids)
+    }
+
+    /// `ids` with the internal nodes of every graph asset among them.
+    pub(crate) fn with_members(&self, mut ids: Vec<usize>) -> Vec<usize> {
+        let graphs: Vec<usize> = ids.iter().copied().filter(|&id| self.nodes[id].kind == NodeKind::Graph).collect();
+        for id in graphs {
+            ids.extend(self.nodes[id].members.iter().filter_map(|m| self.node_id(m)));
+        }
+        ids
     }
 
     /// Every transitive upstream of `roots` (excluding the roots themselves).

@@ -14,8 +14,8 @@ mod staleness;
 mod vocab;
 
 pub use definition::{
-    DefinitionsSnapshot, DepDef, HookDef, HookType, IoHandlerRef, JobDef, NodeDef, NodeKind, ParamDef, ParamRole,
-    PoolClaim,
+    DefinitionsSnapshot, DepDef, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef,
+    ParamDef, ParamRole, PoolClaim,
 };
 pub use error::{Error, Result};
 pub use graph::AssetGraph;

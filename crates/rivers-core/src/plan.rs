@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::definition::NodeKind;
+use crate::definition::{MapDef, NodeKind};
 use crate::error::{Error, Result};
 use crate::graph::AssetGraph;
 use crate::retry::RetryPolicy;
@@ -87,9 +87,22 @@ pub struct PlanStep {
     pub retry: Option<RetryPolicy>,
     /// Every upstream asset key (in or out of the plan), for input data versions.
     pub upstream_assets: Vec<String>,
+    /// The outputs of a multi-asset step that are selected, in declaration order; empty for
+    /// every other step (which writes its node's own value).
+    pub outputs: Vec<String>,
+    /// A fan-out template and its instances: the node's map settings.
+    pub map: Option<MapDef>,
+    /// A graph asset's own step: when one of its internal steps fails, it fails too (running
+    /// its failure hooks) instead of being skipped.
+    pub fails_with_members: bool,
 }
 
 impl PlanStep {
+    /// A fan-out template: its step reads the producer and reports the instance keys.
+    pub fn is_fan_out_template(&self) -> bool {
+        self.map.is_some() && self.mapping_key.is_none()
+    }
+
     /// A fan-out instance of this step: keyed `node[mapping_key]`, waiting for
     /// `upstream_steps`, otherwise alike (executor, retry policy, upstream assets).
     pub fn mapped_instance(&self, mapping_key: &str, upstream_steps: Vec<StepKey>) -> PlanStep {
@@ -302,35 +315,58 @@ impl Plan {
 }
 
 impl AssetGraph {
-    /// Builds an ephemeral plan from a selection of asset names (`None` = every non-external
-    /// asset). External assets are never steps.
+    /// Builds an ephemeral plan from a selection of names (`None` = every non-external asset,
+    /// with the internal nodes of graph assets; standalone tasks run only when named). A name
+    /// may be a node (a multi-asset's own name selects all its outputs) or a multi-asset output,
+    /// which selects that output of its step. External assets are never steps.
     ///
     /// # Errors
     /// `AssetNotFound` for a selected name that is not registered.
     pub fn plan(&self, selection: Option<&[String]>, include_upstream: bool, options: &PlanOptions) -> Result<Plan> {
+        // Multi-asset steps that run only some of their outputs.
+        let mut subsets: HashMap<usize, Vec<u32>> = HashMap::new();
+        let mut whole: HashSet<usize> = HashSet::new();
         let mut chosen: Vec<usize> = match selection {
-            None => (0..self.len()).collect(),
+            None => (0..self.len())
+                .filter(|&id| !(self.nodes[id].kind == NodeKind::Task && self.nodes[id].graph.is_none()))
+                .collect(),
             Some(names) => names
                 .iter()
                 .map(|name| {
-                    self.node_id(name).ok_or_else(|| {
+                    if let Some(id) = self.node_id(name) {
+                        whole.insert(id);
+                        return Ok(id);
+                    }
+                    let key = self.key(name).ok_or_else(|| {
                         Error::AssetNotFound(format!(
-                            "selection names '{name}', which is not a registered asset; registered assets: [{}]",
-                            self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+                            "selection names '{name}', which is not a registered asset or task; registered \
+                             names: [{}]",
+                            self.nodes.iter().flat_map(|n| n.output_names()).collect::<Vec<_>>().join(", ")
                         ))
-                    })
+                    })?;
+                    if let Some(output) = key.output {
+                        subsets.entry(key.node).or_default().push(output);
+                    }
+                    Ok(key.node)
                 })
                 .collect::<Result<_>>()?,
         };
         if include_upstream {
             let ancestors = self.ancestors(&chosen);
+            whole.extend(ancestors.iter().copied());
             chosen.extend(ancestors);
         }
-        Ok(self.plan_nodes(&chosen, options))
+        subsets.retain(|id, _| !whole.contains(id));
+        Ok(self.plan_selected(&self.with_members(chosen), &subsets, options))
     }
 
-    /// Builds a plan over exactly these node ids (duplicates and external assets dropped).
+    /// Builds a plan over exactly these node ids and the internal nodes of the graph assets
+    /// among them (duplicates and external assets dropped; multi-assets with all outputs).
     pub fn plan_nodes(&self, ids: &[usize], options: &PlanOptions) -> Plan {
+        self.plan_selected(&self.with_members(ids.to_vec()), &HashMap::new(), options)
+    }
+
+    fn plan_selected(&self, ids: &[usize], subsets: &HashMap<usize, Vec<u32>>, options: &PlanOptions) -> Plan {
         let mut members: Vec<usize> = ids
             .iter()
             .copied()
@@ -359,6 +395,21 @@ impl AssetGraph {
                     executor = ExecutorKind::InProcess;
                 }
                 let upstream = &self.upstream[id];
+                let outputs = match subsets.get(&id) {
+                    Some(selected) => node
+                        .outputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| selected.contains(&(*i as u32)))
+                        .map(|(_, o)| o.name.clone())
+                        .collect(),
+                    None => node.outputs.iter().map(|o| o.name.clone()).collect(),
+                };
+                let retry = if node.never_retried {
+                    None
+                } else {
+                    self.retries[id].clone().or_else(|| options.run_retry.clone()).or_else(|| options.default_retry.clone())
+                };
                 PlanStep {
                     key: StepKey::node(node.name.as_str()),
                     node: id,
@@ -369,15 +420,17 @@ impl AssetGraph {
                         .iter()
                         .filter(|e| in_plan.contains(&e.upstream))
                         .map(|e| StepKey::node(self.nodes[e.upstream].name.as_str()))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
                         .collect(),
                     level: levels[id].unwrap_or(0),
                     executor,
                     is_async: node.is_async,
-                    retry: self.retries[id]
-                        .clone()
-                        .or_else(|| options.run_retry.clone())
-                        .or_else(|| options.default_retry.clone()),
-                    upstream_assets: upstream.iter().map(|e| self.nodes[e.upstream].name.clone()).collect(),
+                    retry,
+                    upstream_assets: if node.kind.is_asset() { self.lineage(id) } else { Vec::new() },
+                    outputs,
+                    map: node.map,
+                    fails_with_members: node.kind == NodeKind::Graph,
                 }
             })
             .collect();
@@ -415,7 +468,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::definition::NodeDef;
+    use crate::definition::{NodeDef, ParamDef};
 
     fn options() -> PlanOptions {
         PlanOptions { executor: ExecutorKind::InProcess, run_retry: None, default_retry: None }
@@ -482,7 +535,103 @@ mod tests {
             is_async: false,
             retry: None,
             upstream_assets: Vec::new(),
+            outputs: Vec::new(),
+            map: None,
+            fails_with_members: false,
         }
+    }
+
+    /// `sales` (outputs orders, refunds) feeds `report` through `orders`; graph `g` has the
+    /// internal nodes `g/load` (reads `refunds`) and `g/final`; `t` is a standalone task.
+    fn kinds() -> AssetGraph {
+        let sales = NodeDef::multi("sales", &["orders", "refunds"]);
+        let report = NodeDef::asset("report").with_param("orders");
+        let load = NodeDef { graph: Some("g".into()), ..NodeDef::task("g/load").with_param("refunds") };
+        let mut last = NodeDef { graph: Some("g".into()), ..NodeDef::task("g/final") };
+        last.params.push(ParamDef {
+            role: crate::definition::ParamRole::Wired,
+            source: Some("g/load".into()),
+            ..ParamDef::named("rows")
+        });
+        let graph = NodeDef {
+            kind: NodeKind::Graph,
+            members: vec!["g/final".into(), "g/load".into()],
+            ..NodeDef::asset("g")
+        };
+        let task = NodeDef::task("t").with_param("report");
+        AssetGraph::build(vec![sales, report, load, last, graph, task], &[], HashMap::new()).unwrap()
+    }
+
+    fn keys(plan: &Plan) -> Vec<&str> {
+        plan.steps().iter().map(|s| s.key.as_str()).collect()
+    }
+
+    #[test]
+    fn an_output_selects_its_multi_asset_step_with_that_output_only() {
+        let g = kinds();
+        let plan = g.plan(Some(&["refunds".into()]), false, &options()).unwrap();
+        assert_eq!(keys(&plan), vec!["sales"]);
+        assert_eq!(plan.steps()[0].outputs, vec!["refunds"]);
+        let plan = g.plan(Some(&["refunds".into(), "sales".into()]), false, &options()).unwrap();
+        assert_eq!(plan.steps()[0].outputs, vec!["orders", "refunds"], "the multi-asset's name selects all");
+        let plan = g.plan(Some(&["report".into()]), true, &options()).unwrap();
+        assert_eq!(keys(&plan), vec!["sales", "report"]);
+        assert_eq!(plan.steps()[0].outputs, vec!["orders", "refunds"], "upstreams run whole");
+        assert_eq!(plan.steps()[1].upstream_assets, vec!["orders"]);
+    }
+
+    #[test]
+    fn a_graph_asset_brings_its_internal_nodes_and_standalone_tasks_run_only_when_named() {
+        let g = kinds();
+        let all = g.plan(None, false, &options()).unwrap();
+        assert_eq!(keys(&all), vec!["sales", "report", "g/load", "g/final", "g"]);
+        let graph = all.step(&StepKey::node("g")).unwrap();
+        assert_eq!(graph.upstream_steps.len(), 2, "the graph step waits for every member");
+        assert_eq!(graph.upstream_assets, vec!["refunds"], "lineage skips the graph's own nodes");
+        let only = g.plan(Some(&["g".into()]), false, &options()).unwrap();
+        assert_eq!(keys(&only), vec!["g/load", "g/final", "g"]);
+        let inner = g.plan(Some(&["g/final".into()]), false, &options()).unwrap();
+        assert_eq!(keys(&inner), vec!["g/final"]);
+        let task = g.plan(Some(&["t".into()]), false, &options()).unwrap();
+        assert_eq!(keys(&task), vec!["t"]);
+        assert!(task.steps()[0].upstream_assets.is_empty(), "tasks record no materializations");
+    }
+
+    #[test]
+    fn jobs_expand_graph_assets_and_check_their_outside_reads() {
+        let g = kinds();
+        let err = g.validate_job("j", &["g".into()], false).unwrap_err().to_string();
+        assert!(err.contains("graph asset 'g'") && err.contains("'refunds'"), "{err}");
+        let ids = g.validate_job("j", &["g".into(), "orders".into()], false).unwrap();
+        assert_eq!(g.plan_nodes(&ids, &options()).len(), 4);
+    }
+
+    #[test]
+    fn multi_asset_outputs_are_asset_keys_with_their_own_lineage() {
+        let mut sales = NodeDef::multi("sales", &["orders", "refunds"]).with_param("raw");
+        sales.outputs[1].deps.push("audit".into());
+        let g = AssetGraph::build(vec![NodeDef::asset("raw"), NodeDef::asset("audit"), sales], &[], HashMap::new())
+            .unwrap();
+        let entries: Vec<(&str, Vec<String>)> = g.assets().into_iter().map(|e| (e.key, e.upstreams)).collect();
+        assert_eq!(entries[2], ("orders", vec!["raw".to_string()]));
+        assert_eq!(entries[3], ("refunds", vec!["raw".to_string(), "audit".to_string()]));
+        let twice = AssetGraph::build(
+            vec![NodeDef::asset("orders"), NodeDef::multi("sales", &["orders"])],
+            &[],
+            HashMap::new(),
+        );
+        assert!(matches!(twice, Err(Error::GraphValidation(m)) if m.contains("'orders'")));
+        assert!(AssetGraph::build(vec![NodeDef::multi("orders", &["orders"])], &[], HashMap::new()).is_ok());
+    }
+
+    #[test]
+    fn generator_multi_assets_are_never_retried() {
+        let mut node = NodeDef::multi("sales", &["orders"]);
+        node.never_retried = true;
+        let g = AssetGraph::build(vec![node], &[], HashMap::new()).unwrap();
+        let policy = RetryPolicy { max_retries: 3, backoff: None, retry_on: crate::RetryOn::Transient, escalate_on: vec![] };
+        let options = PlanOptions { default_retry: Some(policy), ..options() };
+        assert_eq!(g.plan(None, false, &options).unwrap().steps()[0].retry, None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Running a plan: ready-queue scheduling over a [`StepRunner`], per-executor concurrency caps,
 //! level grouping for executor overrides, retries with backoff, downstream skipping,
-//! cooperative cancellation, resume, and the run events of the lifecycle.
+//! cooperative cancellation, resume, dynamic fan-out, and the run events of the lifecycle.
 //!
 //! The engine knows nothing about Python: `rivers-python` implements [`StepRunner`] for the
 //! in-process and loky executors, and the tests here drive it with plain closures
 //! ([`testing::FakeRunner`], behind the `testing` feature).
 
 mod error;
+mod fan_out;
 mod launch;
 mod run;
 mod runner;
@@ -14,6 +15,7 @@ mod runner;
 pub mod testing;
 
 pub use error::{Error, Result};
+pub use fan_out::FanIn;
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
 pub use run::{RunOptions, RunOutcome, execute_run};
 pub use runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

@@ -13,7 +13,8 @@ use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, Plan
 use rivers_storage::{NewEvent, NewRun, Storage, StorageKind};
 
 use crate::error::Result;
-use crate::runner::{CapturedOutput, StepFailure, StepOutput, StepRequest, StepRunner};
+use crate::fan_out::{FanIn, FanOuts};
+use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
 
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
@@ -58,9 +59,11 @@ pub struct RunOutcome {
     pub run_id: String,
     /// Terminal status.
     pub status: RunStatus,
-    /// Step keys attempted (succeeded, failed or satisfied by resume), in plan order.
+    /// Step keys attempted (succeeded, failed or satisfied by resume), in plan order; a
+    /// multi-asset step is listed as its selected outputs.
     pub attempted: Vec<String>,
-    /// `(step_key, message)` of failed steps, in the order they failed.
+    /// `(step_key, message)` of failed steps, in the order they failed (a multi-asset step as
+    /// one entry per selected output).
     pub failed: Vec<(String, String)>,
 }
 
@@ -210,9 +213,24 @@ async fn drive_run(
         .iter()
         .zip(&states)
         .filter(|(_, s)| matches!(s, StepState::Succeeded | StepState::Failed))
-        .map(|(step, _)| step.key.to_string())
+        .flat_map(|(step, _)| step_names(step))
+        .collect();
+    let failed = failed
+        .into_iter()
+        .flat_map(|(key, message)| match plan.step(&StepKey::from(key.as_str())) {
+            Some(step) if !step.outputs.is_empty() => {
+                step.outputs.iter().map(|output| (output.clone(), message.clone())).collect::<Vec<_>>()
+            }
+            _ => vec![(key, message)],
+        })
         .collect();
     Ok(RunOutcome { run_id, status, attempted, failed })
+}
+
+/// The names a step reports in a run's outcome: a multi-asset step's selected outputs, else
+/// its key.
+fn step_names(step: &PlanStep) -> Vec<String> {
+    if step.outputs.is_empty() { vec![step.key.to_string()] } else { step.outputs.clone() }
 }
 
 /// Latest data versions of the plan's upstream assets, read once per run (only those rows:
@@ -241,7 +259,12 @@ impl Shared {
     }
 
     fn record_success(&self, step: &PlanStep, output: StepOutput) {
-        for mat in output.materializations {
+        self.record_materializations(step, output.materializations);
+        self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
+    }
+
+    fn record_materializations(&self, step: &PlanStep, materializations: Vec<Materialized>) {
+        for mat in materializations {
             let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let inputs: Vec<(String, String)> = {
                 let mut versions = self.versions.lock();
@@ -264,7 +287,6 @@ impl Shared {
                 input_data_versions: inputs,
             });
         }
-        self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
     }
 
     fn store_captured(&self, step: &PlanStep, captured: Option<CapturedOutput>) {
@@ -273,7 +295,7 @@ impl Shared {
         }
     }
 
-    fn request(&self, step: &PlanStep, attempt: u32) -> StepRequest {
+    fn request(&self, step: &PlanStep, attempt: u32, fan_in: Vec<FanIn>) -> StepRequest {
         let partition_keys = if step.partition_keys.is_empty() {
             self.options.partition_key.iter().cloned().collect()
         } else {
@@ -285,6 +307,8 @@ impl Shared {
             node_name: step.node_name.clone(),
             mapping_key: step.mapping_key.clone(),
             partition_keys,
+            output_selection: step.outputs.clone(),
+            fan_in,
             attempt,
             executor: step.executor,
             is_async: step.is_async,
@@ -297,11 +321,11 @@ impl Shared {
 
     /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
     /// frees the step's executor slot for the backoff (R39).
-    async fn run_attempt(self: Arc<Self>, step: Arc<PlanStep>, attempt: u32) -> Attempt {
+    async fn run_attempt(self: Arc<Self>, step: Arc<PlanStep>, attempt: u32, fan_in: Vec<FanIn>) -> Attempt {
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
         }
-        let request = self.request(&step, attempt);
+        let request = self.request(&step, attempt, fan_in);
         match self.runner.run_step(request.clone()).await {
             Ok(mut output) => {
                 let captured = output.captured.take();
@@ -312,6 +336,7 @@ impl Shared {
             Err(mut failure) => {
                 let captured = failure.captured.take();
                 self.store_captured(&step, captured);
+                self.record_materializations(&step, std::mem::take(&mut failure.materializations));
                 if self.cancel_requested() {
                     // A step interrupted by cancellation failed because of it (R47).
                     failure.reason = FailureReason::Canceled;
@@ -431,6 +456,10 @@ struct Scheduler {
     /// a resumed run does not re-add the steps its producers grew before.
     already_done: std::collections::HashSet<String>,
     last_remote_cancel_check: Instant,
+    fan_outs: FanOuts,
+    /// Graph steps failing because an internal step failed, with that step's key: the run loop
+    /// records their failure.
+    member_failures: Vec<(usize, StepKey)>,
 }
 
 impl Scheduler {
@@ -449,6 +478,8 @@ impl Scheduler {
             attempts: HashMap::new(),
             already_done,
             last_remote_cancel_check: Instant::now(),
+            fan_outs: FanOuts::default(),
+            member_failures: Vec::new(),
         };
         scheduler.track(0..steps);
         scheduler
@@ -472,7 +503,10 @@ impl Scheduler {
                 }
             }
             self.waiting_on.push(waiting);
-            if self.already_done.contains(self.plan.steps()[position].key.as_str()) {
+            let step = &self.plan.steps()[position];
+            // A fan-out template runs again on resume: it re-reads its producer and re-adds
+            // the instances, of which those that succeeded before are satisfied.
+            if !step.is_fan_out_template() && self.already_done.contains(step.key.as_str()) {
                 self.finish(position, StepState::Succeeded);
             } else if blocked {
                 self.finish(position, StepState::Skipped);
@@ -540,6 +574,7 @@ impl Scheduler {
         self.ready.remove(&index);
         match state {
             StepState::Succeeded => {
+                self.fan_outs.instance_succeeded(&self.plan.steps()[index]);
                 for &down in &self.downstream[index] {
                     self.waiting_on[down] -= 1;
                     if self.waiting_on[down] == 0 && self.states[down] == StepState::Pending {
@@ -548,14 +583,23 @@ impl Scheduler {
                 }
             }
             StepState::Failed | StepState::Skipped => {
+                let cause = self.plan.steps()[index].key.clone();
                 let mut stack = self.downstream[index].clone();
                 while let Some(down) = stack.pop() {
-                    if self.states[down] == StepState::Pending {
-                        self.states[down] = StepState::Skipped;
-                        self.ready.remove(&down);
-                        self.skipped_event(down);
-                        stack.extend(self.downstream[down].iter().copied());
+                    if self.states[down] != StepState::Pending {
+                        continue;
                     }
+                    self.ready.remove(&down);
+                    if self.plan.steps()[down].fails_with_members {
+                        // A graph asset fails with its internal steps; its own failure (hooks,
+                        // event) is recorded by the run loop, and cascades from there.
+                        self.states[down] = StepState::Running;
+                        self.member_failures.push((down, cause.clone()));
+                        continue;
+                    }
+                    self.states[down] = StepState::Skipped;
+                    self.skipped_event(down);
+                    stack.extend(self.downstream[down].iter().copied());
                 }
             }
             StepState::Pending | StepState::Running | StepState::BackingOff => {}
@@ -617,6 +661,7 @@ impl Scheduler {
             if !self.shared.stopping.load(Ordering::SeqCst) {
                 self.start_ready(&mut in_flight);
             }
+            self.fail_graphs_of_failed_members(&mut in_flight);
             if in_flight.is_empty() {
                 break;
             }
@@ -635,13 +680,29 @@ impl Scheduler {
                 }
                 Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
                 Completion::Body(index, outcome) => {
-                    let lane = lane(&self.plan.steps()[index]);
-                    if let Some(n) = self.running.get_mut(&lane) {
+                    let step = Arc::clone(&self.plan.steps()[index]);
+                    if let Some(n) = self.running.get_mut(&lane(&step)) {
                         *n -= 1;
                     }
+                    self.fan_outs.track_running(&step, false);
                     self.attempt_over(index, outcome, &mut in_flight);
                 }
             }
+        }
+    }
+
+    /// Records the failure of graph steps whose internal steps failed (failure hooks, then the
+    /// `StepFailure`), as if their own attempt had failed.
+    fn fail_graphs_of_failed_members(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
+        for (index, cause) in std::mem::take(&mut self.member_failures) {
+            let shared = Arc::clone(&self.shared);
+            let step = Arc::clone(&self.plan.steps()[index]);
+            in_flight.push(Box::pin(async move {
+                let message = format!("internal step '{cause}' of graph asset '{}' failed", step.node_name);
+                let request = shared.request(&step, 1, Vec::new());
+                let message = shared.fail_step(&step, request, StepFailure::new(message, FailureReason::Error)).await;
+                Completion::BackoffOver { index, attempt: 1, outcome: Err(message) }
+            }));
         }
     }
 
@@ -662,16 +723,18 @@ impl Scheduler {
                 }
             }
             let busy = self.running.get(&lane).copied().unwrap_or(0);
-            if busy >= self.capacity(lane) {
+            if busy >= self.capacity(lane) || !self.fan_outs.may_start(step) {
                 continue;
             }
             *self.running.entry(lane).or_default() += 1;
+            self.fan_outs.track_running(step, true);
+            let fan_in = self.fan_outs.fan_in_for(&self.plan, step);
             self.ready.remove(&index);
             self.states[index] = StepState::Running;
             let attempt = self.attempts.remove(&index).unwrap_or(1);
             let shared = Arc::clone(&self.shared);
             let step = Arc::clone(step);
-            let task = tokio::spawn(shared.run_attempt(step, attempt));
+            let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in));
             in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
         }
     }
@@ -684,7 +747,21 @@ impl Scheduler {
     ) {
         match outcome {
             Ok(Attempt::Succeeded(mut output)) => {
-                let growth = std::mem::take(&mut output.growth);
+                let mut growth = std::mem::take(&mut output.growth);
+                if let Some(keys) = output.fan_out.take() {
+                    let template = Arc::clone(&self.plan.steps()[index]);
+                    match self.fan_outs.growth(&self.plan, &template, keys) {
+                        Ok(expansion) => {
+                            growth.steps.extend(expansion.steps);
+                            growth.fan_in.extend(expansion.fan_in);
+                        }
+                        Err(problem) => {
+                            self.shared.step_failure_event(&template.key, FailureReason::Error, &problem);
+                            self.step_failed(index, problem);
+                            return;
+                        }
+                    }
+                }
                 if !growth.is_empty()
                     && let Err(problem) = self.grow(index, growth)
                 {

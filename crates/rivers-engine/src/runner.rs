@@ -3,6 +3,8 @@
 use futures::future::BoxFuture;
 use rivers_core::{ExecutorKind, FailureReason, PlanGrowth, StepKey};
 
+use crate::fan_out::FanIn;
+
 /// What the engine asks a runner to execute: everything the runner needs to build the step
 /// from its definition, at dispatch time.
 #[derive(Debug, Clone)]
@@ -17,6 +19,10 @@ pub struct StepRequest {
     pub mapping_key: Option<String>,
     /// Partition keys the step computes (its own, else the run's); empty when unpartitioned.
     pub partition_keys: Vec<String>,
+    /// A multi-asset step: the outputs to persist (the selected ones); empty otherwise.
+    pub output_selection: Vec<String>,
+    /// The fan-outs this step gathers (`collect()` consumers), with their instance keys.
+    pub fan_in: Vec<FanIn>,
     /// 1-based attempt number.
     pub attempt: u32,
     /// Effective executor of the step.
@@ -59,8 +65,11 @@ pub struct StepOutput {
     pub materializations: Vec<Materialized>,
     /// Captured output of the attempt.
     pub captured: Option<CapturedOutput>,
-    /// Steps this step adds to the run's plan (fan-out); empty for most steps.
+    /// Steps this step adds to the run's plan; empty for most steps.
     pub growth: PlanGrowth,
+    /// A fan-out template: the keys of its producer's elements, in element order. The engine
+    /// adds one instance step per key.
+    pub fan_out: Option<Vec<String>>,
 }
 
 /// A failed attempt.
@@ -72,8 +81,24 @@ pub struct StepFailure {
     pub reason: FailureReason,
     /// Whether the exception matched a class entry of the retry policy's allow-list.
     pub matched_retry_class: bool,
+    /// Values the attempt persisted before it failed (a multi-asset yielding its outputs
+    /// writes each as it is yielded): they are recorded all the same.
+    pub materializations: Vec<Materialized>,
     /// Captured output of the failed attempt.
     pub captured: Option<CapturedOutput>,
+}
+
+impl StepFailure {
+    /// A failure with a message and a reason, nothing captured and nothing persisted.
+    pub fn new(message: impl Into<String>, reason: FailureReason) -> Self {
+        StepFailure {
+            message: message.into(),
+            reason,
+            matched_retry_class: false,
+            captured: None,
+            materializations: Vec::new(),
+        }
+    }
 }
 
 /// Executes steps for the engine.

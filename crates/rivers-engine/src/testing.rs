@@ -151,5 +151,5 @@ pub fn materialized(request: &StepRequest) -> Result<StepOutput, StepFailure> {
 
 /// A failed attempt with an ordinary error.
 pub fn failure(message: &str) -> StepFailure {
-    StepFailure { message: message.into(), reason: FailureReason::Error, matched_retry_class: false, captured: None }
+    StepFailure::new(message, FailureReason::Error)
 }

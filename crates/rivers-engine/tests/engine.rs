@@ -526,3 +526,230 @@ async fn a_launched_run_runs_in_the_background_and_any_number_of_callers_wait_fo
     assert_eq!(second.as_ref().as_ref().unwrap(), outcome);
     assert_eq!(storage.get_run("launched").await.unwrap().unwrap().status, RunStatus::Success);
 }
+
+/// `sales` produces `orders` and `refunds`; `report` reads `orders`.
+fn multi_plan(selection: &[&str]) -> Plan {
+    let graph = AssetGraph::build(
+        vec![NodeDef::multi("sales", &["orders", "refunds"]), NodeDef::asset("report").with_param("orders")],
+        &[],
+        HashMap::new(),
+    )
+    .unwrap();
+    let selection: Vec<String> = selection.iter().map(|s| s.to_string()).collect();
+    graph
+        .plan(
+            Some(&selection),
+            false,
+            &PlanOptions { executor: ExecutorKind::InProcess, run_retry: None, default_retry: None },
+        )
+        .unwrap()
+}
+
+/// Materializes the request's selected outputs, or its node when it has none.
+fn materialize_outputs(request: &rivers_engine::StepRequest) -> Result<rivers_engine::StepOutput, rivers_engine::StepFailure> {
+    if request.output_selection.is_empty() {
+        return materialized(request);
+    }
+    Ok(rivers_engine::StepOutput {
+        materializations: request
+            .output_selection
+            .iter()
+            .map(|key| rivers_engine::Materialized { asset_key: key.clone(), ..Default::default() })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_multi_asset_step_is_told_its_selected_outputs_and_reported_by_them() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(materialize_outputs);
+    let outcome = execute_run(&storage, &multi_plan(&["refunds"]), runner.clone(), options("m1")).await.unwrap();
+    assert_eq!(outcome.attempted, vec!["refunds"], "a multi-asset step is listed as its selected outputs");
+    let events = event_types(&storage, "m1").await;
+    assert!(events.contains(&(EventType::Materialization, Some("refunds".into()))));
+    assert!(!events.iter().any(|(_, key)| key.as_deref() == Some("orders")), "unselected outputs write nothing");
+    assert!(events.contains(&(EventType::StepSuccess, Some("sales".into()))), "step events carry the step name");
+
+    let outcome = execute_run(&storage, &multi_plan(&["sales", "report"]), runner, options("m2")).await.unwrap();
+    assert_eq!(outcome.attempted, vec!["orders", "refunds", "report"]);
+    let report = storage.get_latest_materialization("report", None).await.unwrap().unwrap();
+    let orders = storage.get_asset_record("orders").await.unwrap().unwrap().last_data_version.unwrap();
+    assert_eq!(report.input_data_versions, vec![("orders".to_string(), orders)], "inputs name the output read");
+}
+
+#[tokio::test]
+async fn outputs_persisted_before_a_failure_are_recorded_and_the_failure_names_every_selected_output() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(|request| {
+        if request.node_name != "sales" {
+            return materialized(request);
+        }
+        let mut failed = failure("the second output could not be computed");
+        failed.materializations = vec![rivers_engine::Materialized { asset_key: "orders".into(), ..Default::default() }];
+        Err(failed)
+    });
+    let outcome = execute_run(&storage, &multi_plan(&["sales"]), runner, options("m3")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    let failed: Vec<&str> = outcome.failed.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(failed, vec!["orders", "refunds"]);
+    let events = event_types(&storage, "m3").await;
+    let materialized_at = events.iter().position(|e| *e == (EventType::Materialization, Some("orders".into())));
+    let failed_at = events.iter().position(|e| *e == (EventType::StepFailure, Some("sales".into())));
+    assert!(materialized_at.unwrap() < failed_at.unwrap(), "{events:?}");
+}
+
+/// Graph `g`: `g/items` produces elements, `g/score` is mapped over them (capped at
+/// `max_concurrency`), `g/total` collects the scores; the graph step waits for all of them.
+fn mapped_graph_plan(max_concurrency: Option<u32>, executor: ExecutorKind) -> Plan {
+    use rivers_core::{MapDef, NodeKind, ParamDef, ParamRole};
+    let internal = |name: &str| NodeDef { graph: Some("g".into()), ..NodeDef::task(name) };
+    let wired = |name: &str, source: &str| ParamDef {
+        role: ParamRole::Wired,
+        source: Some(source.into()),
+        ..ParamDef::named(name)
+    };
+    let mut score = internal("g/score");
+    score.params.push(wired("item", "g/items"));
+    score.map = Some(MapDef { max_concurrency });
+    let mut total = internal("g/total");
+    total.params.push(wired("scores", "g/score"));
+    let graph = NodeDef {
+        kind: NodeKind::Graph,
+        members: vec!["g/total".into(), "g/items".into(), "g/score".into()],
+        ..NodeDef::asset("g")
+    };
+    AssetGraph::build(vec![internal("g/items"), score, total, graph], &[], HashMap::new())
+        .unwrap()
+        .plan(None, false, &PlanOptions { executor, run_retry: None, default_retry: None })
+        .unwrap()
+}
+
+/// A runner whose template `g/score` reports `keys`; everything else succeeds.
+fn template_reporting(keys: Vec<&'static str>) -> impl Fn(&rivers_engine::StepRequest) -> StepResult + Send + Sync {
+    move |request| {
+        let mut output = materialized(request)?;
+        if request.step_key == "g/score" {
+            output.fan_out = Some(keys.iter().map(|k| k.to_string()).collect());
+        }
+        Ok(output)
+    }
+}
+
+type StepResult = Result<rivers_engine::StepOutput, rivers_engine::StepFailure>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_expands_a_template_into_keyed_instances_and_gathers_them_in_order() {
+    let storage = Storage::memory().await.unwrap();
+    let seen_fan_in = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen_fan_in);
+    let body = template_reporting(vec!["north", "south", "west"]);
+    let runner = FakeRunner::holding(HOLD, move |request| {
+        if request.step_key == "g/total" || request.step_key == "g" {
+            record.lock().push((request.step_key.to_string(), request.fan_in.clone()));
+        }
+        if request.mapping_key.is_some() {
+            assert!(request.fan_in.is_empty(), "an instance gets its element by key, not a fan-in");
+        }
+        body(request)
+    });
+    let mut opts = options("fan-out");
+    opts.max_workers = 4;
+    let plan = mapped_graph_plan(None, ExecutorKind::Parallel);
+    let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
+    for key in ["g/score[north]", "g/score[south]", "g/score[west]"] {
+        assert!(outcome.attempted.contains(&key.to_string()), "{key}: {:?}", outcome.attempted);
+    }
+    let finished = runner.finished();
+    let total_at = finished.iter().position(|k| k == "g/total").unwrap();
+    assert!(finished.iter().take(total_at).filter(|k| k.starts_with("g/score[")).count() == 3, "{finished:?}");
+    assert_eq!(finished.last().map(String::as_str), Some("g"), "the graph step waits for every instance");
+    let seen = seen_fan_in.lock();
+    let (_, fan_in) = seen.iter().find(|(key, _)| key == "g/total").unwrap();
+    assert_eq!(fan_in.len(), 1);
+    assert_eq!(fan_in[0].template, "g/score");
+    assert_eq!(fan_in[0].keys, vec!["north", "south", "west"], "element order");
+    let mut completed = fan_in[0].completed.clone();
+    completed.sort();
+    assert_eq!(completed, vec!["north", "south", "west"], "every instance, in completion order");
+    assert!(runner.peak_concurrency(ExecutorKind::Parallel) >= 3, "uncapped instances run side by side");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_caps_the_running_instances_of_one_map() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::holding(HOLD, template_reporting(vec!["0", "1", "2", "3", "4", "5"]));
+    let mut opts = options("capped");
+    opts.max_workers = 6;
+    let plan = mapped_graph_plan(Some(2), ExecutorKind::Parallel);
+    let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
+    assert_eq!(runner.peak_concurrency(ExecutorKind::Parallel), 2);
+}
+
+#[tokio::test]
+async fn an_empty_fan_out_runs_its_consumers_with_no_keys_and_duplicate_keys_fail_the_template() {
+    let storage = Storage::memory().await.unwrap();
+    let runner = FakeRunner::new(template_reporting(vec![]));
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let outcome = execute_run(&storage, &plan, runner.clone(), options("empty")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success);
+    assert!(runner.called().contains(&"g/total".to_string()));
+
+    let runner = FakeRunner::new(template_reporting(vec!["a", "a"]));
+    let outcome = execute_run(&storage, &plan, runner.clone(), options("duplicates")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert_eq!(outcome.failed[0].0, "g/score");
+    assert!(outcome.failed[0].1.contains("'a' appears twice"), "{:?}", outcome.failed);
+    assert!(!runner.called().iter().any(|k| k.starts_with("g/score[")));
+}
+
+#[tokio::test]
+async fn resume_reruns_the_template_and_only_the_unfinished_instances() {
+    let storage = Storage::memory().await.unwrap();
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let body = template_reporting(vec!["0", "1", "2"]);
+    let runner = FakeRunner::new(move |request| {
+        if request.step_key == "g/score[1]" {
+            return Err(failure("instance 1 broke"));
+        }
+        body(request)
+    });
+    let outcome = execute_run(&storage, &plan, runner, options("resumed")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+
+    let runner = FakeRunner::new(template_reporting(vec!["0", "1", "2"]));
+    let mut opts = options("resumed");
+    opts.resume = true;
+    let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
+    let called = runner.called();
+    assert!(called.contains(&"g/score".to_string()), "the template re-reads its producer");
+    assert!(called.contains(&"g/score[1]".to_string()));
+    assert!(!called.contains(&"g/score[0]".to_string()), "finished instances are not run again: {called:?}");
+    assert!(!called.contains(&"g/items".to_string()));
+}
+
+#[tokio::test]
+async fn a_graph_step_fails_with_its_internal_step_and_runs_its_failure_hooks() {
+    let storage = Storage::memory().await.unwrap();
+    let body = template_reporting(vec!["0", "1"]);
+    let runner = FakeRunner::new(move |request| {
+        if request.step_key == "g/score[1]" {
+            return Err(failure("instance 1 broke"));
+        }
+        body(request)
+    });
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let outcome = execute_run(&storage, &plan, runner.clone(), options("graph-fails")).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Failure);
+    let failed: Vec<&str> = outcome.failed.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(failed, vec!["g/score[1]", "g"], "the instance first, then its graph");
+    assert!(outcome.failed[1].1.contains("'g/score[1]'"), "{:?}", outcome.failed);
+    assert_eq!(runner.failure_hooks(), 2, "the instance's and the graph's failure hooks");
+    let events = event_types(&storage, "graph-fails").await;
+    assert!(events.contains(&(EventType::StepSkipped, Some("g/total".into()))));
+    assert!(events.contains(&(EventType::StepFailure, Some("g".into()))));
+    assert!(!runner.called().contains(&"g".to_string()), "the graph's body never runs");
+}

@@ -6,8 +6,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rivers_core::{
-    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, NodeDef, NodeKind, ParamDef, Plan, PlanOptions,
-    PoolClaim, RetryPolicy,
+    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef, ParamDef, Plan,
+    PlanOptions, PoolClaim, RetryPolicy,
 };
 
 use crate::error::BindingError;
@@ -26,6 +26,30 @@ struct ParamFields {
     role: String,
     #[pyo3(attribute("has_default"))]
     has_default: bool,
+    #[pyo3(attribute("source"))]
+    source: Option<String>,
+}
+
+/// A multi-asset output with the multi-asset's defaults applied
+/// (`rivers._execution.repository.OutputSpec`).
+#[derive(FromPyObject)]
+struct OutputFields<'py> {
+    #[pyo3(attribute("name"))]
+    name: String,
+    #[pyo3(attribute("tags"))]
+    tags: Vec<String>,
+    #[pyo3(attribute("kinds"))]
+    kinds: Vec<String>,
+    #[pyo3(attribute("group"))]
+    group: Option<String>,
+    #[pyo3(attribute("code_version"))]
+    code_version: Option<String>,
+    #[pyo3(attribute("io_handler"))]
+    io_handler: Bound<'py, PyAny>,
+    #[pyo3(attribute("metadata"))]
+    metadata: Vec<(String, String)>,
+    #[pyo3(attribute("deps"))]
+    deps: Vec<String>,
 }
 
 /// An explicit dependency as `rivers.DepDef` describes it.
@@ -78,7 +102,8 @@ impl PyNodeSpec {
     #[new]
     #[pyo3(signature = (
         *, name, kind, params, deps, metadata, tags, kinds, group, code_version, io_handler,
-        executor_override, is_async, retry, pools, hooks, observable
+        executor_override, is_async, retry, pools, hooks, observable, outputs = Vec::new(),
+        never_retried = false, graph = None, members = Vec::new(), mapped = false, max_concurrency = None
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only: one per declared field
     fn new(
@@ -98,12 +123,23 @@ impl PyNodeSpec {
         pools: Vec<(String, i64)>,
         hooks: Vec<HookFields>,
         observable: bool,
+        outputs: Vec<OutputFields<'_>>,
+        never_retried: bool,
+        graph: Option<String>,
+        members: Vec<String>,
+        mapped: bool,
+        max_concurrency: Option<u32>,
     ) -> PyResult<Self> {
         let kind = match kind {
             "asset" => NodeKind::Asset,
+            "multi" => NodeKind::Multi,
+            "graph" => NodeKind::Graph,
+            "task" => NodeKind::Task,
             "external" => NodeKind::External,
             other => {
-                return Err(PyValueError::new_err(format!("NodeSpec kind must be asset or external, not {other:?}")));
+                return Err(PyValueError::new_err(format!(
+                    "NodeSpec kind must be asset, multi, graph, task or external, not {other:?}"
+                )));
             }
         };
         Ok(PyNodeSpec(NodeDef {
@@ -112,7 +148,12 @@ impl PyNodeSpec {
             params: params
                 .into_iter()
                 .map(|p| {
-                    Ok(ParamDef { role: p.role.parse().map_err(invalid)?, name: p.name, has_default: p.has_default })
+                    Ok(ParamDef {
+                        role: p.role.parse().map_err(invalid)?,
+                        name: p.name,
+                        has_default: p.has_default,
+                        source: p.source,
+                    })
                 })
                 .collect::<PyResult<_>>()?,
             deps: deps
@@ -140,6 +181,25 @@ impl PyNodeSpec {
             observable,
             partitions: None,
             automation_condition: None,
+            outputs: outputs
+                .into_iter()
+                .map(|o| {
+                    Ok(OutputDef {
+                        io_handler: io_handler_ref(&o.io_handler)?,
+                        name: o.name,
+                        tags: o.tags,
+                        kinds: o.kinds,
+                        group: o.group,
+                        code_version: o.code_version,
+                        metadata: o.metadata,
+                        deps: o.deps,
+                    })
+                })
+                .collect::<PyResult<_>>()?,
+            never_retried,
+            graph,
+            members,
+            map: mapped.then_some(MapDef { max_concurrency }),
         }))
     }
 
@@ -262,14 +322,6 @@ impl PyGraph {
     #[getter]
     fn warnings(&self) -> Vec<String> {
         self.graph.warnings().to_vec()
-    }
-
-    /// Upstream names of `name` with whether each edge loads data.
-    fn upstreams(&self, name: &str) -> Vec<(String, bool)> {
-        self.graph
-            .node_id(name)
-            .map(|id| self.graph.upstream_names(id).map(|(n, d)| (n.to_string(), d)).collect())
-            .unwrap_or_default()
     }
 
     /// Validates a retry spec (a name or an inline policy) against the registered policies.

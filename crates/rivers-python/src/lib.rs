@@ -6,6 +6,7 @@
 
 use pyo3::prelude::*;
 
+mod command;
 mod error;
 mod exceptions;
 mod graph;
@@ -25,6 +26,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init();
     m.add_function(wrap_pyfunction!(logging::_log, m)?)?;
     exceptions::register(m)?;
+    m.add_function(wrap_pyfunction!(command::run_command, m)?)?;
+    m.add_class::<command::PyCommandResult>()?;
     m.add_class::<graph::PyGraph>()?;
     m.add_class::<graph::PyNodeSpec>()?;
     m.add_class::<graph::PyPlan>()?;

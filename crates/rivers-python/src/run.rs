@@ -30,12 +30,7 @@ struct PyStepRunner {
 static EVENT_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn internal_failure(err: PyErr) -> StepFailure {
-    StepFailure {
-        message: format!("internal error while running the step: {err}"),
-        reason: FailureReason::Error,
-        matched_retry_class: false,
-        captured: None,
-    }
+    StepFailure::new(format!("internal error while running the step: {err}"), FailureReason::Error)
 }
 
 type AttemptResult = PyResult<Result<StepOutput, StepFailure>>;
@@ -56,12 +51,7 @@ impl PyStepRunner {
             if in_process { Ok(tokio::task::block_in_place(call)) } else { tokio::task::spawn_blocking(call).await };
         match joined {
             Ok(outcome) => outcome.unwrap_or_else(|err| Err(internal_failure(err))),
-            Err(join) => Err(StepFailure {
-                message: format!("the step's thread failed: {join}"),
-                reason: FailureReason::Infrastructure,
-                matched_retry_class: false,
-                captured: None,
-            }),
+            Err(join) => Err(StepFailure::new(format!("the step's thread failed: {join}"), FailureReason::Infrastructure)),
         }
     }
 

@@ -6,6 +6,15 @@ use pyo3::prelude::*;
 use rivers_core::FailureReason;
 use rivers_engine::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest};
 
+/// The instance keys of a fan-out a step gathers, in element and in completion order.
+#[pyclass(name = "FanIn", module = "rivers._core", frozen, get_all)]
+#[derive(Clone)]
+pub(crate) struct PyFanIn {
+    template: String,
+    keys: Vec<String>,
+    completed: Vec<String>,
+}
+
 /// One step attempt the engine asks Python to run.
 #[pyclass(name = "StepRequest", module = "rivers._core", frozen, get_all)]
 pub(crate) struct PyStepRequest {
@@ -14,6 +23,8 @@ pub(crate) struct PyStepRequest {
     node: String,
     mapping_key: Option<String>,
     partition_keys: Vec<String>,
+    output_selection: Vec<String>,
+    fan_in: Vec<PyFanIn>,
     attempt: u32,
     executor: &'static str,
     is_async: bool,
@@ -28,6 +39,12 @@ impl From<&StepRequest> for PyStepRequest {
             node: request.node_name.clone(),
             mapping_key: request.mapping_key.clone(),
             partition_keys: request.partition_keys.clone(),
+            output_selection: request.output_selection.clone(),
+            fan_in: request
+                .fan_in
+                .iter()
+                .map(|f| PyFanIn { template: f.template.clone(), keys: f.keys.clone(), completed: f.completed.clone() })
+                .collect(),
             attempt: request.attempt,
             executor: request.executor.as_str(),
             is_async: request.is_async,
@@ -91,41 +108,48 @@ impl PyStepMaterialization {
     }
 }
 
-/// A step attempt that succeeded.
+/// A step attempt that succeeded; a fan-out template reports its instance keys.
 #[pyclass(name = "StepSucceeded", module = "rivers._core", frozen)]
 pub(crate) struct PyStepSucceeded {
     materializations: Vec<PyStepMaterialization>,
     captured: Option<PyCapturedOutput>,
+    fan_out: Option<Vec<String>>,
 }
 
 #[pymethods]
 impl PyStepSucceeded {
     #[new]
-    #[pyo3(signature = (materializations, captured = None))]
-    fn new(materializations: Vec<PyStepMaterialization>, captured: Option<PyCapturedOutput>) -> Self {
-        PyStepSucceeded { materializations, captured }
+    #[pyo3(signature = (materializations, captured = None, fan_out = None))]
+    fn new(
+        materializations: Vec<PyStepMaterialization>,
+        captured: Option<PyCapturedOutput>,
+        fan_out: Option<Vec<String>>,
+    ) -> Self {
+        PyStepSucceeded { materializations, captured, fan_out }
     }
 }
 
-/// A step attempt that failed.
+/// A step attempt that failed, with what it persisted before failing.
 #[pyclass(name = "StepFailed", module = "rivers._core", frozen)]
 pub(crate) struct PyStepFailed {
     message: String,
     reason: FailureReason,
     matched_retry_class: bool,
     captured: Option<PyCapturedOutput>,
+    materializations: Vec<PyStepMaterialization>,
 }
 
 #[pymethods]
 impl PyStepFailed {
     /// `reason` is a `FailureReason` value (`"error"`, `"timeout"`, ...).
     #[new]
-    #[pyo3(signature = (message, reason, matched_retry_class = false, captured = None))]
+    #[pyo3(signature = (message, reason, matched_retry_class = false, captured = None, materializations = Vec::new()))]
     fn new(
         message: String,
         reason: &str,
         matched_retry_class: bool,
         captured: Option<PyCapturedOutput>,
+        materializations: Vec<PyStepMaterialization>,
     ) -> PyResult<Self> {
         let reason = reason.parse().map_err(|_| {
             PyValueError::new_err(format!(
@@ -133,8 +157,21 @@ impl PyStepFailed {
                  infrastructure or canceled"
             ))
         })?;
-        Ok(PyStepFailed { message, reason, matched_retry_class, captured })
+        Ok(PyStepFailed { message, reason, matched_retry_class, captured, materializations })
     }
+}
+
+fn materialized(materializations: &[PyStepMaterialization]) -> Vec<Materialized> {
+    materializations
+        .iter()
+        .cloned()
+        .map(|m| Materialized {
+            asset_key: m.asset_key,
+            metadata: m.metadata,
+            data_version: m.data_version,
+            code_version: m.code_version,
+        })
+        .collect()
 }
 
 /// Converts what the Python session returned for an attempt.
@@ -142,19 +179,10 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
     if let Ok(succeeded) = outcome.downcast::<PyStepSucceeded>() {
         let succeeded = succeeded.get();
         return Ok(Ok(StepOutput {
-            materializations: succeeded
-                .materializations
-                .iter()
-                .cloned()
-                .map(|m| Materialized {
-                    asset_key: m.asset_key,
-                    metadata: m.metadata,
-                    data_version: m.data_version,
-                    code_version: m.code_version,
-                })
-                .collect(),
+            materializations: materialized(&succeeded.materializations),
             captured: succeeded.captured.clone().map(Into::into),
             growth: Default::default(),
+            fan_out: succeeded.fan_out.clone(),
         }));
     }
     if let Ok(failed) = outcome.downcast::<PyStepFailed>() {
@@ -164,6 +192,7 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
             reason: failed.reason,
             matched_retry_class: failed.matched_retry_class,
             captured: failed.captured.clone().map(Into::into),
+            materializations: materialized(&failed.materializations),
         }));
     }
     Err(pyo3::exceptions::PyTypeError::new_err(format!(
@@ -175,6 +204,7 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
 /// Registers the step classes on the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStepRequest>()?;
+    m.add_class::<PyFanIn>()?;
     m.add_class::<PyCapturedOutput>()?;
     m.add_class::<PyStepMaterialization>()?;
     m.add_class::<PyStepSucceeded>()?;

@@ -569,18 +569,17 @@ impl PyStorage {
     fn _register_definitions(&self, py: Python<'_>, graph: PyRef<'_, PyGraph>) -> PyResult<()> {
         let graph = graph.graph();
         let records = graph
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(id, node)| rivers_storage::AssetRecord {
-                asset_key: node.name.clone(),
-                tags: node.tags.clone(),
-                kinds: node.kinds.clone(),
-                group: node.group.clone(),
-                code_version: node.code_version.clone(),
-                pool: node.pools.iter().map(|claim| (claim.pool.clone(), claim.slots)).collect(),
-                upstreams: graph.upstream_names(id).map(|(name, _)| name.to_string()).collect(),
-                is_external: node.kind == rivers_core::NodeKind::External,
+            .assets()
+            .into_iter()
+            .map(|entry| rivers_storage::AssetRecord {
+                asset_key: entry.key.to_string(),
+                tags: entry.tags.to_vec(),
+                kinds: entry.kinds.to_vec(),
+                group: entry.group.map(str::to_string),
+                code_version: entry.code_version.map(str::to_string),
+                pool: entry.node.pools.iter().map(|claim| (claim.pool.clone(), claim.slots)).collect(),
+                upstreams: entry.upstreams,
+                is_external: entry.node.kind == rivers_core::NodeKind::External,
                 ..Default::default()
             })
             .collect();

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rivers._definitions.results import Materialization, Output
-from rivers._execution.context import AssetExecutionContext, SelfDependency
+from rivers._execution.context import AssetExecutionContext, SelfDependency, TaskExecutionContext
 from rivers.exceptions import AssetDefinitionError
 
 _SCHEMA_KEY = "rivers/schema"
@@ -24,14 +24,19 @@ class ParamSpec:
     """One function parameter as the executor binds it."""
 
     name: str
-    role: str  # "context" | "context_by_name" | "misplaced_context" | "self" | "named"
+    role: str  # "context" | "context_by_name" | "misplaced_context" | "self" | "named" | "wired" | "constant"
     annotation: Any
     has_default: bool
+    # A graph-internal task parameter wired to a handle: the node it loads.
+    source: str | None = None
+    # Wired to a fan-out's results: "collect" (a list in element order), "stream" (an
+    # iterator in completion order) or "stream_ordered" (an iterator in element order).
+    gather: str | None = None
 
 
 def _is_context_annotation(annotation: Any) -> bool:
     origin = typing.get_origin(annotation) or annotation
-    return isinstance(origin, type) and issubclass(origin, AssetExecutionContext)
+    return isinstance(origin, type) and issubclass(origin, (AssetExecutionContext, TaskExecutionContext))
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -79,6 +84,12 @@ def inspect_function(fn: Callable[..., Any], owner: str) -> tuple[list[ParamSpec
     if return_hint in (Output, Materialization) or typing.get_origin(return_hint) in (Output, Materialization):
         return_hint = None
     return params, config_type, return_hint
+
+
+def _declared(scope: dict[str, Any]) -> dict[str, Any]:
+    """The declaration options of a decorator call: its keyword arguments, without the class
+    and the wrapped function."""
+    return {key: value for key, value in scope.items() if key not in ("cls", "f", "wraps")}
 
 
 def _normalize_kinds(kinds: str | list[str] | None) -> list[str]:
@@ -283,27 +294,69 @@ class Asset:
         retry: Any | None = None,
         compute: Any | None = None,
     ) -> Any:
-        options = dict(
-            name=name,
-            tags=tags,
-            kinds=kinds,
-            group=group,
-            code_version=code_version,
-            io_handler=io_handler,
-            metadata=metadata,
-            partitions_def=partitions_def,
-            deps=deps,
-            hooks=hooks,
-            automation_condition=automation_condition,
-            backfill_strategy=backfill_strategy,
-            pool=pool,
-            pool_slots=pool_slots,
-            retry=retry,
-            compute=compute,
-        )
+        options = _declared(locals())
         if f is not None:
             return SingleAsset._build(f, **options)
         return lambda fn: SingleAsset._build(fn, **options)
+
+    @classmethod
+    def from_multi(
+        cls,
+        wraps: Callable[..., Any] | None = None,
+        output_defs: list[AssetDef] | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        kinds: str | list[str] | None = None,
+        group: str | None = None,
+        code_version: str | None = None,
+        io_handler: Any | None = None,
+        partitions_def: Any | None = None,
+        deps: list[DepDef] | None = None,
+        hooks: list[Any] | None = None,
+        automation_condition: Any | None = None,
+        compute: Any | None = None,
+        retry: Any | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        backfill_strategy: Any | None = None,
+        pool: str | list[str] | None = None,
+        pool_slots: int | dict[str, int] | None = None,
+    ) -> Any:
+        """One function producing several assets (``output_defs``), returned as a ``dict`` or
+        yielded as ``Output`` / ``Materialization`` items."""
+        if output_defs is None:
+            raise TypeError("Asset.from_multi() missing required argument: 'output_defs'")
+        options = _declared(locals())
+        if wraps is not None:
+            return MultiAsset._build(wraps, **options)
+        return lambda fn: MultiAsset._build(fn, **options)
+
+    @classmethod
+    def from_graph(
+        cls,
+        wraps: Callable[..., Any] | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        kinds: str | list[str] | None = None,
+        group: str | None = None,
+        code_version: str | None = None,
+        io_handler: Any | None = None,
+        node_io_handler: Any | None = None,
+        metadata: dict[str, str] | None = None,
+        partitions_def: Any | None = None,
+        deps: list[DepDef] | None = None,
+        hooks: list[Any] | None = None,
+        automation_condition: Any | None = None,
+        retry: Any | None = None,
+    ) -> Any:
+        """A graph asset: the body composes tasks (it runs once, now, in recording mode) and
+        the returned task's value becomes the asset's value."""
+        options = _declared(locals())
+        from rivers._definitions.graph import GraphAsset as Graph
+
+        if wraps is not None:
+            return Graph._build(wraps, **options)
+        return lambda fn: Graph._build(fn, **options)
 
     @classmethod
     def external(
@@ -441,7 +494,13 @@ class SingleAsset(Asset):
         return asset
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Calls the asset function directly (e.g. in tests)."""
+        """Calls the asset function directly (e.g. in tests); inside a graph body, a
+        dependency on this asset."""
+        from rivers._definitions.composition import recording
+
+        recorder = recording()
+        if recorder is not None:
+            return recorder.invoke_asset(self, args, kwargs)
         return self.fn(*args, **kwargs)
 
     def __reduce__(self) -> Any:
@@ -453,6 +512,13 @@ class SingleAsset(Asset):
             state = {key: value for key, value in self.__dict__.items() if key != "_node_spec"}
             return (_rebuild_asset, (type(self), state))
         return (_import_asset, (module, qualname, self.name))
+
+
+def _same_policy(a: Any, b: Any) -> bool:
+    """Retry declarations agree: the same name, the same object, or policies built alike."""
+    if a is b or (isinstance(a, str) and a == b):
+        return True
+    return not isinstance(a, str) and not isinstance(b, str) and repr(a) == repr(b)
 
 
 def _rebuild_asset(cls: type, state: dict[str, Any]) -> Any:
@@ -480,15 +546,120 @@ def _import_asset(module: str, qualname: str, name: str) -> Any:
 
 
 class MultiAsset(Asset):
-    """One function, several named outputs (``Asset.from_multi``)."""
+    """One function, several named outputs (``Asset.from_multi``). The function runs once per
+    step; downstream assets depend on individual outputs."""
 
     is_multi = True
+    fn: Callable[..., Any]
+    output_defs: list[AssetDef]
+    is_generator: bool
+    _params: list[ParamSpec]
+    _config_type: Any
+    _return_hint: Any
+    __wrapped__: Callable[..., Any]
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("MultiAsset is created with rs.Asset.from_multi(...)")
 
-class GraphAsset(Asset):
-    """A sub-graph of tasks that appears as one asset (``Asset.from_graph``)."""
+    @classmethod
+    def _build(cls, fn: Callable[..., Any], **options: Any) -> MultiAsset:
+        if not callable(fn):
+            raise AssetDefinitionError(f"Asset.from_multi must decorate a function, got {type(fn).__name__}")
+        name = options["name"] or fn.__name__
+        output_defs = list(options["output_defs"])
+        if not output_defs:
+            raise AssetDefinitionError(f"multi-asset '{name}' has no output_defs; declare at least one AssetDef")
+        seen: set[str] = set()
+        for output in output_defs:
+            if not isinstance(output, AssetDef):
+                raise AssetDefinitionError(
+                    f"output_defs of '{name}' must be AssetDef objects, got {type(output).__name__}"
+                )
+            if output.name in seen:
+                raise AssetDefinitionError(
+                    f"multi-asset '{name}' declares output '{output.name}' twice; output names must be unique"
+                )
+            seen.add(output.name)
+        # Input deps of outputs join the function's one input set (the function runs once
+        # for all outputs); lineage-only deps stay with their output.
+        deps = list(options["deps"] or [])
+        for output in output_defs:
+            deps.extend(dep for dep in output.deps if dep.is_input and all(d.name != dep.name for d in deps))
+        pools = list(options["pool"]) if isinstance(options["pool"], list) else options["pool"]
+        asset = object.__new__(cls)
+        asset._init_common(
+            name=name,
+            tags=options["tags"],
+            kinds=options["kinds"],
+            group=options["group"],
+            code_version=options["code_version"],
+            io_handler=options["io_handler"],
+            metadata=options["metadata"],
+            partitions_def=options["partitions_def"],
+            deps=deps,
+            hooks=options["hooks"],
+            automation_condition=options["automation_condition"],
+            pool=pools,
+            pool_slots=options["pool_slots"],
+        )
+        for output in output_defs:
+            for pool_name, slots in output.pool:
+                if all(existing != pool_name for existing, _ in asset.pool):
+                    asset.pool.append((pool_name, slots))
+        mappings = dict(asset.partition_mapping or {})
+        for output in output_defs:
+            mappings.update(output.partition_mapping or {})
+        asset.partition_mapping = mappings or None
+        asset.output_defs = output_defs
+        asset.fn = fn
+        asset.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        asset.is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+        asset.backfill_strategy = options["backfill_strategy"]
+        asset.retry = _check_retry(name, options["retry"])
+        asset.compute = options["compute"]
+        asset._params, asset._config_type, asset._return_hint = inspect_function(fn, name)
+        param_names = {p.name for p in asset._params}
+        for dep in asset.deps:
+            if dep.is_input and dep.name not in param_names:
+                raise AssetDefinitionError(
+                    f"AssetDef.input('{dep.name}') on '{name}' names no parameter of the function; add a "
+                    f"parameter '{dep.name}' or use AssetDef.dep('{dep.name}') for an ordering-only edge"
+                )
+        asset.__doc__ = fn.__doc__
+        asset.__wrapped__ = fn
+        return asset
 
-    is_graph = True
+    @property
+    def output_names(self) -> list[str]:
+        return [output.name for output in self.output_defs]
+
+    def output_def(self, name: str) -> AssetDef:
+        for output in self.output_defs:
+            if output.name == name:
+                return output
+        raise KeyError(name)
+
+    def effective_retry(self) -> Any:
+        """The step's policy: ``from_multi(retry=...)``, else the one every output that sets a
+        policy agrees on; ``AssetDefinitionError`` when outputs disagree."""
+        if self.retry is not None:
+            return self.retry
+        policies = [(o.name, o.retry) for o in self.output_defs if o.retry is not None]
+        for output_name, policy in policies[1:]:
+            if not _same_policy(policy, policies[0][1]):
+                raise AssetDefinitionError(
+                    f"outputs '{policies[0][0]}' and '{output_name}' of multi-asset '{self.name}' set different "
+                    "retry policies; all outputs are retried together, so set one policy with "
+                    "Asset.from_multi(retry=...)"
+                )
+        return policies[0][1] if policies else None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the function directly (e.g. in tests)."""
+        return self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> Any:
+        return SingleAsset.__reduce__(self)  # type: ignore[arg-type]
 
 
 class ExternalAsset(Asset):
@@ -501,9 +672,15 @@ class ExternalAsset(Asset):
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("ExternalAsset is created with rs.Asset.external(...)")
 
-    def __call__(self, fn: Callable[..., Any]) -> ExternalAsset:
-        """Attaches ``fn`` as the observation function (decorator form)."""
-        if not callable(fn):
+    def __call__(self, fn: Callable[..., Any] | None = None) -> Any:
+        """Attaches ``fn`` as the observation function (decorator form); inside a graph body,
+        ``asset()`` is a dependency on this asset."""
+        from rivers._definitions.composition import recording
+
+        recorder = recording()
+        if recorder is not None and fn is None:
+            return recorder.invoke_asset(self, (), {})
+        if fn is None or not callable(fn):
             raise AssetDefinitionError("Asset.external(...) can only decorate a function")
         self.observe_fn = fn
         self.__dict__.pop("_node_spec", None)  # the definition changed: convert it again

@@ -87,6 +87,54 @@ class AssetExecutionContext(OutputRecording, Generic[ConfigT]):
         return f"AssetExecutionContext(asset_name={self.asset_name!r})"
 
 
+class TaskExecutionContext(Generic[ConfigT]):
+    """What a running task sees: its step name, tags, partition, config and a logger. The
+    lighter sibling of :class:`AssetExecutionContext` (no asset attributes, no output metadata
+    or data versions). Parameterise it with a pydantic config class to receive ``config``."""
+
+    def __init__(self, task_name: str, tags: list[str] | None = None, partition: Any | None = None) -> None:
+        self.task_name = task_name
+        self.tags = tags
+        self.partition = partition
+        self._config: Any = None
+        self.run_id: str | None = None
+
+    @property
+    def config(self) -> ConfigT:
+        """The config built from the annotation's type argument and the run's overrides;
+        ``None`` when the annotation has none."""
+        return self._config  # type: ignore[no-any-return]
+
+    @property
+    def log(self) -> logging.Logger:
+        """Logger named ``rivers.tasks.<task_name>``; its records are captured per step."""
+        return logging.getLogger(f"rivers.tasks.{self.task_name}")
+
+    @property
+    def has_partition_key(self) -> bool:
+        return self.partition is not None
+
+    @property
+    def partition_key(self) -> str:
+        """Canonical display form of the partition key; ``ValueError`` when unpartitioned."""
+        if self.partition is None:
+            raise ValueError(
+                f"task '{self.task_name}' is not partitioned (or was run without a partition key); "
+                "check context.has_partition_key first"
+            )
+        return str(getattr(self.partition, "key", self.partition))
+
+    @property
+    def partition_time_window(self) -> tuple[datetime, datetime] | None:
+        if self.partition is None:
+            return None
+        window = getattr(self.partition, "time_window", None)
+        return window() if callable(window) else None
+
+    def __repr__(self) -> str:
+        return f"TaskExecutionContext(task_name={self.task_name!r})"
+
+
 class SelfDependency(Generic[T]):
     """An asset's own previously stored value, declared as ``self: SelfDependency[T]``."""
 

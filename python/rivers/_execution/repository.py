@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import uuid
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from rivers import _core
-from rivers._definitions.asset import Asset, ExternalAsset
+from rivers._definitions.asset import Asset, DepDef, ExternalAsset, MultiAsset
 from rivers._definitions.executor import Executor
+from rivers._definitions.graph import GraphAsset, GraphTaskNode
 from rivers._definitions.metadata import coerce_dict, encode
 from rivers._definitions.retry import RetryPolicy, retry_spec
+from rivers._definitions.task import BashTask, Task, _TaskBase
+from rivers._execution.fan_out import gathered, keyed_elements
 from rivers._execution.handles import RunHandle, RunResult
+from rivers._execution.io_context import InputContext
 from rivers._execution.run import RunSession
-from rivers._execution.step import InputSpec, StepSpec
+from rivers._execution.step import InputSpec, OutputTarget, StepSpec
 from rivers.exceptions import (
     AssetDefinitionError,
     AssetNotFoundError,
@@ -29,9 +35,12 @@ from rivers.exceptions import (
     ExecutionError,
     NodeNotFoundError,
     PartitionValidationError,
+    TaskDefinitionError,
 )
 
 _log = logging.getLogger("rivers")
+# A fan-out instance name: `graph/task[key]`.
+_INSTANCE = re.compile(r"(.+)\[([^\[\]/]+)\]")
 DEFAULT_STORAGE_PATH = Path(".rivers") / "storage"
 
 
@@ -51,8 +60,10 @@ class Job:
         for node in assets:
             if isinstance(node, ExternalAsset):
                 raise TypeError(f"Job '{name}' lists external asset '{node.name}'; external assets are never executed")
-            if not isinstance(node, Asset):
+            if not isinstance(node, (Asset, _TaskBase)):
                 raise TypeError(f"Job '{name}' lists {node!r}, which is not an asset or task")
+            if isinstance(node, _TaskBase):
+                node._require_name()
         if executor is not None and not isinstance(executor, Executor):
             raise TypeError("Job executor must be built with rs.Executor.in_process()/parallel()/kubernetes()")
         self.name = name
@@ -105,6 +116,12 @@ class CodeRepository:
         for key, policy in (retries or {}).items():
             if not isinstance(policy, RetryPolicy):
                 raise TypeError(f"retries['{key}'] must be a RetryPolicy, got {type(policy).__name__}")
+        for task in tasks or []:
+            if not isinstance(task, (Task, BashTask)):
+                raise TypeError(f"CodeRepository(tasks=...) accepts Task and BashTask objects, got {task!r}")
+            task._require_name()
+            if isinstance(task, Task) and task.fn is None:
+                raise TaskDefinitionError(f"task '{task.name}' wraps no function; apply @rs.Task(...) to a function")
         self._assets = list(assets)
         self._tasks = list(tasks or [])
         self._schedules = list(schedules or [])
@@ -117,11 +134,22 @@ class CodeRepository:
         self._partition_defs = dict(partition_defs or {})
         self._retries = dict(retries or {})
         self._default_retry = default_retry_policy
+        # Step names -> nodes (a multi-asset under its own name), and loadable names -> nodes (a
+        # multi-asset under each output name; tasks under their name).
+        self._nodes: dict[str, Any] = {}
         self._by_name: dict[str, Any] = {}
         for asset in self._assets:
             if isinstance(asset, ExternalAsset) and not asset.name:
                 raise AssetDefinitionError("an external asset has no name; pass name= to rs.Asset.external(...)")
-            self._by_name.setdefault(asset.name, asset)
+            self._nodes.setdefault(asset.name, asset)
+            for key in asset.output_names if isinstance(asset, MultiAsset) else [asset.name]:
+                self._by_name.setdefault(key, asset)
+            for node in asset.internal_nodes if isinstance(asset, GraphAsset) else ():
+                self._nodes.setdefault(node.name, node)
+                self._by_name.setdefault(node.name, node)
+        for task in self._tasks:
+            self._nodes.setdefault(task.name, task)
+            self._by_name.setdefault(task.name, task)
         self._jobs: dict[str, Job] = {}
         for job in jobs or []:
             if job.name in self._jobs:
@@ -165,73 +193,81 @@ class CodeRepository:
             self._default_handler = InMemoryIOHandler()
         return self._default_handler
 
-    def _handler_of(self, asset: Any) -> Any:
-        handler = asset._io_handler
+    def _resolve_handler(self, owner: str, handler: Any) -> Any:
         if isinstance(handler, str):
-            return self._resource_handler(asset.name, handler)
+            return self._resource_handler(owner, handler)
         return handler if handler is not None else self._default_io_handler()
 
+    def _handler_of(self, name: str) -> Any:
+        """The handler that writes the loadable name ``name``: a multi-asset output's own, else
+        the multi-asset's; an asset's or task's own; else the repository default."""
+        node = self._by_name[name]
+        if isinstance(node, MultiAsset):
+            declared = node.output_def(name).io_handler
+            return self._resolve_handler(name, declared if declared is not None else node._io_handler)
+        if isinstance(node, (_TaskBase, GraphTaskNode)):
+            return self._resolve_handler(name, node.io_handler)
+        return self._resolve_handler(name, node._io_handler)
+
+    def _static_metadata(self, name: str) -> dict[str, str] | None:
+        """Static metadata of a loadable name (a multi-asset output's own)."""
+        node = self._by_name[name]
+        if isinstance(node, MultiAsset):
+            return node.output_def(name).metadata
+        return getattr(node, "metadata", None)
+
     def _input_handler(self, consumer: Any, upstream: str) -> tuple[Any, dict[str, str] | None]:
-        upstream_asset = self._by_name[upstream]
-        for dep in consumer.deps:
+        for dep in getattr(consumer, "deps", ()):
             if dep.name == upstream and dep.is_input:
                 handler = dep.io_handler
                 if isinstance(handler, str):
                     handler = self._resource_handler(consumer.name, handler, f"AssetDef.input('{upstream}') io_handler")
-                metadata = dep.metadata if dep.metadata is not None else upstream_asset.metadata
-                return (handler or self._handler_of(upstream_asset)), metadata
-        return self._handler_of(upstream_asset), upstream_asset.metadata
+                metadata = dep.metadata if dep.metadata is not None else self._static_metadata(upstream)
+                return (handler or self._handler_of(upstream)), metadata
+        return self._handler_of(upstream), self._static_metadata(upstream)
+
+    def _output_names(self, node: Any) -> list[str]:
+        return node.output_names if isinstance(node, MultiAsset) else [node.name]
 
     def _pinned_nodes(self) -> set[str]:
-        """Assets whose output or inputs live in an ``InMemoryIOHandler``: their values cannot
+        """Nodes whose output or inputs live in an ``InMemoryIOHandler``: their values cannot
         cross a process boundary, so the parallel executor runs them in this process."""
         from rivers.io_handlers.memory import InMemoryIOHandler
 
-        in_memory = {a.name for a in self._assets if isinstance(self._handler_of(a), InMemoryIOHandler)}
+        in_memory = {name for name in self._by_name if isinstance(self._handler_of(name), InMemoryIOHandler)}
         pinned = set()
-        for asset in self._assets:
-            if isinstance(asset, ExternalAsset):
+        for node in self._nodes.values():
+            if isinstance(node, ExternalAsset):
                 continue
-            if asset.name in in_memory:
-                pinned.add(asset.name)
+            if any(name in in_memory for name in self._output_names(node)):
+                pinned.add(node.name)
                 continue
-            overrides = {d.name: d.io_handler for d in asset.deps if d.is_input and d.io_handler is not None}
-            for param in asset._params:
-                override = overrides.get(param.name)
+            overrides = {d.name: d.io_handler for d in getattr(node, "deps", ()) if d.is_input and d.io_handler}
+            for param in node._params:
+                source = param.source or param.name
+                override = overrides.get(source)
                 if override is not None:
-                    handler = self._resource_handler(asset.name, override) if isinstance(override, str) else override
+                    handler = self._resource_handler(node.name, override) if isinstance(override, str) else override
                     if isinstance(handler, InMemoryIOHandler):
-                        pinned.add(asset.name)
-                elif param.name in in_memory:
-                    pinned.add(asset.name)
+                        pinned.add(node.name)
+                elif source in in_memory:
+                    pinned.add(node.name)
         return pinned
 
     @staticmethod
-    def _node_spec(asset: Any) -> Any:
-        """The core's form of an asset definition, converted once per asset object."""
-        spec = asset.__dict__.get("_node_spec")
+    def _node_spec(node: Any) -> Any:
+        """The core's form of a node definition, converted once per node object."""
+        spec = node.__dict__.get("_node_spec")
         if spec is None:
-            external = isinstance(asset, ExternalAsset)
-            metadata = asset.metadata or {}
-            spec = _core.NodeSpec(
-                name=asset.name,
-                kind="external" if external else "asset",
-                params=[] if external else asset._params,
-                deps=asset.deps,
-                metadata=encode(coerce_dict(metadata, f"metadata of '{asset.name}'")),
-                tags=list(asset.tags or []),
-                kinds=list(asset.kinds),
-                group=asset.group,
-                code_version=asset.code_version,
-                io_handler=asset._io_handler,
-                executor_override=metadata.get("rivers/executor"),
-                is_async=asset.is_async,
-                retry=retry_spec(asset.retry),
-                pools=list(asset.pool),
-                hooks=list(asset.hooks or []),
-                observable=external and asset.observe_fn is not None,
-            )
-            asset._node_spec = spec
+            if isinstance(node, _TaskBase):
+                spec = _task_spec(node)
+            elif isinstance(node, GraphTaskNode):
+                spec = _graph_node_spec(node)
+            elif isinstance(node, GraphAsset):
+                spec = _graph_spec(node)
+            else:
+                spec = _asset_spec(node)
+            node._node_spec = spec
         return spec
 
     def _build_graph(self, check_bindings: bool) -> Any:
@@ -242,12 +278,22 @@ class CodeRepository:
         gc.disable()
         try:
             pinned = self._pinned_nodes() if check_bindings else set()
-            nodes = [self._node_spec(a) for a in self._assets]
-            flags = [a.name in pinned for a in self._assets]
+            nodes = [self._node_spec(node) for node in self._all_nodes()]
+            flags = [node.name in pinned for node in self._all_nodes()]
             return _core.Graph(nodes, flags, list(self._resources), self._retries, check_bindings)
         finally:
             if collecting:
                 gc.enable()
+
+    def _all_nodes(self) -> list[Any]:
+        """Registered nodes in registration order: assets (a graph asset followed by its
+        internal nodes), then standalone tasks."""
+        nodes: list[Any] = []
+        for asset in self._assets:
+            nodes.append(asset)
+            if isinstance(asset, GraphAsset):
+                nodes.extend(asset.internal_nodes)
+        return [*nodes, *self._tasks]
 
     def _validate_jobs(self, graph: Any) -> None:
         executor = self._executor_for(None)
@@ -262,8 +308,10 @@ class CodeRepository:
                         f"external asset '{asset.name}' has an automation_condition but no observation function; "
                         "decorate a function with @rs.Asset.external(...) to observe it"
                     )
-            if isinstance(asset._io_handler, str):
-                self._resource_handler(asset.name, asset._io_handler)
+            if isinstance(asset, MultiAsset):
+                asset.effective_retry()
+        for name in self._by_name:
+            self._handler_of(name)  # string references name registered handlers
         graph = self._build_graph(check_bindings=True)
         for message in graph.warnings:
             warnings.warn(message, UserWarning, stacklevel=3)
@@ -285,7 +333,6 @@ class CodeRepository:
             ("run_queue", self._run_queue, "the run queue"),
             ("pool_limits", self._pool_limits, "concurrency pool limits"),
             ("partition_defs", self._partition_defs, "partitions"),
-            ("tasks", self._tasks, "tasks and graph assets"),
             ("run_backend", self._run_backend, "run backends"),
         )
         for parameter, given, what in unsupported:
@@ -294,7 +341,20 @@ class CodeRepository:
                     f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
                     f"remove {parameter}= to run the repository without them"
                 )
+        for task in self._tasks:
+            if task.partitions_def is not None or task.partition_mapping:
+                raise NotImplementedError(
+                    f"task '{task.name}' declares partitions, and partitions are not available in this version of "
+                    "rivers; remove partitions_def= / partition_mapping= from it"
+                )
         for asset in self._assets:
+            if isinstance(asset, MultiAsset):
+                for output in asset.output_defs:
+                    if output.partitions_def is not None:
+                        raise NotImplementedError(
+                            f"output '{output.name}' of multi-asset '{asset.name}' declares partitions_def=..., and "
+                            "partitioned assets are not available in this version of rivers; remove it"
+                        )
             if asset.partitions_def is not None:
                 raise NotImplementedError(
                     f"asset '{asset.name}' declares partitions_def=..., and partitioned assets are not available in "
@@ -348,7 +408,7 @@ class CodeRepository:
                 except Exception as err:
                     raise ConfigurationError(f"setup() of resource '{key}' failed: {err}") from err
                 self._set_up.append(resource)
-        self._handlers = {asset.name: self._handler_of(asset) for asset in self._assets}
+        self._handlers = {name: self._handler_of(name) for name in self._by_name}
         storage._register_definitions(graph)
         self._graph = graph
         self._storage = storage
@@ -368,7 +428,8 @@ class CodeRepository:
 
     @property
     def assets(self) -> dict[str, Any]:
-        return dict(self._by_name)
+        """Registered assets by asset key (a multi-asset under each of its output names)."""
+        return {name: node for name, node in self._by_name.items() if isinstance(node, Asset)}
 
     @property
     def schedules(self) -> list[Any]:
@@ -392,41 +453,101 @@ class CodeRepository:
             return job.executor
         return self._default_executor if self._default_executor is not None else Executor.parallel()
 
-    def _step_bindings(self, asset: Any) -> tuple[dict[str, InputSpec], dict[str, Any]]:
-        """Where each parameter of ``asset`` comes from: an upstream (through which handler) or
-        a resource. Fixed once the repository is resolved, so computed once per asset."""
-        bindings = self._bindings.get(asset.name)
+    def _step_bindings(self, node: Any) -> tuple[dict[str, InputSpec], dict[str, Any]]:
+        """Where each parameter of ``node`` comes from: an upstream (through which handler) or
+        a resource. Fixed once the repository is resolved, so computed once per node."""
+        bindings = self._bindings.get(node.name)
         if bindings is None:
             inputs = {}
             resources = {}
-            for param in asset._params:
+            for param in node._params:
+                if param.role == "wired":
+                    handler, metadata = self._input_handler(node, param.source)
+                    inputs[param.name] = InputSpec(param.source, handler, metadata)
+                    continue
                 if param.role not in ("named", "context_by_name"):
                     continue
                 if param.name in self._by_name:
-                    handler, metadata = self._input_handler(asset, param.name)
+                    handler, metadata = self._input_handler(node, param.name)
                     inputs[param.name] = InputSpec(param.name, handler, metadata)
                 elif param.name in self._resources:
                     resources[param.name] = self._resources[param.name]
-            bindings = self._bindings[asset.name] = (inputs, resources)
+            bindings = self._bindings[node.name] = (inputs, resources)
         return bindings
 
-    def _step_spec(self, asset: Any, run_id: str, config: dict[str, dict[str, Any]]) -> StepSpec:
-        inputs, resources = self._step_bindings(asset)
-        return StepSpec(
-            asset=asset,
-            output_handler=self._handlers[asset.name],
-            inputs=inputs,
-            resources=resources,
-            config_overrides=config.get(asset.name),
-            run_id=run_id,
+    def _output_target(self, node: Any, name: str) -> OutputTarget:
+        if isinstance(node, MultiAsset):
+            output = node.output_def(name)
+            code_version = output.code_version if output.code_version is not None else node.code_version
+            return OutputTarget(name, self._handlers[name], output.metadata, code_version, None)
+        is_asset = not isinstance(node, (_TaskBase, GraphTaskNode))
+        return OutputTarget(
+            name, self._handlers[name], node.metadata, getattr(node, "code_version", None), node._return_hint, is_asset
         )
+
+    def _step_spec(
+        self, request: Any, run_id: str, config: dict[str, dict[str, Any]], elements: dict[str, dict[str, Any]]
+    ) -> StepSpec:
+        node = self._nodes[request.node]
+        inputs, resources = self._step_bindings(node)
+        names = self._output_names(node)
+        spec = StepSpec(
+            node=node,
+            outputs={name: self._output_target(node, name) for name in names},
+            inputs=dict(inputs),
+            resources=resources,
+            config_overrides=config.get(node.name),
+            run_id=run_id,
+            output_selection=list(request.output_selection) or names,
+            constants=dict(getattr(node, "constants", {})),
+            step_key=request.step_key,
+        )
+        fan_ins = {fan_in.template: fan_in for fan_in in request.fan_in}
+        for param in node._params:
+            if param.gather is not None and param.source in fan_ins:
+                fan_in = fan_ins[param.source]
+                spec.constants[param.name] = gathered(
+                    param.gather,
+                    param.source,
+                    list(fan_in.keys),
+                    list(fan_in.completed),
+                    spec.name,
+                    self._handlers[param.source],
+                    param.annotation,
+                )
+        settings = getattr(node, "map", None)
+        if settings is not None:
+            self._bind_fan_out(spec, node, settings.element, elements)
+        return spec
+
+    def _bind_fan_out(self, spec: StepSpec, node: Any, element: str, elements: dict[str, dict[str, Any]]) -> None:
+        """A template step reports its instance keys; an instance receives its element (read
+        once per run from the producer, in this process) and writes under its own name."""
+        keyed = elements.get(node.name)
+        if keyed is None:
+            param = next(p for p in node._params if p.name == element)
+            if param.name in spec.constants:  # mapped over a collect() result
+                value = spec.constants.pop(param.name)
+            else:
+                source = spec.inputs.pop(param.name)
+                load = InputContext(source.upstream, node.name, source.asset_metadata, None, None)
+                value = source.handler.load_input(load)
+            keyed = elements[node.name] = keyed_elements(node.name, param.source, value)
+        spec.inputs.pop(element, None)
+        if spec.name == node.name:
+            spec.fan_out = list(keyed)
+            return
+        key = spec.name[len(node.name) + 1 : -1]
+        spec.constants[element] = keyed[key]
+        target = self._output_target(node, node.name)
+        spec.outputs = {spec.name: replace(target, name=spec.name)}
 
     def _check_config(self, config: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
         for key in config or {}:
-            if key not in self._by_name:
+            if key not in self._nodes:
                 raise ConfigurationError(
                     f"materialize(config=...) has an entry for '{key}', which is not a registered node; "
-                    f"registered nodes: [{', '.join(self._by_name)}]"
+                    f"registered nodes: [{', '.join(self._nodes)}]"
                 )
         return dict(config or {})
 
@@ -460,14 +581,16 @@ class CodeRepository:
         run_id = run_id or str(uuid.uuid4())
         if executor.kind != "kubernetes":
             for name in plan.node_names:
-                if self._by_name[name].compute is not None:
+                if self._nodes[name].compute is not None:
                     _log.warning(
                         "asset '%s' declares compute=%r, which only the Kubernetes executor uses; ignored",
                         name,
-                        self._by_name[name].compute,
+                        self._nodes[name].compute,
                     )
         max_workers = getattr(executor, "max_workers", 1)
-        session = RunSession(lambda node: self._step_spec(self._by_name[node], run_id, config), max_workers)
+        # Fan-out elements by template, read once per run.
+        elements: dict[str, dict[str, Any]] = {}
+        session = RunSession(lambda request: self._step_spec(request, run_id, config, elements), max_workers)
         request = _core.RunRequest(
             run_id=run_id,
             job_name=job_name,
@@ -570,31 +693,43 @@ class CodeRepository:
 
     # -- values ----------------------------------------------------------------------------
 
+    def _loadable(self, name: str) -> tuple[Any, Any]:
+        """The node of a loadable name and the handler that wrote it; a fan-out instance
+        (``graph/task[key]``) is written by its template's handler."""
+        instance = _INSTANCE.fullmatch(name)
+        if instance is not None and getattr(self._nodes.get(instance.group(1)), "map", None) is not None:
+            return self._nodes[instance.group(1)], self._handlers[instance.group(1)]
+        node = self._node(name)
+        return node, self._handlers[name]
+
     def _node(self, name: str) -> Any:
         try:
             return self._by_name[name]
         except KeyError:
+            hint = ""
+            node = self._nodes.get(name)
+            if isinstance(node, MultiAsset):
+                hint = f"; '{name}' is a multi-asset: name one of its outputs {node.output_names}"
             raise NodeNotFoundError(
-                f"'{name}' is not a node of this repository; known nodes: [{', '.join(self._by_name)}]"
+                f"'{name}' is not a node of this repository{hint}; known nodes: [{', '.join(self._by_name)}]"
             ) from None
 
     def io_handler_for_output(self, name: str) -> Any:
         """The handler that writes ``name``'s output (runs no user code)."""
         self._ensure_resolved()
-        return self._handlers[self._node(name).name]
+        return self._loadable(name)[1]
 
     def load_node(self, name: str, *, partition_key: Any | None = None, type_hint: type | None = None) -> Any:
         """The value the latest materialization of ``name`` wrote, via its IO handler."""
-        from rivers._execution.io_context import InputContext
-
         self._ensure_resolved()
-        node = self._node(name)
-        if partition_key is not None and node.partitions_def is None:
+        node, handler = self._loadable(name)
+        if partition_key is not None and getattr(node, "partitions_def", None) is None:
             raise PartitionValidationError(
                 f"'{name}' is not partitioned; call load_node('{name}') without partition_key"
             )
-        context = InputContext(name, name, node.metadata, None, type_hint)
-        return self._handlers[name].load_input(context)
+        metadata = self._static_metadata(name) if name in self._by_name else None
+        context = InputContext(name, name, metadata, None, type_hint)
+        return handler.load_input(context)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -622,6 +757,118 @@ class CodeRepository:
 
     def __repr__(self) -> str:
         return f"CodeRepository(assets={list(self._by_name)})"
+
+
+def _common_fields(node: Any) -> dict[str, Any]:
+    metadata = node.metadata or {}
+    return dict(
+        name=node.name,
+        params=getattr(node, "_params", []),
+        metadata=encode(coerce_dict(metadata, f"metadata of '{node.name}'")),
+        tags=list(node.tags or []),
+        executor_override=metadata.get("rivers/executor"),
+        is_async=node.is_async,
+    )
+
+
+class _OutputSpec:
+    """A multi-asset output as the core reads it: the output's attributes, with the
+    multi-asset's as defaults."""
+
+    def __init__(self, asset: MultiAsset, output: Any) -> None:
+        self.name = output.name
+        self.tags = list(output.tags if output.tags is not None else asset.tags or [])
+        self.kinds = list(output.kinds or asset.kinds)
+        self.group = output.group if output.group is not None else asset.group
+        self.code_version = output.code_version if output.code_version is not None else asset.code_version
+        self.io_handler = output.io_handler if output.io_handler is not None else asset._io_handler
+        self.metadata = encode(coerce_dict(output.metadata or {}, f"metadata of '{output.name}'"))
+        self.deps = [dep.name for dep in output.deps if not dep.is_input]
+
+
+def _asset_spec(asset: Any) -> Any:
+    external = isinstance(asset, ExternalAsset)
+    multi = isinstance(asset, MultiAsset)
+    fields = _common_fields(asset)
+    if external:
+        fields["params"] = []  # an observation function's parameters are not graph edges
+    return _core.NodeSpec(
+        **fields,
+        kind="external" if external else "multi" if multi else "asset",
+        deps=asset.deps,
+        kinds=list(asset.kinds),
+        group=asset.group,
+        code_version=asset.code_version,
+        io_handler=asset._io_handler,
+        retry=retry_spec(asset.effective_retry() if multi else asset.retry),
+        pools=list(asset.pool),
+        hooks=list(asset.hooks or []),
+        observable=external and asset.observe_fn is not None,
+        outputs=[_OutputSpec(asset, output) for output in asset.output_defs] if multi else [],
+        never_retried=multi and asset.is_generator,
+    )
+
+
+def _task_spec(task: Any) -> Any:
+    return _core.NodeSpec(
+        **_common_fields(task),
+        kind="task",
+        deps=[],
+        kinds=[],
+        group=None,
+        code_version=None,
+        io_handler=task.io_handler,
+        retry=retry_spec(task.retry),
+        pools=[],
+        hooks=[],
+        observable=False,
+    )
+
+
+def _graph_spec(graph: GraphAsset) -> Any:
+    fields = _common_fields(graph)
+    members = [graph.final_node, *(n.name for n in graph.internal_nodes if n.name != graph.final_node)]
+    return _core.NodeSpec(
+        **{**fields, "params": []},
+        kind="graph",
+        deps=[DepDef(dep.name, is_input=False) for dep in graph.deps],
+        kinds=list(graph.kinds),
+        group=graph.group,
+        code_version=graph.code_version,
+        io_handler=graph._io_handler,
+        retry=retry_spec(graph.retry),
+        pools=[],
+        hooks=list(graph.hooks or []),
+        observable=False,
+        members=members,
+    )
+
+
+def _graph_node_spec(node: GraphTaskNode) -> Any:
+    """An internal node: its task's definition with the recorded wiring. The graph's
+    ``AssetDef.dep`` entries order the nodes that read nothing inside the graph (R30), and the
+    handles given to a BashTask order it after their nodes."""
+    internal = {n.name for n in node.graph.internal_nodes}
+    reads_inside = any(p.source in internal for p in node._params) or any(a in internal for a in node.after)
+    lineage = [DepDef(name, is_input=False) for name in node.after]
+    if not reads_inside:
+        lineage.extend(DepDef(dep.name, is_input=False) for dep in node.graph.deps if not dep.is_input)
+    return _core.NodeSpec(
+        **{**_common_fields(node), "executor_override": node.graph.internal_executor()},
+        kind="task",
+        deps=lineage,
+        kinds=[],
+        group=None,
+        code_version=None,
+        io_handler=node.io_handler,
+        retry=retry_spec(node.retry),
+        pools=[],
+        hooks=[],
+        observable=False,
+        graph=node.graph.name,
+        mapped=node.map is not None,
+        max_concurrency=node.map.max_concurrency if node.map is not None else None,
+    )
 
 
 def run_result(outcome: Any, session: RunSession, raise_on_error: bool) -> RunResult:

@@ -19,9 +19,8 @@ from rivers._execution.capture import Captured, StepCapture
 from rivers._execution.step import (
     Persisted,
     StepSpec,
-    failure_hook_config,
     run_async_step_body,
-    run_hooks,
+    run_failure_hooks,
     run_step_body,
 )
 
@@ -75,11 +74,12 @@ def _refuse_kubernetes(request: _core.StepRequest) -> None:
         )
 
 
+def core_materializations(persisted: list[Persisted]) -> list[_core.StepMaterialization]:
+    return [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted]
+
+
 def succeeded(persisted: list[Persisted], captured: Captured | None) -> _core.StepSucceeded:
-    return _core.StepSucceeded(
-        [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted],
-        core_captured(captured),
-    )
+    return _core.StepSucceeded(core_materializations(persisted), core_captured(captured))
 
 
 def core_captured(captured: Captured | None) -> _core.CapturedOutput | None:
@@ -92,7 +92,7 @@ class RunSession:
     """Executes the steps of one run for the engine. Step specs are built from the request the
     engine sends (node name, step key), when the step first runs."""
 
-    def __init__(self, build_spec: Callable[[str], StepSpec], max_workers: int) -> None:
+    def __init__(self, build_spec: Callable[[_core.StepRequest], StepSpec], max_workers: int) -> None:
         self._build_spec = build_spec
         self._specs: dict[str, StepSpec] = {}
         self._max_workers = max_workers
@@ -104,24 +104,37 @@ class RunSession:
     def _spec(self, request: _core.StepRequest) -> StepSpec:
         spec = self._specs.get(request.step_key)
         if spec is None:
-            spec = self._specs[request.step_key] = self._build_spec(request.node)
+            spec = self._specs[request.step_key] = self._build_spec(request)
         return spec
 
-    def _failed(self, request: _core.StepRequest, exc: Exception, captured: Captured | None) -> _core.StepFailed:
+    def _failed(
+        self,
+        request: _core.StepRequest,
+        exc: Exception,
+        captured: Captured | None,
+        persisted: list[Persisted] | None = None,
+    ) -> _core.StepFailed:
         self.errors[request.step_key] = exc
         matched = isinstance(exc, class_filter(request.retry_class_filter))
-        return _core.StepFailed(describe(exc), classify(exc).value, matched, core_captured(captured))
+        if persisted is None:
+            spec = self._specs.get(request.step_key)
+            persisted = spec.persisted if spec is not None else []
+        return _core.StepFailed(
+            describe(exc), classify(exc).value, matched, core_captured(captured), core_materializations(persisted)
+        )
 
     def run_step(self, request: _core.StepRequest) -> _core.StepSucceeded | _core.StepFailed:
         captured = None
         try:
             spec = self._spec(request)
             _refuse_kubernetes(request)
+            if spec.fan_out is not None:
+                return _core.StepSucceeded([], None, spec.fan_out)
             if request.executor == "parallel":
-                outcome, captured = self._in_worker(spec)
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                return succeeded(outcome, captured)
+                persisted, error, captured = self._in_worker(spec)
+                if error is not None:
+                    return self._failed(request, error, captured, persisted)  # type: ignore[arg-type]
+                return succeeded(persisted, captured)
             capture = StepCapture()
             try:
                 with capture:
@@ -143,8 +156,11 @@ class RunSession:
             _refuse_kubernetes(request)
             if self._cancelled:
                 raise asyncio.CancelledError
+            spec = self._spec(request)
+            if spec.fan_out is not None:
+                return _core.StepSucceeded([], None, spec.fan_out)
             with capture:
-                persisted = await run_async_step_body(self._spec(request))
+                persisted = await run_async_step_body(spec)
             return succeeded(persisted, capture.result())
         except asyncio.CancelledError as exc:
             if not self._cancelled:
@@ -174,10 +190,10 @@ class RunSession:
 
         loop.call_soon_threadsafe(cancel_all)
 
-    def _in_worker(self, spec: StepSpec) -> tuple[Any, Captured | None]:
+    def _in_worker(self, spec: StepSpec) -> tuple[list[Persisted], BaseException | None, Captured | None]:
         from rivers._execution.worker import build_payload, execute
 
-        result: tuple[Any, Captured | None] = (
+        result: tuple[list[Persisted], BaseException | None, Captured | None] = (
             worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
         )
         return result
@@ -194,8 +210,8 @@ class RunSession:
             )
             return
         if request.executor == "parallel" and not request.is_async:
-            from rivers._execution.worker import build_payload, run_failure_hooks
+            from rivers._execution.worker import build_payload, run_failure_hooks_in_worker
 
-            worker_pool(self._max_workers).submit(run_failure_hooks, build_payload(spec), message).result()
+            worker_pool(self._max_workers).submit(run_failure_hooks_in_worker, build_payload(spec), message).result()
             return
-        run_hooks(spec, "failure", error=message, config=failure_hook_config(spec))
+        run_failure_hooks(spec, message)

@@ -1,6 +1,9 @@
-"""Running one asset step body: bind parameters, load inputs, call the function, persist the
-result through the IO handler, run success hooks. The same code runs in the calling process and
-in parallel-executor workers; the engine (scheduling, retries, events) lives in the core.
+"""Running one step body: bind parameters, load inputs, call the function, persist what it
+produced through the IO handlers, run success hooks. The same code runs in the calling process
+and in parallel-executor workers; the engine (scheduling, retries, events) lives in the core.
+
+A step runs one node: a single asset, a multi-asset (one function, several outputs), or a task
+(a Python function or a shell command, whose value is written without a materialization).
 """
 
 from __future__ import annotations
@@ -9,13 +12,15 @@ import inspect
 import json
 import sys
 import traceback
+import typing
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from rivers._definitions.hooks import HookContext
 from rivers._definitions.metadata import MetadataValue, encode
 from rivers._definitions.results import Materialization, Observation, Output
-from rivers._execution.context import AssetExecutionContext, SelfDependency
+from rivers._execution.context import AssetExecutionContext, SelfDependency, TaskExecutionContext
 from rivers._execution.coroutines import run_coroutine
 from rivers._execution.io_context import InputContext, OutputContext
 from rivers.exceptions import ExecutionError, ResultDefinitionError
@@ -41,94 +46,86 @@ class InputSpec:
     asset_metadata: dict[str, str] | None
 
 
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where one output of a step is written, and whether it is an asset (recorded as a
+    materialization) or a task's value (written only)."""
+
+    name: str
+    handler: Any
+    metadata: dict[str, str] | None
+    code_version: str | None
+    type_hint: Any
+    is_asset: bool = True
+
+
 @dataclass
 class StepSpec:
-    """Everything needed to run one asset step, resolved by the repository."""
+    """Everything needed to run one step, resolved by the repository."""
 
-    asset: Any
-    output_handler: Any
+    node: Any
+    outputs: dict[str, OutputTarget]
     inputs: dict[str, InputSpec]
     resources: dict[str, Any]
     config_overrides: dict[str, Any] | None
     run_id: str
+    # The outputs this step persists (a multi-asset's selection; every output otherwise).
+    output_selection: list[str] = field(default_factory=list)
+    # Values bound to parameters by the composition of a graph asset.
+    constants: dict[str, Any] = field(default_factory=dict)
     partition: Any = None
     hook_state: dict[str, Any] = field(default_factory=dict)
+    # What this attempt persisted so far; a failing attempt reports it all the same.
+    persisted: list[Persisted] = field(default_factory=list)
+    # The step key when it differs from the node name (a fan-out instance, `graph/task[key]`).
+    step_key: str | None = None
+    # A fan-out template: the instance keys its producer's value gives; the step runs no body.
+    fan_out: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.step_key or str(self.node.name)
 
 
-def build_config(asset: Any, overrides: dict[str, Any] | None) -> Any:
-    """Instantiates the asset's config class from defaults, environment and overrides."""
-    config_type = asset._config_type
+def build_config(node: Any, overrides: dict[str, Any] | None) -> Any:
+    """Instantiates the node's config class from defaults, environment and overrides."""
+    config_type = node._config_type
     if config_type is None:
         return None
     try:
         return config_type(**(overrides or {}))
     except Exception as err:
-        raise ExecutionError(f"config for '{asset.name}' failed validation: {err}") from err
+        raise ExecutionError(f"config for '{node.name}' failed validation: {err}") from err
 
 
 def _load_self(spec: StepSpec, type_hint: Any) -> Any:
-    asset = spec.asset
-    context = InputContext(asset.name, asset.name, asset.metadata, spec.partition, type_hint)
+    target = spec.outputs[spec.name]
+    context = InputContext(target.name, target.name, target.metadata, spec.partition, type_hint)
     try:
-        return spec.output_handler.load_input(context)
+        return target.handler.load_input(context)
     except (KeyError, FileNotFoundError):
         return None
 
 
-def _bind(spec: StepSpec, context: AssetExecutionContext[Any]) -> dict[str, Any]:
-    asset = spec.asset
+def _bind(spec: StepSpec, context: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
-    for param in asset._params:
+    for param in spec.node._params:
         if param.role == "context" or (param.role == "context_by_name" and param.name not in spec.inputs):
             kwargs[param.name] = context
         elif param.role == "misplaced_context":
-            raise ExecutionError(f"Context must be the first parameter of '{asset.name}'")
+            raise ExecutionError(f"Context must be the first parameter of '{spec.name}'")
         elif param.role == "self":
             args = getattr(param.annotation, "__args__", None)
             kwargs[param.name] = SelfDependency(_load_self(spec, args[0] if args else None))
+        elif param.name in spec.constants:
+            kwargs[param.name] = spec.constants[param.name]
         elif param.name in spec.inputs:
             source = spec.inputs[param.name]
-            load = InputContext(source.upstream, asset.name, source.asset_metadata, spec.partition, param.annotation)
+            load = InputContext(source.upstream, spec.name, source.asset_metadata, spec.partition, param.annotation)
             kwargs[param.name] = source.handler.load_input(load)
         elif param.name in spec.resources:
             kwargs[param.name] = spec.resources[param.name]
     return kwargs
-
-
-def _check_output_name(asset_name: str, result: Output | Materialization) -> None:
-    if result.output_name is not None and result.output_name != asset_name:
-        raise ResultDefinitionError(
-            f"asset '{asset_name}' returned {type(result).__name__}(output_name={result.output_name!r}); "
-            f"a single asset's output_name must be None or '{asset_name}'"
-        )
-
-
-def _persist(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -> tuple[Persisted, Any]:
-    asset = spec.asset
-    metadata: dict[str, MetadataValue] = dict(context._output_metadata)
-    registered = context.drain_data_version()
-    if isinstance(result, Observation):
-        raise ResultDefinitionError(
-            f"asset '{asset.name}' returned an Observation; only external assets' observation functions may"
-        )
-    if isinstance(result, Materialization):
-        _check_output_name(asset.name, result)
-        metadata.update(result.metadata or {})
-        version = result.data_version or registered
-        return Persisted(asset.name, _with_tags(encode(metadata), result.tags), version, asset.code_version), None
-    explicit = None
-    value = result
-    if isinstance(result, Output):
-        _check_output_name(asset.name, result)
-        metadata.update(result.metadata or {})
-        explicit = result.data_version
-        value = result.value
-    output = OutputContext(asset.name, asset.metadata, spec.partition, asset._return_hint)
-    output._output_metadata = metadata
-    spec.output_handler.handle_output(output, value)
-    version = explicit or registered or output.drain_data_version()
-    tags = result.tags if isinstance(result, Output) else None
-    return Persisted(asset.name, _with_tags(encode(output._output_metadata), tags), version, asset.code_version), value
 
 
 # StoredEvent has no tags field: the tags of an Output / Materialization are recorded in the
@@ -142,18 +139,72 @@ def _with_tags(pairs: list[tuple[str, str]], tags: list[str] | None) -> list[tup
     return pairs
 
 
-def run_hooks(spec: StepSpec, hook_type: str, output: Any = None, error: str | None = None, config: Any = None) -> None:
-    """Runs the asset's hooks of one type in list order; a raising hook is reported on stderr."""
-    asset = spec.asset
-    for hook in asset.hooks or ():
+def _write(spec: StepSpec, context: Any, target: OutputTarget, result: Any) -> Any:
+    """Persists one produced result under ``target``; returns the bare value. An asset's write
+    is recorded in ``spec.persisted``."""
+    if isinstance(result, Observation):
+        raise ResultDefinitionError(
+            f"'{spec.name}' produced an Observation; only external assets' observation functions may"
+        )
+    recording = isinstance(context, AssetExecutionContext)
+    metadata: dict[str, MetadataValue] = dict(context._output_metadata) if recording else {}
+    registered = context._data_version if recording else None
+    if isinstance(result, Materialization):
+        metadata.update(result.metadata or {})
+        if target.is_asset:
+            version = result.data_version or registered
+            pairs = _with_tags(encode(metadata), result.tags)
+            spec.persisted.append(Persisted(target.name, pairs, version, target.code_version))
+        return None
+    explicit = None
+    value = result
+    if isinstance(result, Output):
+        metadata.update(result.metadata or {})
+        explicit = result.data_version
+        value = result.value
+    output = OutputContext(target.name, target.metadata, spec.partition, target.type_hint)
+    output._output_metadata = metadata
+    target.handler.handle_output(output, value)
+    if target.is_asset:
+        version = explicit or registered or output.drain_data_version()
+        tags = result.tags if isinstance(result, Output) else None
+        pairs = _with_tags(encode(output._output_metadata), tags)
+        spec.persisted.append(Persisted(target.name, pairs, version, target.code_version))
+    return value
+
+
+def run_hooks(
+    spec: StepSpec,
+    hook_type: str,
+    output: Any = None,
+    error: str | None = None,
+    config: Any = None,
+    asset_name: str | None = None,
+) -> None:
+    """Runs the node's hooks of one type in list order; a raising hook is reported on stderr."""
+    node = spec.node
+    for hook in getattr(node, "hooks", None) or ():
         if hook.hook_type != hook_type or hook.func is None:
             continue
-        context = HookContext(asset.name, spec.run_id, hook_type, output, error, asset.metadata, config)
+        name = asset_name or node.name
+        metadata = spec.outputs[name].metadata if name in spec.outputs else node.metadata
+        context = HookContext(name, spec.run_id, hook_type, output, error, metadata, config)
         try:
             hook.func(context)
         except Exception:
-            print(f"rivers: {hook_type} hook '{hook.name}' of asset '{asset.name}' raised:", file=sys.stderr)
+            print(f"rivers: {hook_type} hook '{hook.name}' of '{name}' raised:", file=sys.stderr)
             traceback.print_exc()
+
+
+def run_failure_hooks(spec: StepSpec, message: str) -> None:
+    """Failure hooks after a step's final failed attempt: once per selected output of a
+    multi-asset, once otherwise."""
+    config = failure_hook_config(spec)
+    if getattr(spec.node, "is_multi", False):
+        for name in spec.output_selection:
+            run_hooks(spec, "failure", error=message, config=config, asset_name=name)
+    else:
+        run_hooks(spec, "failure", error=message, config=config)
 
 
 def failure_hook_config(spec: StepSpec) -> Any:
@@ -164,51 +215,181 @@ def failure_hook_config(spec: StepSpec) -> Any:
     if config is not None:
         return config
     try:
-        return build_config(spec.asset, spec.config_overrides)
+        return build_config(spec.node, spec.config_overrides)
     except Exception:
         return None
 
 
-def _begin(spec: StepSpec) -> tuple[AssetExecutionContext[Any], dict[str, Any]]:
-    """Builds the step's config and context and binds its parameters (loading inputs)."""
-    asset = spec.asset
-    config = build_config(asset, spec.config_overrides)
-    spec.hook_state["config"] = config
+def _wants_task_context(node: Any) -> bool:
+    """A task receives a ``TaskExecutionContext`` unless its context parameter asks for an
+    ``AssetExecutionContext`` (by annotation, or unannotated and named ``context``)."""
+    for param in node._params:
+        if param.role == "context":
+            origin = typing.get_origin(param.annotation) or param.annotation
+            return isinstance(origin, type) and issubclass(origin, TaskExecutionContext)
+    return False
+
+
+def _context(spec: StepSpec, config: Any) -> Any:
+    node = spec.node
+    if getattr(node, "is_task", False):
+        if _wants_task_context(node):
+            task_context: TaskExecutionContext[Any] = TaskExecutionContext(spec.name, node.tags, spec.partition)
+            task_context._config = config
+            task_context.run_id = spec.run_id
+            return task_context
+        selection = [spec.name]
+    else:
+        selection = list(spec.output_selection)
     context: AssetExecutionContext[Any] = AssetExecutionContext(
-        asset.name,
-        asset.tags,
-        asset.kinds,
-        asset.group,
-        asset.code_version,
-        asset.metadata,
+        spec.name,
+        node.tags,
+        getattr(node, "kinds", None),
+        getattr(node, "group", None),
+        getattr(node, "code_version", None),
+        getattr(node, "metadata", None),
         spec.partition,
-        False,
-        [asset.name],
+        bool(getattr(node, "is_multi", False)),
+        selection,
         config,
     )
     context.run_id = spec.run_id
+    return context
+
+
+def _begin(spec: StepSpec) -> tuple[Any, dict[str, Any]]:
+    """Builds the step's config and context and binds its parameters (loading inputs)."""
+    config = build_config(spec.node, spec.config_overrides)
+    spec.hook_state["config"] = config
+    context = _context(spec, config)
     return context, _bind(spec, context)
 
 
-def _end(spec: StepSpec, context: AssetExecutionContext[Any], result: Any) -> list[Persisted]:
+class _MultiOutputs:
+    """The outputs one multi-asset step produced so far: checks each item names a declared,
+    not yet produced output, and persists the selected ones."""
+
+    def __init__(self, spec: StepSpec, context: Any) -> None:
+        self.spec = spec
+        self.context = context
+        self.produced: set[str] = set()
+
+    def take(self, output_name: str | None, item: Any) -> None:
+        spec = self.spec
+        if output_name is None:
+            raise ResultDefinitionError(
+                f"multi-asset '{spec.name}' produced {type(item).__name__} without output_name; name the output it "
+                f"belongs to (one of {spec.node.output_names})"
+            )
+        if output_name not in spec.outputs:
+            raise ResultDefinitionError(
+                f"multi-asset '{spec.name}' produced output '{output_name}', which is not in its output_defs "
+                f"{spec.node.output_names}"
+            )
+        if output_name in self.produced:
+            raise ResultDefinitionError(f"multi-asset '{spec.name}' produced output '{output_name}' twice")
+        self.produced.add(output_name)
+        if output_name not in spec.output_selection:
+            return  # not selected: discarded without an IO call or event
+        value = _write(spec, self.context, spec.outputs[output_name], item)
+        run_hooks(spec, "success", output=value, config=self.context.config, asset_name=output_name)
+
+    def take_dict(self, result: dict[Any, Any]) -> None:
+        for key, item in result.items():
+            if isinstance(item, (Output, Materialization)) and item.output_name not in (None, key):
+                raise ResultDefinitionError(
+                    f"multi-asset '{self.spec.name}' returned {type(item).__name__}(output_name="
+                    f"{item.output_name!r}) under key '{key}'; the output_name must equal the key"
+                )
+            self.take(key, item)
+
+    def take_yielded(self, item: Any) -> None:
+        if not isinstance(item, (Output, Materialization)):
+            raise ResultDefinitionError(
+                f"multi-asset '{self.spec.name}' yielded {type(item).__name__}; yield rs.Output(value, "
+                "output_name=...) or rs.Materialization(output_name=...)"
+            )
+        self.take(item.output_name, item)
+
+
+def _not_dict_or_generator(spec: StepSpec, result: Any) -> ResultDefinitionError:
+    return ResultDefinitionError(
+        f"multi-asset '{spec.name}' returned {type(result).__name__}; return a dict keyed by output name or yield "
+        "rs.Output(..., output_name=...) items"
+    )
+
+
+def _end(spec: StepSpec, context: Any, result: Any) -> list[Persisted]:
     """Persists the body's result and runs the success hooks."""
-    persisted, value = _persist(spec, context, result)
-    run_hooks(spec, "success", output=value, config=context.config)
-    return [persisted]
+    node = spec.node
+    if getattr(node, "is_multi", False):
+        outputs = _MultiOutputs(spec, context)
+        if isinstance(result, Iterator):
+            for item in result:
+                outputs.take_yielded(item)
+        elif isinstance(result, dict):
+            outputs.take_dict(result)
+        else:
+            raise _not_dict_or_generator(spec, result)
+        return spec.persisted
+    if getattr(node, "is_task", False) and isinstance(result, Iterator):
+        result = list(result)  # a generator task's value is everything it yielded, in order
+    if isinstance(result, (Output, Materialization)) and result.output_name not in (None, spec.name):
+        raise ResultDefinitionError(
+            f"'{spec.name}' returned {type(result).__name__}(output_name={result.output_name!r}); a single "
+            f"output's output_name must be None or '{spec.name}'"
+        )
+    value = _write(spec, context, spec.outputs[spec.name], result)
+    run_hooks(spec, "success", output=value, config=spec.hook_state.get("config"))
+    return spec.persisted
+
+
+def _call(spec: StepSpec, kwargs: dict[str, Any]) -> Any:
+    node = spec.node
+    if getattr(node, "is_graph", False):
+        return kwargs["value"]  # the dual write: the final node's value under the graph's name
+    if getattr(node, "is_bash", False):
+        return node.run_in_step()
+    return node.fn(**kwargs)
 
 
 def run_step_body(spec: StepSpec) -> list[Persisted]:
-    """Executes a step and returns what it persisted; raises the step's exception."""
+    """Executes a step and returns what it persisted; raises the step's exception (what was
+    persisted before it stays in ``spec.persisted``)."""
+    spec.persisted = []
     context, kwargs = _begin(spec)
-    result = spec.asset.fn(**kwargs)
+    result = _call(spec, kwargs)
     if inspect.iscoroutine(result):  # a plain function that returned a coroutine
         result = run_coroutine(result)
+    if isinstance(result, AsyncIterator):
+        result = _drain_async(result)
     return _end(spec, context, result)
+
+
+def _drain_async(generator: AsyncIterator[Any]) -> Iterator[Any]:
+    """Iterates an async generator from synchronous code (a sync step's body)."""
+
+    async def next_item() -> Any:
+        return await anext(generator)
+
+    while True:
+        try:
+            yield run_coroutine(next_item())
+        except StopAsyncIteration:
+            return
 
 
 async def run_async_step_body(spec: StepSpec) -> list[Persisted]:
     """Executes an ``async def`` step on the running event loop. Inputs are loaded and outputs
     persisted on the loop too: IO handlers are synchronous, as they are for sync steps."""
+    spec.persisted = []
     context, kwargs = _begin(spec)
-    result = await spec.asset.fn(**kwargs)
-    return _end(spec, context, result)
+    call = spec.node.fn(**kwargs)
+    if isinstance(call, AsyncIterator):
+        if not getattr(spec.node, "is_multi", False):
+            return _end(spec, context, [item async for item in call])
+        outputs = _MultiOutputs(spec, context)
+        async for item in call:
+            outputs.take_yielded(item)
+        return spec.persisted
+    return _end(spec, context, await call)

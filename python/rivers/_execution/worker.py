@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from rivers._execution.capture import Captured, StepCapture
-from rivers._execution.step import InputSpec, Persisted, StepSpec, failure_hook_config, run_hooks, run_step_body
+from rivers._execution.step import InputSpec, OutputTarget, Persisted, StepSpec, run_failure_hooks, run_step_body
 
 
 def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
@@ -48,12 +48,27 @@ def _rebuild_resource(ref: tuple[Any, ...]) -> Any:
     return ref[1]
 
 
+def _module_of(node: Any) -> str | None:
+    fn = getattr(node, "fn", None)
+    return getattr(fn, "__module__", None) if fn is not None else getattr(node, "_module", None)
+
+
 def build_payload(spec: StepSpec) -> dict[str, Any]:
     """The picklable form of a step spec."""
-    module = getattr(spec.asset.fn, "__module__", None)
+    module = _module_of(spec.node)
     return {
-        "asset": spec.asset,
-        "output_handler": object_ref(spec.output_handler, module),
+        "node": spec.node,
+        "outputs": {
+            name: (
+                target.name,
+                object_ref(target.handler, module),
+                target.metadata,
+                target.code_version,
+                target.type_hint,
+                target.is_asset,
+            )
+            for name, target in spec.outputs.items()
+        },
         "inputs": {
             name: (source.upstream, object_ref(source.handler, module), source.asset_metadata)
             for name, source in spec.inputs.items()
@@ -61,13 +76,19 @@ def build_payload(spec: StepSpec) -> dict[str, Any]:
         "resources": {key: resource_ref(value) for key, value in spec.resources.items()},
         "config": spec.config_overrides,
         "run_id": spec.run_id,
+        "output_selection": spec.output_selection,
+        "constants": spec.constants,
+        "step_key": spec.step_key,
     }
 
 
 def _spec(payload: dict[str, Any], resources: dict[str, Any]) -> StepSpec:
     return StepSpec(
-        asset=payload["asset"],
-        output_handler=resolve_ref(payload["output_handler"]),
+        node=payload["node"],
+        outputs={
+            name: OutputTarget(target, resolve_ref(handler), metadata, code_version, type_hint, is_asset)
+            for name, (target, handler, metadata, code_version, type_hint, is_asset) in payload["outputs"].items()
+        },
         inputs={
             name: InputSpec(upstream, resolve_ref(handler), metadata)
             for name, (upstream, handler, metadata) in payload["inputs"].items()
@@ -75,34 +96,37 @@ def _spec(payload: dict[str, Any], resources: dict[str, Any]) -> StepSpec:
         resources=resources,
         config_overrides=payload["config"],
         run_id=payload["run_id"],
+        output_selection=payload["output_selection"],
+        constants=payload["constants"],
+        step_key=payload["step_key"],
     )
 
 
-def run_failure_hooks(payload: dict[str, Any], message: str) -> None:
+def run_failure_hooks_in_worker(payload: dict[str, Any], message: str) -> None:
     """Worker entry: runs a step's failure hooks after its final failed attempt, in a worker
-    like the step body, with the run's config for the asset."""
-    spec = _spec(payload, {})
-    run_hooks(spec, "failure", error=message, config=failure_hook_config(spec))
+    like the step body, with the run's config for the node."""
+    run_failure_hooks(_spec(payload, {}), message)
 
 
-def execute(payload: dict[str, Any]) -> tuple[list[Persisted] | BaseException, Captured | None]:
-    """Worker entry: runs one step; returns what it persisted, or the exception it raised, with
-    its captured output."""
+def execute(payload: dict[str, Any]) -> tuple[list[Persisted], BaseException | None, Captured | None]:
+    """Worker entry: runs one step; returns what it persisted, the exception it raised (if
+    any) and its captured output."""
     capture = StepCapture()
     resources: dict[str, Any] = {}
+    spec: StepSpec | None = None
     try:
         with capture:
             resources = {key: _rebuild_resource(ref) for key, ref in payload["resources"].items()}
             spec = _spec(payload, resources)
             persisted = run_step_body(spec)
-        return persisted, capture.result()
+        return persisted, None, capture.result()
     except Exception as exc:
         try:
             pickle.dumps(exc)
             transported: BaseException = exc
         except Exception:
             transported = RuntimeError(f"{type(exc).__name__}: {exc}")
-        return transported, capture.result()
+        return (spec.persisted if spec is not None else []), transported, capture.result()
     finally:
         from rivers._definitions.resources import Resource
 
