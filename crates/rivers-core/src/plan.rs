@@ -238,6 +238,8 @@ impl Plan {
                 return Err(Error::Configuration(format!("fan-in names step '{target}', which is not in the plan")));
             };
             fan_in_targets.push(position);
+            // A target may gain thousands of upstreams (one per fan-out instance).
+            let mut known: HashSet<StepKey> = grown.steps[position].upstream_steps.iter().cloned().collect();
             for up in ups {
                 let Some(&up_position) = grown.positions.get(&up) else {
                     return Err(Error::Configuration(format!(
@@ -246,7 +248,7 @@ impl Plan {
                 };
                 let needed = grown.steps[up_position].level + 1;
                 let target_step = Arc::make_mut(&mut grown.steps[position]);
-                if !target_step.upstream_steps.contains(&up) {
+                if known.insert(up.clone()) {
                     target_step.upstream_steps.push(up);
                 }
                 if target_step.level < needed {

@@ -23,6 +23,8 @@ struct Expansion {
     keys: Vec<String>,
     completed: Vec<String>,
     running: usize,
+    /// Plan position of the last instance (instances occupy consecutive positions).
+    last_position: usize,
 }
 
 /// The fan-outs of one run, keyed by template node name.
@@ -52,14 +54,25 @@ impl FanOuts {
         Ok(PlanGrowth { steps, fan_in })
     }
 
-    /// Whether instance `step` may start under its map's `max_concurrency`.
-    pub(crate) fn may_start(&self, step: &PlanStep) -> bool {
-        match (step.map.and_then(|m| m.max_concurrency), &step.mapping_key) {
-            (Some(cap), Some(_)) => {
-                self.expansions.get(&step.node_name).is_none_or(|e| e.running < cap as usize)
+    /// Records where the instances just added to the plan sit (`added`: their positions).
+    pub(crate) fn placed(&mut self, plan: &Plan, added: &[usize]) {
+        for &position in added {
+            let step = &plan.steps()[position];
+            if step.mapping_key.is_some()
+                && let Some(expansion) = self.expansions.get_mut(&step.node_name)
+            {
+                expansion.last_position = expansion.last_position.max(position);
             }
-            _ => true,
         }
+    }
+
+    /// `None` when instance `step` may start under its map's `max_concurrency`; else the plan
+    /// position of the map's last instance, none of which may start either.
+    pub(crate) fn blocked_until(&self, step: &PlanStep) -> Option<usize> {
+        let cap = step.map.and_then(|m| m.max_concurrency)?;
+        step.mapping_key.as_ref()?;
+        let expansion = self.expansions.get(&step.node_name)?;
+        (expansion.running >= cap as usize).then_some(expansion.last_position)
     }
 
     /// An attempt of `step` started (`+1`) or ended (`-1`).

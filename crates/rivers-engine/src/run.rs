@@ -79,7 +79,7 @@ enum StepState {
 }
 
 /// Which concurrency cap a step counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Lane {
     InProcess,
     Workers,
@@ -445,7 +445,11 @@ struct Scheduler {
     states: Vec<StepState>,
     waiting_on: Vec<usize>,
     downstream: Vec<Vec<usize>>,
-    ready: BTreeSet<usize>,
+    /// Ready steps by lane, in plan order within a lane: starting steps stops scanning a lane
+    /// once it is full, so a wide fan-out costs no scan per start.
+    ready: BTreeSet<(Lane, usize)>,
+    /// Unfinished (pending, running or backing off) steps per plan level: the level gate.
+    unfinished: std::collections::BTreeMap<u32, usize>,
     running: HashMap<Lane, usize>,
     failed: Vec<(String, String)>,
     /// Events of the run could not be written: the run stops and ends `Failure`.
@@ -472,6 +476,7 @@ impl Scheduler {
             waiting_on: Vec::new(),
             downstream: Vec::new(),
             ready: BTreeSet::new(),
+            unfinished: std::collections::BTreeMap::new(),
             running: HashMap::new(),
             failed: Vec::new(),
             storage_error: None,
@@ -490,6 +495,7 @@ impl Scheduler {
         for position in positions {
             debug_assert_eq!(position, self.states.len());
             self.states.push(StepState::Pending);
+            *self.unfinished.entry(self.plan.steps()[position].level).or_default() += 1;
             self.downstream.push(Vec::new());
             let mut waiting = 0;
             let mut blocked = false;
@@ -512,7 +518,40 @@ impl Scheduler {
                 self.finish(position, StepState::Skipped);
                 self.skipped_event(position);
             } else if waiting == 0 {
-                self.ready.insert(position);
+                self.make_ready(position);
+            }
+        }
+    }
+
+    fn ready_key(&self, index: usize) -> (Lane, usize) {
+        (lane(&self.plan.steps()[index]), index)
+    }
+
+    fn make_ready(&mut self, index: usize) {
+        self.ready.insert(self.ready_key(index));
+    }
+
+    fn unready(&mut self, index: usize) {
+        self.ready.remove(&self.ready_key(index));
+    }
+
+    /// Step `index` reached a final state (from an unfinished one).
+    fn settled(&mut self, index: usize) {
+        let level = self.plan.steps()[index].level;
+        if let Some(count) = self.unfinished.get_mut(&level) {
+            *count -= 1;
+            if *count == 0 {
+                self.unfinished.remove(&level);
+            }
+        }
+    }
+
+    /// Growth can deepen existing steps: count the unfinished steps per level again.
+    fn recount_levels(&mut self) {
+        self.unfinished.clear();
+        for (step, state) in self.plan.steps().iter().zip(&self.states) {
+            if matches!(state, StepState::Pending | StepState::Running | StepState::BackingOff) {
+                *self.unfinished.entry(step.level).or_default() += 1;
             }
         }
     }
@@ -534,7 +573,9 @@ impl Scheduler {
             added = added.len(),
             "the plan grew"
         );
+        self.fan_outs.placed(&self.plan, &added);
         self.track(added);
+        self.recount_levels();
         for (target, up) in new_edges {
             let up = self.plan.position(&up).expect("grown plans hold their fan-in upstreams");
             self.downstream[up].push(target);
@@ -548,7 +589,7 @@ impl Scheduler {
                 }
                 _ => {
                     self.waiting_on[target] += 1;
-                    self.ready.remove(&target);
+                    self.unready(target);
                 }
             }
         }
@@ -570,15 +611,20 @@ impl Scheduler {
     }
 
     fn finish(&mut self, index: usize, state: StepState) {
+        let was_unfinished =
+            matches!(self.states[index], StepState::Pending | StepState::Running | StepState::BackingOff);
         self.states[index] = state;
-        self.ready.remove(&index);
+        self.unready(index);
+        if was_unfinished && matches!(state, StepState::Succeeded | StepState::Failed | StepState::Skipped) {
+            self.settled(index);
+        }
         match state {
             StepState::Succeeded => {
                 self.fan_outs.instance_succeeded(&self.plan.steps()[index]);
                 for &down in &self.downstream[index] {
                     self.waiting_on[down] -= 1;
                     if self.waiting_on[down] == 0 && self.states[down] == StepState::Pending {
-                        self.ready.insert(down);
+                        self.make_ready(down);
                     }
                 }
             }
@@ -589,7 +635,7 @@ impl Scheduler {
                     if self.states[down] != StepState::Pending {
                         continue;
                     }
-                    self.ready.remove(&down);
+                    self.unready(down);
                     if self.plan.steps()[down].fails_with_members {
                         // A graph asset fails with its internal steps; its own failure (hooks,
                         // event) is recorded by the run loop, and cascades from there.
@@ -598,6 +644,7 @@ impl Scheduler {
                         continue;
                     }
                     self.states[down] = StepState::Skipped;
+                    self.settled(down);
                     self.skipped_event(down);
                     stack.extend(self.downstream[down].iter().copied());
                 }
@@ -611,13 +658,7 @@ impl Scheduler {
         if !self.plan.level_grouping {
             return None;
         }
-        self.plan
-            .steps()
-            .iter()
-            .zip(&self.states)
-            .filter(|(_, s)| matches!(s, StepState::Pending | StepState::Running | StepState::BackingOff))
-            .map(|(step, _)| step.level)
-            .min()
+        self.unfinished.keys().next().copied()
     }
 
     /// The lane with steps running, if any (with level grouping, the active batch).
@@ -676,7 +717,7 @@ impl Scheduler {
                 Completion::BackoffOver { index, attempt, outcome: Ok(()) } => {
                     self.states[index] = StepState::Pending;
                     self.attempts.insert(index, attempt);
-                    self.ready.insert(index);
+                    self.make_ready(index);
                 }
                 Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
                 Completion::Body(index, outcome) => {
@@ -709,34 +750,39 @@ impl Scheduler {
     /// Starts every ready step the lanes (and, with level grouping, the active level) allow.
     fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
         let gate = self.level_gate();
-        let candidates: Vec<usize> = self.ready.iter().copied().collect();
-        for index in candidates {
-            let step = &self.plan.steps()[index];
-            let lane = lane(step);
-            if let Some(level) = gate {
-                // Grown steps follow the initial ones whatever their level: skip, not stop.
-                if step.level != level {
-                    continue;
-                }
-                if self.active_lane().is_some_and(|active| active != lane) {
-                    continue;
-                }
-            }
-            let busy = self.running.get(&lane).copied().unwrap_or(0);
-            if busy >= self.capacity(lane) || !self.fan_outs.may_start(step) {
+        for lane in [Lane::InProcess, Lane::Workers, Lane::Async, Lane::Pods] {
+            if gate.is_some() && self.active_lane().is_some_and(|active| active != lane) {
                 continue;
             }
-            *self.running.entry(lane).or_default() += 1;
-            self.fan_outs.track_running(step, true);
-            let fan_in = self.fan_outs.fan_in_for(&self.plan, step);
-            self.ready.remove(&index);
-            self.states[index] = StepState::Running;
-            let attempt = self.attempts.remove(&index).unwrap_or(1);
-            let shared = Arc::clone(&self.shared);
-            let step = Arc::clone(step);
-            let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in));
-            in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
+            let mut from = 0;
+            while self.running.get(&lane).copied().unwrap_or(0) < self.capacity(lane) {
+                let Some(&(_, index)) = self.ready.range((lane, from)..=(lane, usize::MAX)).next() else { break };
+                from = index + 1;
+                let step = &self.plan.steps()[index];
+                // Grown steps follow the initial ones whatever their level: skip, not stop.
+                if gate.is_some_and(|level| step.level != level) {
+                    continue;
+                }
+                if let Some(last) = self.fan_outs.blocked_until(step) {
+                    from = last + 1; // the other instances of a capped map wait as well
+                    continue;
+                }
+                self.start(index, lane, in_flight);
+            }
         }
+    }
+
+    fn start(&mut self, index: usize, lane: Lane, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
+        *self.running.entry(lane).or_default() += 1;
+        let step = Arc::clone(&self.plan.steps()[index]);
+        self.fan_outs.track_running(&step, true);
+        let fan_in = self.fan_outs.fan_in_for(&self.plan, &step);
+        self.ready.remove(&(lane, index));
+        self.states[index] = StepState::Running;
+        let attempt = self.attempts.remove(&index).unwrap_or(1);
+        let shared = Arc::clone(&self.shared);
+        let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in));
+        in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
     }
 
     fn attempt_over(

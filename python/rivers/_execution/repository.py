@@ -12,7 +12,6 @@ import re
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -341,7 +340,10 @@ class CodeRepository:
                     f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
                     f"remove {parameter}= to run the repository without them"
                 )
-        for task in self._tasks:
+        internal = [
+            node.task for asset in self._assets if isinstance(asset, GraphAsset) for node in asset.internal_nodes
+        ]
+        for task in [*self._tasks, *internal]:
             if task.partitions_def is not None or task.partition_mapping:
                 raise NotImplementedError(
                     f"task '{task.name}' declares partitions, and partitions are not available in this version of "
@@ -486,9 +488,11 @@ class CodeRepository:
         )
 
     def _step_spec(
-        self, request: Any, run_id: str, config: dict[str, dict[str, Any]], elements: dict[str, dict[str, Any]]
+        self, request: Any, run_id: str, config: dict[str, dict[str, Any]], templates: dict[str, StepSpec]
     ) -> StepSpec:
         node = self._nodes[request.node]
+        if request.mapping_key is not None:
+            return self._instance_spec(templates[node.name], request)
         inputs, resources = self._step_bindings(node)
         names = self._output_names(node)
         spec = StepSpec(
@@ -517,30 +521,39 @@ class CodeRepository:
                 )
         settings = getattr(node, "map", None)
         if settings is not None:
-            self._bind_fan_out(spec, node, settings.element, elements)
+            self._expand(spec, settings.element)
+            templates[node.name] = spec
         return spec
 
-    def _bind_fan_out(self, spec: StepSpec, node: Any, element: str, elements: dict[str, dict[str, Any]]) -> None:
-        """A template step reports its instance keys; an instance receives its element (read
-        once per run from the producer, in this process) and writes under its own name."""
-        keyed = elements.get(node.name)
-        if keyed is None:
-            param = next(p for p in node._params if p.name == element)
-            if param.name in spec.constants:  # mapped over a collect() result
-                value = spec.constants.pop(param.name)
-            else:
-                source = spec.inputs.pop(param.name)
-                load = InputContext(source.upstream, node.name, source.asset_metadata, None, None)
-                value = source.handler.load_input(load)
-            keyed = elements[node.name] = keyed_elements(node.name, param.source, value)
-        spec.inputs.pop(element, None)
-        if spec.name == node.name:
-            spec.fan_out = list(keyed)
-            return
-        key = spec.name[len(node.name) + 1 : -1]
-        spec.constants[element] = keyed[key]
-        target = self._output_target(node, node.name)
-        spec.outputs = {spec.name: replace(target, name=spec.name)}
+    @staticmethod
+    def _expand(spec: StepSpec, element: str) -> None:
+        """A fan-out template reads its producer's value (once per run, in this process) and
+        reports the instance keys; the elements stay on the spec for the instances."""
+        param = next(p for p in spec.node._params if p.name == element)
+        if param.name in spec.constants:  # mapped over a collect() result
+            value = spec.constants.pop(param.name)
+        else:
+            source = spec.inputs.pop(param.name)
+            load = InputContext(source.upstream, spec.name, source.asset_metadata, None, None)
+            value = source.handler.load_input(load)
+        spec.elements = keyed_elements(spec.name, param.source, value)
+        spec.fan_out = list(spec.elements)
+
+    def _instance_spec(self, template: StepSpec, request: Any) -> StepSpec:
+        """One fan-out instance: its template's bindings, its element, its own output name."""
+        node = template.node
+        name = request.step_key
+        return StepSpec(
+            node=node,
+            outputs={name: OutputTarget(name, self._handlers[node.name], None, None, node._return_hint, False)},
+            inputs=template.inputs,
+            resources=template.resources,
+            config_overrides=template.config_overrides,
+            run_id=template.run_id,
+            output_selection=[name],
+            constants={**template.constants, node.map.element: template.elements[request.mapping_key]},
+            step_key=name,
+        )
 
     def _check_config(self, config: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
         for key in config or {}:
@@ -588,9 +601,9 @@ class CodeRepository:
                         self._nodes[name].compute,
                     )
         max_workers = getattr(executor, "max_workers", 1)
-        # Fan-out elements by template, read once per run.
-        elements: dict[str, dict[str, Any]] = {}
-        session = RunSession(lambda request: self._step_spec(request, run_id, config, elements), max_workers)
+        # Fan-out templates by node name: their instances share their bindings and elements.
+        templates: dict[str, StepSpec] = {}
+        session = RunSession(lambda request: self._step_spec(request, run_id, config, templates), max_workers)
         request = _core.RunRequest(
             run_id=run_id,
             job_name=job_name,

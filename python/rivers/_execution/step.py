@@ -79,8 +79,10 @@ class StepSpec:
     persisted: list[Persisted] = field(default_factory=list)
     # The step key when it differs from the node name (a fan-out instance, `graph/task[key]`).
     step_key: str | None = None
-    # A fan-out template: the instance keys its producer's value gives; the step runs no body.
+    # A fan-out template: the instance keys its producer's value gives (the step runs no body),
+    # and the elements by key, which its instances receive.
     fan_out: list[str] | None = None
+    elements: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -231,7 +233,11 @@ def _wants_task_context(node: Any) -> bool:
 
 
 def _context(spec: StepSpec, config: Any) -> Any:
+    """The execution context the body receives; ``None`` when no parameter takes one (nothing
+    could then add output metadata or register a data version)."""
     node = spec.node
+    if not any(param.role in ("context", "context_by_name") for param in node._params):
+        return None
     if getattr(node, "is_task", False):
         if _wants_task_context(node):
             task_context: TaskExecutionContext[Any] = TaskExecutionContext(spec.name, node.tags, spec.partition)
@@ -292,7 +298,7 @@ class _MultiOutputs:
         if output_name not in spec.output_selection:
             return  # not selected: discarded without an IO call or event
         value = _write(spec, self.context, spec.outputs[output_name], item)
-        run_hooks(spec, "success", output=value, config=self.context.config, asset_name=output_name)
+        run_hooks(spec, "success", output=value, config=spec.hook_state.get("config"), asset_name=output_name)
 
     def take_dict(self, result: dict[Any, Any]) -> None:
         for key, item in result.items():
