@@ -410,7 +410,10 @@ impl AssetGraph {
                 let retry = if node.never_retried {
                     None
                 } else {
-                    self.retries[id].clone().or_else(|| options.run_retry.clone()).or_else(|| options.default_retry.clone())
+                    self.retries[id]
+                        .clone()
+                        .or_else(|| options.run_retry.clone())
+                        .or_else(|| options.default_retry.clone())
                 };
                 PlanStep {
                     key: StepKey::node(node.name.as_str()),
@@ -555,11 +558,8 @@ mod tests {
             source: Some("g/load".into()),
             ..ParamDef::named("rows")
         });
-        let graph = NodeDef {
-            kind: NodeKind::Graph,
-            members: vec!["g/final".into(), "g/load".into()],
-            ..NodeDef::asset("g")
-        };
+        let graph =
+            NodeDef { kind: NodeKind::Graph, members: vec!["g/final".into(), "g/load".into()], ..NodeDef::asset("g") };
         let task = NodeDef::task("t").with_param("report");
         AssetGraph::build(vec![sales, report, load, last, graph, task], &[], HashMap::new()).unwrap()
     }
@@ -631,7 +631,8 @@ mod tests {
         let mut node = NodeDef::multi("sales", &["orders"]);
         node.never_retried = true;
         let g = AssetGraph::build(vec![node], &[], HashMap::new()).unwrap();
-        let policy = RetryPolicy { max_retries: 3, backoff: None, retry_on: crate::RetryOn::Transient, escalate_on: vec![] };
+        let policy =
+            RetryPolicy { max_retries: 3, backoff: None, retry_on: crate::RetryOn::Transient, escalate_on: vec![] };
         let options = PlanOptions { default_retry: Some(policy), ..options() };
         assert_eq!(g.plan(None, false, &options).unwrap().steps()[0].retry, None);
     }

@@ -621,7 +621,8 @@ impl Scheduler {
         match state {
             StepState::Succeeded => {
                 self.fan_outs.instance_succeeded(&self.plan.steps()[index]);
-                for &down in &self.downstream[index] {
+                for position in 0..self.downstream[index].len() {
+                    let down = self.downstream[index][position];
                     self.waiting_on[down] -= 1;
                     if self.waiting_on[down] == 0 && self.states[down] == StepState::Pending {
                         self.make_ready(down);

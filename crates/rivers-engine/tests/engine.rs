@@ -546,7 +546,9 @@ fn multi_plan(selection: &[&str]) -> Plan {
 }
 
 /// Materializes the request's selected outputs, or its node when it has none.
-fn materialize_outputs(request: &rivers_engine::StepRequest) -> Result<rivers_engine::StepOutput, rivers_engine::StepFailure> {
+fn materialize_outputs(
+    request: &rivers_engine::StepRequest,
+) -> Result<rivers_engine::StepOutput, rivers_engine::StepFailure> {
     if request.output_selection.is_empty() {
         return materialized(request);
     }
@@ -586,7 +588,8 @@ async fn outputs_persisted_before_a_failure_are_recorded_and_the_failure_names_e
             return materialized(request);
         }
         let mut failed = failure("the second output could not be computed");
-        failed.materializations = vec![rivers_engine::Materialized { asset_key: "orders".into(), ..Default::default() }];
+        failed.materializations =
+            vec![rivers_engine::Materialized { asset_key: "orders".into(), ..Default::default() }];
         Err(failed)
     });
     let outcome = execute_run(&storage, &multi_plan(&["sales"]), runner, options("m3")).await.unwrap();

@@ -6,8 +6,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rivers_core::{
-    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef, ParamDef, Plan,
-    PlanOptions, PoolClaim, RetryPolicy,
+    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef, ParamDef,
+    Plan, PlanOptions, PoolClaim, RetryPolicy,
 };
 
 use crate::error::BindingError;

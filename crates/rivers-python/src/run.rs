@@ -51,7 +51,9 @@ impl PyStepRunner {
             if in_process { Ok(tokio::task::block_in_place(call)) } else { tokio::task::spawn_blocking(call).await };
         match joined {
             Ok(outcome) => outcome.unwrap_or_else(|err| Err(internal_failure(err))),
-            Err(join) => Err(StepFailure::new(format!("the step's thread failed: {join}"), FailureReason::Infrastructure)),
+            Err(join) => {
+                Err(StepFailure::new(format!("the step's thread failed: {join}"), FailureReason::Infrastructure))
+            }
         }
     }
 
