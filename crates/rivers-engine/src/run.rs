@@ -335,7 +335,7 @@ impl Shared {
             }
             Err(mut failure) => {
                 let captured = failure.captured.take();
-                self.store_captured(&step, captured);
+                self.store_captured(&step, captured.map(|c| *c));
                 self.record_materializations(&step, std::mem::take(&mut failure.materializations));
                 if self.cancel_requested() {
                     // A step interrupted by cancellation failed because of it (R47).

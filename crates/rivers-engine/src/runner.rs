@@ -84,8 +84,8 @@ pub struct StepFailure {
     /// Values the attempt persisted before it failed (a multi-asset yielding its outputs
     /// writes each as it is yielded): they are recorded all the same.
     pub materializations: Vec<Materialized>,
-    /// Captured output of the failed attempt.
-    pub captured: Option<CapturedOutput>,
+    /// Captured output of the failed attempt (boxed: failures travel in `Result`s).
+    pub captured: Option<Box<CapturedOutput>>,
 }
 
 impl StepFailure {

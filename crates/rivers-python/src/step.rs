@@ -191,7 +191,7 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
             message: failed.message.clone(),
             reason: failed.reason,
             matched_retry_class: failed.matched_retry_class,
-            captured: failed.captured.clone().map(Into::into),
+            captured: failed.captured.clone().map(|c| Box::new(c.into())),
             materializations: materialized(&failed.materializations),
         }));
     }
