@@ -86,6 +86,23 @@ def inspect_function(fn: Callable[..., Any], owner: str) -> tuple[list[ParamSpec
     return params, config_type, return_hint
 
 
+# The declaration options every asset kind shares (`Asset._init_common`).
+_COMMON_FIELDS = (
+    "tags",
+    "kinds",
+    "group",
+    "code_version",
+    "io_handler",
+    "metadata",
+    "partitions_def",
+    "deps",
+    "hooks",
+    "automation_condition",
+    "pool",
+    "pool_slots",
+)
+
+
 def _declared(scope: dict[str, Any]) -> dict[str, Any]:
     """The declaration options of a decorator call: its keyword arguments, without the class
     and the wrapped function."""
@@ -396,6 +413,12 @@ class Asset:
 
     # -- shared construction -----------------------------------------------------------
 
+    def _init_declared(self, name: str, options: dict[str, Any], **overrides: Any) -> None:
+        """``_init_common`` from a decorator's options (``_declared``), with ``overrides``."""
+        fields = {key: options.get(key) for key in _COMMON_FIELDS}
+        fields.update(overrides)
+        self._init_common(name=name, **fields)
+
     def _init_common(
         self,
         *,
@@ -461,21 +484,7 @@ class SingleAsset(Asset):
             raise AssetDefinitionError(f"@rs.Asset must decorate a function, got {type(fn).__name__}")
         asset = object.__new__(cls)
         name = options["name"] or fn.__name__
-        asset._init_common(
-            name=name,
-            tags=options["tags"],
-            kinds=options["kinds"],
-            group=options["group"],
-            code_version=options["code_version"],
-            io_handler=options["io_handler"],
-            metadata=options["metadata"],
-            partitions_def=options["partitions_def"],
-            deps=options["deps"],
-            hooks=options["hooks"],
-            automation_condition=options["automation_condition"],
-            pool=options["pool"],
-            pool_slots=options["pool_slots"],
-        )
+        asset._init_declared(name, options)
         asset.fn = fn
         asset.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         asset.backfill_strategy = options["backfill_strategy"]
@@ -587,21 +596,7 @@ class MultiAsset(Asset):
             deps.extend(dep for dep in output.deps if dep.is_input and all(d.name != dep.name for d in deps))
         pools = list(options["pool"]) if isinstance(options["pool"], list) else options["pool"]
         asset = object.__new__(cls)
-        asset._init_common(
-            name=name,
-            tags=options["tags"],
-            kinds=options["kinds"],
-            group=options["group"],
-            code_version=options["code_version"],
-            io_handler=options["io_handler"],
-            metadata=options["metadata"],
-            partitions_def=options["partitions_def"],
-            deps=deps,
-            hooks=options["hooks"],
-            automation_condition=options["automation_condition"],
-            pool=pools,
-            pool_slots=options["pool_slots"],
-        )
+        asset._init_declared(name, options, deps=deps, pool=pools)
         for output in output_defs:
             for pool_name, slots in output.pool:
                 if all(existing != pool_name for existing, _ in asset.pool):

@@ -47,21 +47,7 @@ class GraphAsset(Asset):
             raise AssetDefinitionError(f"Asset.from_graph must decorate a function, got {type(fn).__name__}")
         name = options["name"] or fn.__name__
         asset = object.__new__(cls)
-        asset._init_common(
-            name=name,
-            tags=options["tags"],
-            kinds=options["kinds"],
-            group=options["group"],
-            code_version=options["code_version"],
-            io_handler=options["io_handler"],
-            metadata=options["metadata"],
-            partitions_def=options["partitions_def"],
-            deps=options["deps"],
-            hooks=options["hooks"],
-            automation_condition=options["automation_condition"],
-            pool=None,
-            pool_slots=None,
-        )
+        asset._init_declared(name, options)
         asset.node_io_handler = _check_io_handler(name, options["node_io_handler"], "node_io_handler")
         asset.retry = _check_retry(name, options["retry"])
         asset.fn = fn

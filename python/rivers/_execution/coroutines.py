@@ -3,14 +3,19 @@
 One loop in a daemon thread per process. The engine awaits async step coroutines on it from
 Rust (pyo3-async-runtimes), so concurrent async steps share the loop without a thread each;
 observation functions and plain functions returning a coroutine block on it instead.
+
+``asyncio`` is imported on first use: it costs a third of ``import rivers``, and repositories
+without async steps never need it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
@@ -21,6 +26,8 @@ def event_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _lock:
         if _loop is None or _loop.is_closed():
+            import asyncio
+
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="rivers-async", daemon=True).start()
             _loop = loop
@@ -35,4 +42,6 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     """Runs ``coro`` on the shared loop and returns its result (or raises its exception)."""
+    import asyncio
+
     return asyncio.run_coroutine_threadsafe(coro, event_loop()).result()

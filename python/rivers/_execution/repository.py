@@ -197,16 +197,21 @@ class CodeRepository:
             return self._resource_handler(owner, handler)
         return handler if handler is not None else self._default_io_handler()
 
-    def _handler_of(self, name: str) -> Any:
-        """The handler that writes the loadable name ``name``: a multi-asset output's own, else
-        the multi-asset's; an asset's or task's own; else the repository default."""
+    def _declared_handler(self, name: str) -> Any:
+        """The handler declared for the loadable name ``name`` (an object, a resource key, or
+        ``None`` for the default): a multi-asset output's own, else the multi-asset's; an
+        asset's or task's own."""
         node = self._by_name[name]
         if isinstance(node, MultiAsset):
             declared = node.output_def(name).io_handler
-            return self._resolve_handler(name, declared if declared is not None else node._io_handler)
+            return declared if declared is not None else node._io_handler
         if isinstance(node, (_TaskBase, GraphTaskNode)):
-            return self._resolve_handler(name, node.io_handler)
-        return self._resolve_handler(name, node._io_handler)
+            return node.io_handler
+        return node._io_handler
+
+    def _handler_of(self, name: str) -> Any:
+        """The handler that writes the loadable name ``name``."""
+        return self._resolve_handler(name, self._declared_handler(name))
 
     def _static_metadata(self, name: str) -> dict[str, str] | None:
         """Static metadata of a loadable name (a multi-asset output's own)."""
@@ -233,13 +238,24 @@ class CodeRepository:
         cross a process boundary, so the parallel executor runs them in this process."""
         from rivers.io_handlers.memory import InMemoryIOHandler
 
-        in_memory = {name for name in self._by_name if isinstance(self._handler_of(name), InMemoryIOHandler)}
+        # Resolves every handler reference (an unknown resource key raises here); most names
+        # use the default handler, which is in memory.
+        in_memory = set()
+        for name in self._by_name:
+            declared = self._declared_handler(name)
+            if declared is None or isinstance(self._resolve_handler(name, declared), InMemoryIOHandler):
+                in_memory.add(name)
         pinned = set()
-        for node in self._nodes.values():
-            if isinstance(node, ExternalAsset):
+        for name, node in self._nodes.items():
+            if isinstance(node, MultiAsset):
+                writes_in_memory = not in_memory.isdisjoint(node.output_names)
+            else:
+                writes_in_memory = name in in_memory
+            if writes_in_memory:
+                if not isinstance(node, ExternalAsset):
+                    pinned.add(name)
                 continue
-            if any(name in in_memory for name in self._output_names(node)):
-                pinned.add(node.name)
+            if isinstance(node, ExternalAsset):
                 continue
             overrides = {d.name: d.io_handler for d in getattr(node, "deps", ()) if d.is_input and d.io_handler}
             for param in node._params:
@@ -277,8 +293,9 @@ class CodeRepository:
         gc.disable()
         try:
             pinned = self._pinned_nodes() if check_bindings else set()
-            nodes = [self._node_spec(node) for node in self._all_nodes()]
-            flags = [node.name in pinned for node in self._all_nodes()]
+            all_nodes = self._all_nodes()
+            nodes = [self._node_spec(node) for node in all_nodes]
+            flags = [node.name in pinned for node in all_nodes]
             return _core.Graph(nodes, flags, list(self._resources), self._retries, check_bindings)
         finally:
             if collecting:
@@ -309,8 +326,7 @@ class CodeRepository:
                     )
             if isinstance(asset, MultiAsset):
                 asset.effective_retry()
-        for name in self._by_name:
-            self._handler_of(name)  # string references name registered handlers
+        # Building the checked graph resolves every handler reference (`_pinned_nodes`).
         graph = self._build_graph(check_bindings=True)
         for message in graph.warnings:
             warnings.warn(message, UserWarning, stacklevel=3)

@@ -7,11 +7,10 @@ coroutine on the process's event loop.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rivers import _core
 from rivers._definitions.retry import FailureReason, class_filter
@@ -23,6 +22,9 @@ from rivers._execution.step import (
     run_failure_hooks,
     run_step_body,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Idle loky workers are kept this long (seconds) so that consecutive runs reuse warm workers.
 _WORKER_IDLE_TIMEOUT = 300
@@ -148,6 +150,8 @@ class RunSession:
     async def run_async_step(self, request: _core.StepRequest) -> _core.StepSucceeded | _core.StepFailed:
         """The coroutine of an ``async def`` step, awaited by the engine on the process's one
         event loop (``rivers._execution.coroutines``). Cancelling the run cancels it."""
+        import asyncio  # loaded with the first async step (see coroutines)
+
         capture = StepCapture()
         task = asyncio.current_task()
         if task is not None:
