@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import inspect
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rivers._definitions.asset import ParamSpec
 from rivers.exceptions import AssetDefinitionError, TaskDefinitionError
@@ -146,25 +145,34 @@ class DynamicOutput:
         return f"DynamicOutput(key={self._key!r}, value={self._value!r})"
 
 
-@dataclass(frozen=True)
-class MapSettings:
+class MapSettings(NamedTuple):
     """A fan-out template: the parameter each element binds to, and the concurrency cap."""
 
     element: str
     max_concurrency: int | None
 
 
-@dataclass
 class RecordedNode:
     """One task invocation recorded in a graph body."""
 
-    name: str  # graph/task[_n]
-    task: Any
-    params: list[ParamSpec]
-    constants: dict[str, Any] = field(default_factory=dict)
-    # Nodes this one runs after without reading their values (handles given to a BashTask).
-    after: list[str] = field(default_factory=list)
-    map: MapSettings | None = None
+    __slots__ = ("name", "task", "params", "constants", "after", "map")
+
+    def __init__(
+        self,
+        name: str,
+        task: Any,
+        params: list[ParamSpec],
+        constants: dict[str, Any],
+        after: list[str] | None = None,
+        map: MapSettings | None = None,
+    ) -> None:
+        self.name = name  # graph/task[_n]
+        self.task = task
+        self.params = params
+        self.constants = constants
+        # Nodes this one runs after without reading their values (handles given to a BashTask).
+        self.after = after or []
+        self.map = map
 
 
 class GraphRecorder:

@@ -15,7 +15,7 @@ import traceback
 import typing
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rivers._definitions.hooks import HookContext
 from rivers._definitions.metadata import MetadataValue, encode
@@ -46,8 +46,7 @@ class InputSpec:
     asset_metadata: dict[str, str] | None
 
 
-@dataclass(frozen=True)
-class OutputTarget:
+class OutputTarget(NamedTuple):
     """Where one output of a step is written, and whether it is an asset (recorded as a
     materialization) or a task's value (written only)."""
 
