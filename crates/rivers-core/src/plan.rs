@@ -421,13 +421,14 @@ impl AssetGraph {
                     node_name: node.name.clone(),
                     mapping_key: None,
                     partition_keys: Vec::new(),
-                    upstream_steps: upstream
-                        .iter()
-                        .filter(|e| in_plan.contains(&e.upstream))
-                        .map(|e| StepKey::node(self.nodes[e.upstream].name.as_str()))
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .into_iter()
-                        .collect(),
+                    upstream_steps: {
+                        // Edges to several outputs of one multi-asset wait for its one step.
+                        let mut ids: Vec<usize> =
+                            upstream.iter().map(|e| e.upstream).filter(|u| in_plan.contains(u)).collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        ids.into_iter().map(|u| StepKey::node(self.nodes[u].name.as_str())).collect()
+                    },
                     level: levels[id].unwrap_or(0),
                     executor,
                     is_async: node.is_async,

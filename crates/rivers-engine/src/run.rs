@@ -213,15 +213,16 @@ async fn drive_run(
         .iter()
         .zip(&states)
         .filter(|(_, s)| matches!(s, StepState::Succeeded | StepState::Failed))
-        .flat_map(|(step, _)| step_names(step))
+        .flat_map(|(step, _)| outcome_names(step))
         .collect();
     let failed = failed
         .into_iter()
-        .flat_map(|(key, message)| match plan.step(&StepKey::from(key.as_str())) {
-            Some(step) if !step.outputs.is_empty() => {
-                step.outputs.iter().map(|output| (output.clone(), message.clone())).collect::<Vec<_>>()
-            }
-            _ => vec![(key, message)],
+        .flat_map(|(key, message)| {
+            let names: Vec<String> = match plan.step(&StepKey::from(key.as_str())) {
+                Some(step) => outcome_names(step).collect(),
+                None => vec![key],
+            };
+            names.into_iter().map(move |name| (name, message.clone()))
         })
         .collect();
     Ok(RunOutcome { run_id, status, attempted, failed })
@@ -229,8 +230,9 @@ async fn drive_run(
 
 /// The names a step reports in a run's outcome: a multi-asset step's selected outputs, else
 /// its key.
-fn step_names(step: &PlanStep) -> Vec<String> {
-    if step.outputs.is_empty() { vec![step.key.to_string()] } else { step.outputs.clone() }
+fn outcome_names(step: &PlanStep) -> impl Iterator<Item = String> + '_ {
+    let own = step.outputs.is_empty().then(|| step.key.to_string());
+    own.into_iter().chain(step.outputs.iter().cloned())
 }
 
 /// Latest data versions of the plan's upstream assets, read once per run (only those rows:

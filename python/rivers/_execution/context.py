@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from rivers._definitions.metadata import MetadataValue
 from rivers._execution.io_context import OutputRecording
@@ -14,10 +14,46 @@ ConfigT = TypeVar("ConfigT")
 T = TypeVar("T")
 
 
-class AssetExecutionContext(OutputRecording, Generic[ConfigT]):
+class _PartitionAccess:
+    """The partition properties both contexts share."""
+
+    partition: Any
+    # What runs, for messages: "asset" / "task", and the attribute holding its name.
+    _kind: ClassVar[str]
+    _name_attribute: ClassVar[str]
+
+    def _subject_label(self) -> str:
+        return f"{self._kind} '{getattr(self, self._name_attribute)}'"
+
+    @property
+    def has_partition_key(self) -> bool:
+        return self.partition is not None
+
+    @property
+    def partition_key(self) -> str:
+        """Canonical display form of the partition key; ``ValueError`` when unpartitioned."""
+        if self.partition is None:
+            raise ValueError(
+                f"{self._subject_label()} is not partitioned (or was run without a partition key); "
+                "check context.has_partition_key first"
+            )
+        return str(getattr(self.partition, "key", self.partition))
+
+    @property
+    def partition_time_window(self) -> tuple[datetime, datetime] | None:
+        if self.partition is None:
+            return None
+        window = getattr(self.partition, "time_window", None)
+        return window() if callable(window) else None
+
+
+class AssetExecutionContext(_PartitionAccess, OutputRecording, Generic[ConfigT]):
     """What a running asset sees: its definition attributes, partition, config, a logger, and
     output-metadata and data-version registration. Parameterise it with a pydantic config class
     (``AssetExecutionContext[MyConfig]``) to receive ``context.config``."""
+
+    _kind = "asset"
+    _name_attribute = "asset_name"
 
     def __init__(
         self,
@@ -52,28 +88,6 @@ class AssetExecutionContext(OutputRecording, Generic[ConfigT]):
         """Logger named ``rivers.assets.<asset_name>``; its records are captured per step."""
         return logging.getLogger(f"rivers.assets.{self.asset_name}")
 
-    @property
-    def has_partition_key(self) -> bool:
-        return self.partition is not None
-
-    @property
-    def partition_key(self) -> str:
-        """Canonical display form of the partition key; ``ValueError`` when unpartitioned."""
-        if self.partition is None:
-            raise ValueError(
-                f"asset '{self.asset_name}' is not partitioned (or was run without a partition key); "
-                "check context.has_partition_key first"
-            )
-        key = getattr(self.partition, "key", self.partition)
-        return str(key)
-
-    @property
-    def partition_time_window(self) -> tuple[datetime, datetime] | None:
-        if self.partition is None:
-            return None
-        window = getattr(self.partition, "time_window", None)
-        return window() if callable(window) else None
-
     def mark_partition_failed(self, partition_key: Any, error: str) -> None:
         """Marks one partition of a multi-partition step failed while the others succeed."""
         key = str(getattr(partition_key, "key", partition_key))
@@ -87,10 +101,13 @@ class AssetExecutionContext(OutputRecording, Generic[ConfigT]):
         return f"AssetExecutionContext(asset_name={self.asset_name!r})"
 
 
-class TaskExecutionContext(Generic[ConfigT]):
+class TaskExecutionContext(_PartitionAccess, Generic[ConfigT]):
     """What a running task sees: its step name, tags, partition, config and a logger. The
     lighter sibling of :class:`AssetExecutionContext` (no asset attributes, no output metadata
     or data versions). Parameterise it with a pydantic config class to receive ``config``."""
+
+    _kind = "task"
+    _name_attribute = "task_name"
 
     def __init__(self, task_name: str, tags: list[str] | None = None, partition: Any | None = None) -> None:
         self.task_name = task_name
@@ -109,27 +126,6 @@ class TaskExecutionContext(Generic[ConfigT]):
     def log(self) -> logging.Logger:
         """Logger named ``rivers.tasks.<task_name>``; its records are captured per step."""
         return logging.getLogger(f"rivers.tasks.{self.task_name}")
-
-    @property
-    def has_partition_key(self) -> bool:
-        return self.partition is not None
-
-    @property
-    def partition_key(self) -> str:
-        """Canonical display form of the partition key; ``ValueError`` when unpartitioned."""
-        if self.partition is None:
-            raise ValueError(
-                f"task '{self.task_name}' is not partitioned (or was run without a partition key); "
-                "check context.has_partition_key first"
-            )
-        return str(getattr(self.partition, "key", self.partition))
-
-    @property
-    def partition_time_window(self) -> tuple[datetime, datetime] | None:
-        if self.partition is None:
-            return None
-        window = getattr(self.partition, "time_window", None)
-        return window() if callable(window) else None
 
     def __repr__(self) -> str:
         return f"TaskExecutionContext(task_name={self.task_name!r})"

@@ -45,9 +45,7 @@ def keyed_elements(template: str, producer: str, value: Any) -> dict[str, Any]:
     return elements
 
 
-def gathered(
-    gather: str, template: str, keys: list[str], completed: list[str], consumer: str, handler: Any, hint: Any
-) -> Any:
+def gathered(gather: str, template: str, keys: list[str], completed: list[str], consumer: str, handler: Any) -> Any:
     """A ``collect()`` list (element order) or a ``collect_stream()`` iterator (completion
     order, or element order when ordered) over the instances' stored outputs."""
     order = completed if gather == "stream" else keys

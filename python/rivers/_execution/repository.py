@@ -141,7 +141,7 @@ class CodeRepository:
             if isinstance(asset, ExternalAsset) and not asset.name:
                 raise AssetDefinitionError("an external asset has no name; pass name= to rs.Asset.external(...)")
             self._nodes.setdefault(asset.name, asset)
-            for key in asset.output_names if isinstance(asset, MultiAsset) else [asset.name]:
+            for key in _output_names(asset):
                 self._by_name.setdefault(key, asset)
             for node in asset.internal_nodes if isinstance(asset, GraphAsset) else ():
                 self._nodes.setdefault(node.name, node)
@@ -230,9 +230,6 @@ class CodeRepository:
                 return (handler or self._handler_of(upstream)), metadata
         return self._handler_of(upstream), self._static_metadata(upstream)
 
-    def _output_names(self, node: Any) -> list[str]:
-        return node.output_names if isinstance(node, MultiAsset) else [node.name]
-
     def _pinned_nodes(self) -> set[str]:
         """Nodes whose output or inputs live in an ``InMemoryIOHandler``: their values cannot
         cross a process boundary, so the parallel executor runs them in this process."""
@@ -274,10 +271,8 @@ class CodeRepository:
         """The core's form of a node definition, converted once per node object."""
         spec = node.__dict__.get("_node_spec")
         if spec is None:
-            if isinstance(node, _TaskBase):
+            if isinstance(node, (_TaskBase, GraphTaskNode)):
                 spec = _task_spec(node)
-            elif isinstance(node, GraphTaskNode):
-                spec = _graph_node_spec(node)
             elif isinstance(node, GraphAsset):
                 spec = _graph_spec(node)
             else:
@@ -510,46 +505,54 @@ class CodeRepository:
         if request.mapping_key is not None:
             return self._instance_spec(templates[node.name], request)
         inputs, resources = self._step_bindings(node)
-        names = self._output_names(node)
+        names = _output_names(node)
+        constants = getattr(node, "constants", None) or {}
+        if request.fan_in:
+            constants = {**constants, **self._gathered(node, request)}
         spec = StepSpec(
             node=node,
             outputs={name: self._output_target(node, name) for name in names},
-            inputs=dict(inputs),
+            inputs=inputs,
             resources=resources,
             config_overrides=config.get(node.name),
             run_id=run_id,
             output_selection=list(request.output_selection) or names,
-            constants=dict(getattr(node, "constants", {})),
+            constants=constants,
             step_key=request.step_key,
         )
-        fan_ins = {fan_in.template: fan_in for fan_in in request.fan_in}
-        for param in node._params:
-            if param.gather is not None and param.source in fan_ins:
-                fan_in = fan_ins[param.source]
-                spec.constants[param.name] = gathered(
-                    param.gather,
-                    param.source,
-                    list(fan_in.keys),
-                    list(fan_in.completed),
-                    spec.name,
-                    self._handlers[param.source],
-                    param.annotation,
-                )
         settings = getattr(node, "map", None)
         if settings is not None:
             self._expand(spec, settings.element)
             templates[node.name] = spec
         return spec
 
+    def _gathered(self, node: Any, request: Any) -> dict[str, Any]:
+        """The values of the parameters wired to a ``collect()`` / ``collect_stream()``."""
+        fan_ins = {fan_in.template: fan_in for fan_in in request.fan_in}
+        values = {}
+        for param in node._params:
+            fan_in = fan_ins.get(param.source) if param.gather is not None else None
+            if fan_in is not None:
+                values[param.name] = gathered(
+                    param.gather,
+                    param.source,
+                    fan_in.keys,
+                    fan_in.completed,
+                    request.step_key,
+                    self._handlers[param.source],
+                )
+        return values
+
     @staticmethod
     def _expand(spec: StepSpec, element: str) -> None:
         """A fan-out template reads its producer's value (once per run, in this process) and
-        reports the instance keys; the elements stay on the spec for the instances."""
+        reports the instance keys; the elements stay on the spec for the instances. The
+        template itself runs no body."""
         param = next(p for p in spec.node._params if p.name == element)
         if param.name in spec.constants:  # mapped over a collect() result
-            value = spec.constants.pop(param.name)
+            value = spec.constants[param.name]
         else:
-            source = spec.inputs.pop(param.name)
+            source = spec.inputs[param.name]
             load = InputContext(source.upstream, spec.name, source.asset_metadata, None, None)
             value = source.handler.load_input(load)
         spec.elements = keyed_elements(spec.name, param.source, value)
@@ -788,6 +791,11 @@ class CodeRepository:
         return f"CodeRepository(assets={list(self._by_name)})"
 
 
+def _output_names(node: Any) -> list[str]:
+    """The loadable names a node's step writes: a multi-asset's outputs, else its own name."""
+    return node.output_names if isinstance(node, MultiAsset) else [node.name]
+
+
 def _common_fields(node: Any) -> dict[str, Any]:
     metadata = node.metadata or {}
     return dict(
@@ -838,22 +846,6 @@ def _asset_spec(asset: Any) -> Any:
     )
 
 
-def _task_spec(task: Any) -> Any:
-    return _core.NodeSpec(
-        **_common_fields(task),
-        kind="task",
-        deps=[],
-        kinds=[],
-        group=None,
-        code_version=None,
-        io_handler=task.io_handler,
-        retry=retry_spec(task.retry),
-        pools=[],
-        hooks=[],
-        observable=False,
-    )
-
-
 def _graph_spec(graph: GraphAsset) -> Any:
     fields = _common_fields(graph)
     members = [graph.final_node, *(n.name for n in graph.internal_nodes if n.name != graph.final_node)]
@@ -873,19 +865,25 @@ def _graph_spec(graph: GraphAsset) -> Any:
     )
 
 
-def _graph_node_spec(node: GraphTaskNode) -> Any:
-    """An internal node: its task's definition with the recorded wiring. The graph's
-    ``AssetDef.dep`` entries order the nodes that read nothing inside the graph (R30), and the
-    handles given to a BashTask order it after their nodes."""
-    internal = {n.name for n in node.graph.internal_nodes}
-    reads_inside = any(p.source in internal for p in node._params) or any(a in internal for a in node.after)
-    lineage = [DepDef(name, is_input=False) for name in node.after]
-    if not reads_inside:
-        lineage.extend(DepDef(dep.name, is_input=False) for dep in node.graph.deps if not dep.is_input)
+def _task_spec(node: Any) -> Any:
+    """A standalone task, or a graph's internal node (its task with the recorded wiring). The
+    graph's ``AssetDef.dep`` entries order the internal nodes that read nothing inside the
+    graph (R30), and the handles given to a BashTask order it after their nodes."""
+    fields = _common_fields(node)
+    graph = getattr(node, "graph", None)
+    deps: list[DepDef] = []
+    if graph is not None:
+        internal = {n.name for n in graph.internal_nodes}
+        reads_inside = any(p.source in internal for p in node._params) or any(a in internal for a in node.after)
+        deps = [DepDef(name, is_input=False) for name in node.after]
+        if not reads_inside:
+            deps.extend(DepDef(dep.name, is_input=False) for dep in graph.deps if not dep.is_input)
+        fields["executor_override"] = graph.internal_executor()
+    settings = getattr(node, "map", None)
     return _core.NodeSpec(
-        **{**_common_fields(node), "executor_override": node.graph.internal_executor()},
+        **fields,
         kind="task",
-        deps=lineage,
+        deps=deps,
         kinds=[],
         group=None,
         code_version=None,
@@ -894,9 +892,9 @@ def _graph_node_spec(node: GraphTaskNode) -> Any:
         pools=[],
         hooks=[],
         observable=False,
-        graph=node.graph.name,
-        mapped=node.map is not None,
-        max_concurrency=node.map.max_concurrency if node.map is not None else None,
+        graph=graph.name if graph is not None else None,
+        mapped=settings is not None,
+        max_concurrency=settings.max_concurrency if settings is not None else None,
     )
 
 

@@ -337,7 +337,7 @@ def _end(spec: StepSpec, context: Any, result: Any) -> list[Persisted]:
         else:
             raise _not_dict_or_generator(spec, result)
         return spec.persisted
-    if getattr(node, "is_task", False) and isinstance(result, Iterator):
+    if getattr(node, "is_task", False) and inspect.isgenerator(result):
         result = list(result)  # a generator task's value is everything it yielded, in order
     if isinstance(result, (Output, Materialization)) and result.output_name not in (None, spec.name):
         raise ResultDefinitionError(

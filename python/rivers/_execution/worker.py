@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from rivers._execution.capture import Captured, StepCapture
-from rivers._execution.step import InputSpec, OutputTarget, Persisted, StepSpec, run_failure_hooks, run_step_body
+from rivers._execution.step import InputSpec, Persisted, StepSpec, run_failure_hooks, run_step_body
 
 
 def object_ref(obj: Any, module_name: str | None) -> tuple[Any, ...]:
@@ -59,15 +59,7 @@ def build_payload(spec: StepSpec) -> dict[str, Any]:
     return {
         "node": spec.node,
         "outputs": {
-            name: (
-                target.name,
-                object_ref(target.handler, module),
-                target.metadata,
-                target.code_version,
-                target.type_hint,
-                target.is_asset,
-            )
-            for name, target in spec.outputs.items()
+            name: target._replace(handler=object_ref(target.handler, module)) for name, target in spec.outputs.items()
         },
         "inputs": {
             name: (source.upstream, object_ref(source.handler, module), source.asset_metadata)
@@ -86,8 +78,7 @@ def _spec(payload: dict[str, Any], resources: dict[str, Any]) -> StepSpec:
     return StepSpec(
         node=payload["node"],
         outputs={
-            name: OutputTarget(target, resolve_ref(handler), metadata, code_version, type_hint, is_asset)
-            for name, (target, handler, metadata, code_version, type_hint, is_asset) in payload["outputs"].items()
+            name: target._replace(handler=resolve_ref(target.handler)) for name, target in payload["outputs"].items()
         },
         inputs={
             name: InputSpec(upstream, resolve_ref(handler), metadata)
