@@ -21,6 +21,11 @@ os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
 from rivers import exceptions as exceptions  # noqa: E402
 from rivers._core import AssetRecord as AssetRecord
 from rivers._core import LaunchedBy as LaunchedBy
+from rivers._core import PartitionContext as PartitionContext
+from rivers._core import PartitionKey as PartitionKey
+from rivers._core import PartitionKeyRange as PartitionKeyRange
+from rivers._core import PartitionMapping as PartitionMapping
+from rivers._core import PartitionsDefinition as PartitionsDefinition
 from rivers._core import RunRecord as RunRecord
 from rivers._core import StaleCause as StaleCause
 from rivers._core import Storage as Storage
@@ -65,6 +70,7 @@ from rivers._storage.types import StorageType as StorageType
 if TYPE_CHECKING:
     from rivers._definitions.resources import Resource as Resource
     from rivers.io_handlers.base import BaseIOHandler as BaseIOHandler
+    from rivers.io_handlers.delta import DeltaIOHandler as DeltaIOHandler
     from rivers.io_handlers.memory import InMemoryIOHandler as InMemoryIOHandler
     from rivers.io_handlers.pickle import PickleIOHandler as PickleIOHandler
 
@@ -74,6 +80,12 @@ _LAZY = {
     "InMemoryIOHandler": "rivers.io_handlers.memory",
     "PickleIOHandler": "rivers.io_handlers.pickle",
 }
+
+# The Delta handler is exported only where `deltalake` is installed (`rivers[delta]`); finding
+# the package does not import it.
+_HAS_DELTALAKE = __import__("importlib.util", fromlist=["find_spec"]).find_spec("deltalake") is not None
+if _HAS_DELTALAKE:
+    _LAZY["DeltaIOHandler"] = "rivers.io_handlers.delta"
 
 
 def __getattr__(name: str) -> Any:
@@ -140,4 +152,11 @@ __all__ = [
     "Task",
     "TaskExecutionContext",
     "exceptions",
+    "PartitionContext",
+    "PartitionKey",
+    "PartitionKeyRange",
+    "PartitionMapping",
+    "PartitionsDefinition",
 ]
+if _HAS_DELTALAKE:
+    __all__.append("DeltaIOHandler")

@@ -21,6 +21,12 @@ pub enum Error {
     /// A fixed-vocabulary argument has a value outside its vocabulary.
     #[error("{0}")]
     InvalidValue(String),
+    /// A partitions definition is malformed.
+    #[error("{0}")]
+    PartitionDefinition(String),
+    /// A partition key, range or mapping does not fit its definition.
+    #[error("{0}")]
+    PartitionValidation(String),
 }
 
 /// Result alias of this crate.

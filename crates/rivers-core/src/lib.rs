@@ -8,6 +8,7 @@
 mod definition;
 mod error;
 mod graph;
+pub mod partitions;
 mod plan;
 mod retry;
 mod staleness;

@@ -5,7 +5,7 @@ use pyo3::exceptions::PyValueError;
 
 use crate::exceptions::{
     AssetDefinitionError, AssetNotFoundError, ConfigurationError, GraphValidationError, NodeNotFoundError,
-    SchemaMigrationNeededError, StorageError,
+    PartitionDefinitionError, PartitionValidationError, SchemaMigrationNeededError, StorageError,
 };
 
 /// Errors of the lower crates, converted to their `rivers.exceptions` classes.
@@ -30,6 +30,8 @@ impl From<BindingError> for PyErr {
                 C::NodeNotFound(m) => NodeNotFoundError::new_err(m),
                 C::Configuration(m) => ConfigurationError::new_err(m),
                 C::InvalidValue(m) => PyValueError::new_err(m),
+                C::PartitionDefinition(m) => PartitionDefinitionError::new_err(m),
+                C::PartitionValidation(m) => PartitionValidationError::new_err(m),
             },
             BindingError::Storage(storage) => storage_error(&storage),
             BindingError::Engine(engine) => BindingError::engine_ref(&engine),

@@ -11,6 +11,7 @@ mod error;
 mod exceptions;
 mod graph;
 mod logging;
+mod partitions;
 mod pools;
 mod records;
 mod retry;
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::PyNodeSpec>()?;
     m.add_class::<graph::PyPlan>()?;
     m.add_class::<retry::PyBackoff>()?;
+    partitions::register(m)?;
     run::register(m)?;
     step::register(m)?;
 

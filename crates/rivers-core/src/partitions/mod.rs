@@ -1,0 +1,21 @@
+//! Partitions: definitions and their key arithmetic, keys and key ranges, mappings across
+//! dependency edges, and position ranges (how partition status is stored).
+
+mod definition;
+mod key;
+mod key_range;
+mod mapping;
+mod ranges;
+mod time_format;
+mod time_grid;
+
+pub use definition::{
+    Coords, DAILY_FORMAT, DEFAULT_TIME_FORMAT, DYNAMIC_CAPACITY, DynamicKeys, DynamicPartitions, HOURLY_FORMAT,
+    MultiPartitions, PartitionEnv, Partitions, PartitionsData, PartitionsKind, StaticPartitions, TimeWindowPartitions,
+    cartesian,
+};
+pub use key::PartitionKey;
+pub use key_range::{DimSelection, PartitionKeyRange};
+pub use mapping::{KeySelector, MappedInput, PartitionMapping, check_edge, effective_mapping, map_keys};
+pub use ranges::RangeSet;
+pub use time_format::{KeyFormat, SUPPORTED_DIRECTIVES};
