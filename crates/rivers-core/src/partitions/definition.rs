@@ -324,9 +324,10 @@ impl TimeWindowPartitions {
         self.grid.tick(i).map(|t| self.format.render(t))
     }
 
-    /// Keys from window `from` on, rendered into one reused buffer per key.
+    /// Keys from window `from` on.
     pub fn keys_from(&self, from: u64) -> impl Iterator<Item = String> + '_ {
-        self.grid.iter_from(from).map(|t| self.format.render(t))
+        let mut renderer = self.format.renderer();
+        self.grid.iter_from(from).map(move |t| renderer.render(t))
     }
 
     /// Window starts from window `from` on.

@@ -30,6 +30,8 @@ enum Item {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyFormat {
     items: Vec<Item>,
+    /// Bytes of a typical key, to allocate each key once.
+    width_hint: usize,
 }
 
 impl KeyFormat {
@@ -73,40 +75,64 @@ impl KeyFormat {
         if !literal.is_empty() {
             items.push(Item::Literal(literal));
         }
-        Ok(Self { items })
+        let width_hint = items
+            .iter()
+            .map(|item| match item {
+                Item::Literal(text) => text.len(),
+                Item::Year => 4,
+                Item::DayOfYear => 3,
+                Item::Micros => 6,
+                Item::Unix => 12,
+                _ => 2,
+            })
+            .sum();
+        Ok(Self { items, width_hint })
     }
 
     /// Appends the key of `t` to `out`.
     pub fn render_into(&self, t: NaiveDateTime, out: &mut String) {
+        self.render_civil(&Civil::of(t.date()), t, out);
+    }
+
+    fn render_civil(&self, civil: &Civil, t: NaiveDateTime, out: &mut String) {
         for item in &self.items {
-            match item {
-                Item::Literal(text) => out.push_str(text),
-                Item::Year => {
-                    let year = t.year();
-                    if (0..=9999).contains(&year) {
-                        push_padded(out, year as u32, 4);
-                    } else {
-                        let _ = write!(out, "{year}");
-                    }
+            self.render_item(item, civil, t, out);
+        }
+    }
+
+    fn render_item(&self, item: &Item, civil: &Civil, t: NaiveDateTime, out: &mut String) {
+        let seconds = t.num_seconds_from_midnight();
+        match item {
+            Item::Literal(text) => out.push_str(text),
+            Item::Year => {
+                if (0..=9999).contains(&civil.year) {
+                    push_padded(out, civil.year as u32, 4);
+                } else {
+                    let _ = write!(out, "{}", civil.year);
                 }
-                Item::Year2 => push_padded(out, t.year().rem_euclid(100) as u32, 2),
-                Item::Month => push_padded(out, t.month(), 2),
-                Item::Day => push_padded(out, t.day(), 2),
-                Item::Hour => push_padded(out, t.hour(), 2),
-                Item::Minute => push_padded(out, t.minute(), 2),
-                Item::Second => push_padded(out, t.second(), 2),
-                Item::Micros => push_padded(out, t.nanosecond() / 1000, 6),
-                Item::DayOfYear => push_padded(out, t.ordinal(), 3),
-                Item::Unix => {
-                    let _ = write!(out, "{}", t.and_utc().timestamp());
-                }
+            }
+            Item::Year2 => push_padded(out, civil.year.rem_euclid(100) as u32, 2),
+            Item::Month => push_padded(out, civil.month, 2),
+            Item::Day => push_padded(out, civil.day, 2),
+            Item::Hour => push_padded(out, seconds / 3600, 2),
+            Item::Minute => push_padded(out, seconds / 60 % 60, 2),
+            Item::Second => push_padded(out, seconds % 60, 2),
+            Item::Micros => push_padded(out, t.nanosecond() / 1000, 6),
+            Item::DayOfYear => push_padded(out, civil.ordinal, 3),
+            Item::Unix => {
+                let _ = write!(out, "{}", t.and_utc().timestamp());
             }
         }
     }
 
+    /// A renderer for keys of ascending instants: calendar fields are computed once per day.
+    pub fn renderer(&self) -> KeyRenderer<'_> {
+        KeyRenderer { format: self, day: None }
+    }
+
     /// The key of `t`.
     pub fn render(&self, t: NaiveDateTime) -> String {
-        let mut out = String::with_capacity(24);
+        let mut out = String::with_capacity(self.width_hint);
         self.render_into(t, &mut out);
         out
     }
@@ -151,6 +177,89 @@ impl KeyFormat {
         }
         let instant = fields.instant()?;
         (self.render(instant) == text).then_some(instant)
+    }
+}
+
+/// Renders keys of ascending instants: each day's key is rendered once as a template, and each
+/// instant patches its time-of-day digits into a copy (enumeration renders millions of keys).
+pub struct KeyRenderer<'a> {
+    format: &'a KeyFormat,
+    day: Option<DayTemplate>,
+}
+
+struct DayTemplate {
+    date: NaiveDate,
+    bytes: Vec<u8>,
+    /// Byte offset and field of each time-of-day directive; `None` when the format has a
+    /// directive of variable width (`%s`), which is rendered in full instead.
+    slots: Option<Vec<(usize, Item)>>,
+}
+
+impl KeyRenderer<'_> {
+    /// The key of `t`.
+    pub fn render(&mut self, t: NaiveDateTime) -> String {
+        let date = t.date();
+        if self.day.as_ref().is_none_or(|day| day.date != date) {
+            self.day = Some(self.format.day_template(date));
+        }
+        let Some(DayTemplate { bytes, slots: Some(slots), .. }) = &self.day else {
+            return self.format.render(t);
+        };
+        let mut key = bytes.clone();
+        let seconds = t.num_seconds_from_midnight();
+        for (offset, item) in slots {
+            let (value, width) = match item {
+                Item::Hour => (seconds / 3600, 2),
+                Item::Minute => (seconds / 60 % 60, 2),
+                Item::Second => (seconds % 60, 2),
+                _ => (t.nanosecond() / 1000, 6),
+            };
+            write_digits(&mut key[*offset..*offset + width], value);
+        }
+        String::from_utf8(key).unwrap_or_default()
+    }
+}
+
+fn write_digits(slot: &mut [u8], mut value: u32) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+impl KeyFormat {
+    fn day_template(&self, date: NaiveDate) -> DayTemplate {
+        let civil = Civil::of(date);
+        let midnight = date.and_time(NaiveTime::MIN);
+        let mut text = String::with_capacity(self.width_hint);
+        let mut slots = Some(Vec::new());
+        for item in &self.items {
+            let offset = text.len();
+            self.render_item(item, &civil, midnight, &mut text);
+            match item {
+                Item::Hour | Item::Minute | Item::Second | Item::Micros => {
+                    if let Some(slots) = &mut slots {
+                        slots.push((offset, item.clone()));
+                    }
+                }
+                Item::Unix => slots = None,
+                _ => {}
+            }
+        }
+        DayTemplate { date, bytes: text.into_bytes(), slots }
+    }
+}
+
+struct Civil {
+    year: i32,
+    month: u32,
+    day: u32,
+    ordinal: u32,
+}
+
+impl Civil {
+    fn of(date: NaiveDate) -> Self {
+        Self { year: date.year(), month: date.month(), day: date.day(), ordinal: date.ordinal() }
     }
 }
 
@@ -212,8 +321,9 @@ fn push_padded(out: &mut String, value: u32, width: usize) {
         v /= 10;
     }
     let start = i.min(buf.len() - width);
-    // Digits and zeros only: always valid UTF-8.
-    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
+    for &digit in &buf[start..] {
+        out.push(char::from(digit));
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +359,19 @@ mod tests {
         assert_eq!(fmt.parse("2024-02-30"), None);
         assert_eq!(fmt.parse("2024-01-05x"), None);
         assert_eq!(fmt.parse("garbage"), None);
+    }
+
+    #[test]
+    fn the_day_template_renderer_matches_full_rendering() {
+        for fmt in ["%Y-%m-%dT%H:%M:%S", "%H%M%S.%f on %j/%y", "%s", "%Y%m%d"] {
+            let format = KeyFormat::compile(fmt).unwrap();
+            let mut renderer = format.renderer();
+            let mut t = at(2023, 12, 31, 23, 58, 0).with_nanosecond(250_000).unwrap();
+            for _ in 0..200 {
+                assert_eq!(renderer.render(t), format.render(t), "{fmt} at {t}");
+                t += chrono::TimeDelta::seconds(37);
+            }
+        }
     }
 
     #[test]
