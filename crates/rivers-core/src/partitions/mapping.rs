@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::definition::{Coords, PartitionEnv, Partitions, PartitionsKind, cartesian};
+use super::definition::{Coords, PartitionEnv, Partitions, PartitionsKind, TimeWindowPartitions, cartesian};
 use super::key::PartitionKey;
 use super::key_range::PartitionKeyRange;
 
@@ -369,6 +370,32 @@ fn key_text(definition: &Partitions, coords: &[u64], env: &PartitionEnv) -> Stri
     definition.key_of(coords, env).map_or_else(|| format!("{coords:?}"), |k| k.to_string())
 }
 
+/// The upstream grid (same cron or interval and format) laid from `from` on, to count and name
+/// windows before the upstream's first one.
+fn regrid(u: &TimeWindowPartitions, from: NaiveDateTime) -> Option<TimeWindowPartitions> {
+    match Partitions::time_window(from, u.cron_schedule.clone(), u.interval_seconds, None, Some(u.fmt.clone())) {
+        Ok(Partitions::TimeWindow(grid)) => Some(grid),
+        _ => None,
+    }
+}
+
+/// The start of the upstream window `back` windows before the upstream's first one.
+fn start_before_first(u: &TimeWindowPartitions, back: u128) -> Option<NaiveDateTime> {
+    let back = u64::try_from(back).ok()?;
+    let first = u.first_start();
+    let (a, b) = u.window(0)?;
+    let mut span = (b - a).checked_mul(i32::try_from(back).ok()?)?;
+    for _ in 0..16 {
+        let grid = regrid(u, first.checked_sub_signed(span)?)?;
+        let before = grid.count_before(first);
+        if before >= back {
+            return grid.window_start(before - back);
+        }
+        span = span.checked_mul(2)?;
+    }
+    None
+}
+
 /// Maps one downstream individual partition.
 fn map_one(
     mapping: &PartitionMapping,
@@ -394,7 +421,24 @@ fn map_one(
                 return Err("time_window() needs two time-window definitions".into());
             };
             let start = d.window_start(coords[0]).ok_or("the downstream window does not exist")?;
-            let base = u.count_before(start) as i128;
+            // Windows are counted on the upstream grid; a start before the upstream's first window
+            // has a negative number (the upstream windows between it and the first one).
+            let first = u.first_start();
+            let base = if start < first {
+                regrid(u, start).and_then(|before| {
+                    let n = before.count_before(first);
+                    (before.first_start() == start && before.window_start(n) == Some(first)).then(|| -(n as i128))
+                })
+            } else {
+                let n = u.count_before(start);
+                (u.window_start(n) == Some(start)).then_some(n as i128)
+            };
+            let base = base.ok_or_else(|| {
+                format!(
+                    "time_window(offset={offset}): partition '{}' starts at {start}, which is not an upstream window start",
+                    key_text(down, coords, env)
+                )
+            })?;
             let shifted = base + i128::from(*offset);
             let count = u.count(env.now) as i128;
             let upstream_range = match (u.key(0), count.checked_sub(1).and_then(|l| u.key(l as u64))) {
@@ -402,8 +446,16 @@ fn map_one(
                 _ => "empty".into(),
             };
             if shifted < 0 || shifted >= count {
-                let described = if shifted >= 0 { u.key(shifted as u64) } else { None }
-                    .map_or_else(|| format!("{shifted} windows from the first"), |k| format!("'{k}'"));
+                let described = if shifted >= 0 {
+                    u.key(shifted as u64)
+                } else {
+                    start_before_first(u, shifted.unsigned_abs()).map(|t| {
+                        let mut key = String::new();
+                        u.render(t, &mut key);
+                        key
+                    })
+                }
+                .map_or_else(|| format!("{shifted} windows from the first"), |k| format!("'{k}'"));
                 return Err(format!(
                     "time_window(offset={offset}) shifts partition '{}' to {described}, outside the upstream range {upstream_range}",
                     key_text(down, coords, env)
