@@ -20,6 +20,7 @@ os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
 
 from rivers import exceptions as exceptions  # noqa: E402
 from rivers._core import AssetRecord as AssetRecord
+from rivers._core import BackfillStrategy as BackfillStrategy
 from rivers._core import LaunchedBy as LaunchedBy
 from rivers._core import PartitionContext as PartitionContext
 from rivers._core import PartitionKey as PartitionKey
@@ -56,6 +57,8 @@ from rivers._definitions.retry import RetryPolicy as RetryPolicy
 from rivers._definitions.schema import Schema as Schema
 from rivers._definitions.task import BashTask as BashTask
 from rivers._definitions.task import Task as Task
+from rivers._execution.backfill import BackfillResult as BackfillResult
+from rivers._execution.backfill import BackfillStatus as BackfillStatus
 from rivers._execution.context import AssetExecutionContext as AssetExecutionContext
 from rivers._execution.context import SelfDependency as SelfDependency
 from rivers._execution.context import TaskExecutionContext as TaskExecutionContext
@@ -157,6 +160,9 @@ __all__ = [
     "PartitionKeyRange",
     "PartitionMapping",
     "PartitionsDefinition",
+    "BackfillResult",
+    "BackfillStatus",
+    "BackfillStrategy",
 ]
 if _HAS_DELTALAKE:
     __all__.append("DeltaIOHandler")

@@ -294,23 +294,6 @@ def test_multi_dimensional_partitions(handler, lake):
 # --- partitioned assets end to end -------------------------------------------------------------
 
 
-def _partitioned_assets_run() -> bool:
-    """Whether this build's repository executes partitioned assets (it may refuse them by name)."""
-
-    @rs.Asset(partitions_def=rs.PartitionsDefinition.static_(["a"]))
-    def probe() -> int:
-        return 1
-
-    try:
-        rs.CodeRepository(assets=[probe]).validate()
-    except NotImplementedError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(
-    not _partitioned_assets_run(), reason="partitioned execution pending: the repository refuses partitions_def"
-)
 def test_partitioned_assets_materialize_partition_by_partition(lake, make_repo, store):
     lake_handler = DeltaIOHandler(table_uri=lake)
     regions = rs.PartitionsDefinition.static_(["north", "south"])

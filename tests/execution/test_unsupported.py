@@ -18,7 +18,6 @@ def plain() -> int:
         ("sensors", [object()]),
         ("run_queue", object()),
         ("pool_limits", {"db": 2}),
-        ("partition_defs", {"daily": object()}),
         ("run_backend", object()),
     ],
 )
@@ -38,7 +37,7 @@ def test_empty_collections_are_accepted():
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("partitions_def", object()), ("automation_condition", object()), ("backfill_strategy", object())],
+    [("automation_condition", object())],
 )
 def test_asset_declarations_without_behaviour_are_refused(option, value):
     ran = []
@@ -54,10 +53,25 @@ def test_asset_declarations_without_behaviour_are_refused(option, value):
     assert ran == []
 
 
-def test_a_partition_mapping_is_refused():
+def test_partition_arguments_of_the_wrong_type_are_named():
     @rs.Asset(deps=[rs.AssetDef.input("plain", partition_mapping=object())])
     def mapped(plain: int) -> int:
         return plain
 
-    with pytest.raises(NotImplementedError, match="asset 'mapped' declares a partition_mapping"):
-        rs.CodeRepository(assets=[plain, mapped]).validate()
+    @rs.Asset(partitions_def=object())
+    def defined() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="PartitionMapping"):
+        rs.CodeRepository(assets=[plain, mapped])
+    with pytest.raises(TypeError, match="partitions_def must be a PartitionsDefinition"):
+        rs.CodeRepository(assets=[defined])
+    with pytest.raises(TypeError, match=r"partition_defs\['daily'\]"):
+        rs.CodeRepository(assets=[plain], partition_defs={"daily": object()})
+
+    @rs.Asset(backfill_strategy=object())
+    def strategic() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="asset 'strategic' declares backfill_strategy"):
+        rs.CodeRepository(assets=[strategic]).validate()

@@ -4,9 +4,11 @@
 //! daemon, the gRPC service, the UI).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::partitions::{PartitionMapping, Partitions};
 use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
 
@@ -199,6 +201,9 @@ pub struct OutputDef {
     /// Lineage-only dependencies of this output alone.
     #[serde(default)]
     pub deps: Vec<String>,
+    /// This output's own partitions (used when the multi-asset declares none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsDecl>,
 }
 
 impl OutputDef {
@@ -213,8 +218,27 @@ impl OutputDef {
             io_handler: IoHandlerRef::Default,
             metadata: Vec::new(),
             deps: Vec::new(),
+            partitions: None,
         }
     }
+}
+
+/// How a node declares its partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionsDecl {
+    /// A definition registered on the repository (`partition_defs=`) under this name.
+    Named(String),
+    /// A definition given inline.
+    Defined(#[serde(serialize_with = "shared_out", deserialize_with = "shared_in")] Arc<Partitions>),
+}
+
+fn shared_out<S: Serializer>(partitions: &Arc<Partitions>, serializer: S) -> Result<S::Ok, S::Error> {
+    partitions.as_ref().serialize(serializer)
+}
+
+fn shared_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<Partitions>, D::Error> {
+    Partitions::deserialize(deserializer).map(Arc::new)
 }
 
 /// A fan-out template (`handle.map(task)` in a graph body): at run time its step reads the
@@ -278,9 +302,12 @@ pub struct NodeDef {
     /// External assets: whether an observation function is attached.
     #[serde(default)]
     pub observable: bool,
-    /// The partitions definition (filled in once partitions are built).
+    /// The partitions definition, inline or by registered name.
     #[serde(default)]
-    pub partitions: Option<serde_json::Value>,
+    pub partitions: Option<PartitionsDecl>,
+    /// Partition mappings by upstream key (edges without one use the default mapping).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_mappings: Vec<(String, PartitionMapping)>,
     /// The automation condition (filled in once the daemon evaluates conditions).
     #[serde(default)]
     pub automation_condition: Option<serde_json::Value>,
@@ -324,6 +351,7 @@ impl NodeDef {
             hooks: Vec::new(),
             observable: false,
             partitions: None,
+            partition_mappings: Vec::new(),
             automation_condition: None,
             outputs: Vec::new(),
             never_retried: false,

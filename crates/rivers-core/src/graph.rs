@@ -8,6 +8,7 @@ use petgraph::graph::DiGraph;
 
 use crate::definition::{DefinitionsSnapshot, JobDef, NodeDef, NodeKind, ParamRole};
 use crate::error::{Error, Result};
+use crate::partitions::GraphPartitions;
 use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
 
@@ -65,6 +66,8 @@ pub struct AssetGraph {
     registered_retries: HashMap<String, RetryPolicy>,
     resource_keys: Vec<String>,
     warnings: Vec<String>,
+    /// Resolved partitions ([`AssetGraph::resolve_partitions`]).
+    pub(crate) partitions: GraphPartitions,
 }
 
 impl AssetGraph {
@@ -136,6 +139,7 @@ impl AssetGraph {
             registered_retries,
             resource_keys: resource_keys.to_vec(),
             warnings,
+            partitions: GraphPartitions::default(),
         };
         graph.check_acyclic()?;
         Ok(graph)

@@ -16,7 +16,7 @@ mod vocab;
 
 pub use definition::{
     DefinitionsSnapshot, DepDef, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef,
-    ParamDef, ParamRole, PoolClaim,
+    ParamDef, ParamRole, PartitionsDecl, PoolClaim,
 };
 pub use error::{Error, Result};
 pub use graph::AssetGraph;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::definition::{MapDef, NodeKind};
 use crate::error::{Error, Result};
 use crate::graph::AssetGraph;
+use crate::partitions::StepPartitions;
 use crate::retry::RetryPolicy;
 use crate::vocab::ExecutorKind;
 
@@ -72,9 +73,8 @@ pub struct PlanStep {
     pub node_name: String,
     /// Fan-out mapping key of this instance, if it is one.
     pub mapping_key: Option<String>,
-    /// Partition keys this instance computes; empty when it computes the run's partition (or
-    /// the node is unpartitioned).
-    pub partition_keys: Vec<String>,
+    /// The step's partitions and its partitioned inputs; `None` when partitions play no part.
+    pub partitions: Option<StepPartitions>,
     /// Keys of the in-plan steps this one waits for.
     pub upstream_steps: Vec<StepKey>,
     /// 0 for steps without in-plan upstreams, else 1 + the deepest in-plan upstream.
@@ -420,7 +420,7 @@ impl AssetGraph {
                     node: id,
                     node_name: node.name.clone(),
                     mapping_key: None,
-                    partition_keys: Vec::new(),
+                    partitions: self.step_partitions(id),
                     upstream_steps: {
                         // Edges to several outputs of one multi-asset wait for its one step.
                         let mut ids: Vec<usize> =
@@ -534,7 +534,7 @@ mod tests {
             node: 0,
             node_name: node.into(),
             mapping_key: Some(key.into()),
-            partition_keys: Vec::new(),
+            partitions: None,
             upstream_steps: upstream.iter().map(|&u| StepKey::from(u)).collect(),
             level: 0,
             executor: ExecutorKind::InProcess,

@@ -123,6 +123,8 @@ vocabulary! {
         Materialization => "Materialization",
         /// An external asset was observed.
         Observation => "Observation",
+        /// A partition a step covered was marked failed (`mark_partition_failed`).
+        PartitionFailure => "PartitionFailure",
     }
 }
 

@@ -905,17 +905,17 @@ fn identity_maps_keys_by_value() {
     let up = static_(&["c", "a", "b"]);
     let down = static_(&["a", "c"]);
     check_edge(&PartitionMapping::Identity, Some(&up), Some(&down), &env).unwrap();
-    let out = map_keys(&PartitionMapping::Identity, Some(&up), &down, &[vec![0]], &env);
+    let out = map_keys(&PartitionMapping::Identity, Some(&up), Some(&down), &[vec![0]], &env);
     assert_eq!(mapped(out, &up, &env), ["a"]);
-    let out = map_keys(&PartitionMapping::Identity, Some(&up), &down, &all(&down, &env), &env);
+    let out = map_keys(&PartitionMapping::Identity, Some(&up), Some(&down), &all(&down, &env), &env);
     assert_eq!(mapped(out, &up, &env), ["c", "a"]);
 
     let d = daily(day(2024, 1, 1), Some(day(2024, 2, 1)));
     check_edge(&PartitionMapping::Identity, Some(&d), Some(&d), &env).unwrap();
     let later = daily(day(2024, 1, 10), Some(day(2024, 2, 1)));
-    let out = map_keys(&PartitionMapping::Identity, Some(&d), &later, &[vec![0]], &env);
+    let out = map_keys(&PartitionMapping::Identity, Some(&d), Some(&later), &[vec![0]], &env);
     assert_eq!(mapped(out, &d, &env), ["2024-01-10"]);
-    let message = map_keys(&PartitionMapping::Identity, Some(&later), &d, &[vec![0]], &env).unwrap_err();
+    let message = map_keys(&PartitionMapping::Identity, Some(&later), Some(&d), &[vec![0]], &env).unwrap_err();
     assert!(message.contains("'2024-01-01'"), "{message}");
 
     let dynamic = Partitions::dynamic("t".into()).unwrap();
@@ -926,7 +926,7 @@ fn identity_maps_keys_by_value() {
     let m = multi(vec![("a", static_(&["1", "2"])), ("b", static_(&["x", "y"]))]);
     let swapped = multi(vec![("b", static_(&["y", "x"])), ("a", static_(&["2"]))]);
     check_edge(&PartitionMapping::Identity, Some(&m), Some(&swapped), &env).unwrap();
-    let out = map_keys(&PartitionMapping::Identity, Some(&m), &swapped, &[vec![0, 0]], &env);
+    let out = map_keys(&PartitionMapping::Identity, Some(&m), Some(&swapped), &[vec![0, 0]], &env);
     assert_eq!(mapped(out, &m, &env), ["a=2|b=y"]);
     let renamed = multi(vec![("a", static_(&["1", "2"])), ("c", static_(&["x", "y"]))]);
     assert!(check_edge(&PartitionMapping::Identity, Some(&m), Some(&renamed), &env).is_err());
@@ -963,9 +963,9 @@ fn static_mapping_links_different_key_sets() {
         mapping: BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]),
     };
     check_edge(&mapping, Some(&up), Some(&down), &env).unwrap();
-    assert_eq!(mapped(map_keys(&mapping, Some(&up), &down, &[vec![0]], &env), &up, &env), ["1"]);
-    assert_eq!(mapped(map_keys(&mapping, Some(&up), &down, &[vec![1]], &env), &up, &env), ["2"]);
-    assert_eq!(mapped(map_keys(&mapping, Some(&up), &down, &[vec![1], vec![0]], &env), &up, &env), ["1", "2"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&up), Some(&down), &[vec![0]], &env), &up, &env), ["1"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&up), Some(&down), &[vec![1]], &env), &up, &env), ["2"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&up), Some(&down), &[vec![1], vec![0]], &env), &up, &env), ["1", "2"]);
 
     let bad_down = PartitionMapping::Static { mapping: BTreeMap::from([("zz".to_owned(), "1".to_owned())]) };
     assert!(check_edge(&bad_down, Some(&up), Some(&down), &env).unwrap_err().contains("'zz'"));
@@ -973,7 +973,7 @@ fn static_mapping_links_different_key_sets() {
     assert!(check_edge(&bad_up, Some(&up), Some(&down), &env).unwrap_err().contains("'9'"));
     let partial = PartitionMapping::Static { mapping: BTreeMap::from([("a".to_owned(), "3".to_owned())]) };
     check_edge(&partial, Some(&up), Some(&down), &env).unwrap();
-    let message = map_keys(&partial, Some(&up), &down, &[vec![1]], &env).unwrap_err();
+    let message = map_keys(&partial, Some(&up), Some(&down), &[vec![1]], &env).unwrap_err();
     assert!(message.contains("'b'"), "{message}");
     // Dynamic sides are not checked.
     let dynamic = Partitions::dynamic("t".into()).unwrap();
@@ -983,7 +983,7 @@ fn static_mapping_links_different_key_sets() {
     let m = multi(vec![("r", static_(&["eu", "us"])), ("y", static_(&["2024"]))]);
     let into_multi = PartitionMapping::Static { mapping: BTreeMap::from([("a".to_owned(), "r=us|y=2024".to_owned())]) };
     check_edge(&into_multi, Some(&m), Some(&down), &env).unwrap();
-    assert_eq!(mapped(map_keys(&into_multi, Some(&m), &down, &[vec![0]], &env), &m, &env), ["r=us|y=2024"]);
+    assert_eq!(mapped(map_keys(&into_multi, Some(&m), Some(&down), &[vec![0]], &env), &m, &env), ["r=us|y=2024"]);
 }
 
 #[test]
@@ -993,41 +993,44 @@ fn time_window_offset_loads_the_shifted_key() {
     let previous = PartitionMapping::TimeWindow { offset: -1 };
     check_edge(&previous, Some(&d), Some(&d), &env).unwrap();
     let k = coords_of(&d, "2024-01-05", &env);
-    assert_eq!(mapped(map_keys(&previous, Some(&d), &d, std::slice::from_ref(&k), &env), &d, &env), ["2024-01-04"]);
+    assert_eq!(
+        mapped(map_keys(&previous, Some(&d), Some(&d), std::slice::from_ref(&k), &env), &d, &env),
+        ["2024-01-04"]
+    );
     let same = PartitionMapping::TimeWindow { offset: 0 };
-    assert_eq!(mapped(map_keys(&same, Some(&d), &d, std::slice::from_ref(&k), &env), &d, &env), ["2024-01-05"]);
+    assert_eq!(mapped(map_keys(&same, Some(&d), Some(&d), std::slice::from_ref(&k), &env), &d, &env), ["2024-01-05"]);
     let three_ahead = PartitionMapping::TimeWindow { offset: 3 };
-    assert_eq!(mapped(map_keys(&three_ahead, Some(&d), &d, &[k], &env), &d, &env), ["2024-01-08"]);
+    assert_eq!(mapped(map_keys(&three_ahead, Some(&d), Some(&d), &[k], &env), &d, &env), ["2024-01-08"]);
     // Several downstream keys merge.
     let span: Vec<Coords> = (1..4).map(|i| vec![i]).collect();
     assert_eq!(
-        mapped(map_keys(&previous, Some(&d), &d, &span, &env), &d, &env),
+        mapped(map_keys(&previous, Some(&d), Some(&d), &span, &env), &d, &env),
         ["2024-01-01", "2024-01-02", "2024-01-03"]
     );
 
     // Out of range: the message names the shifted key and the upstream range.
     let first = coords_of(&d, "2024-01-01", &env);
-    let message = map_keys(&previous, Some(&d), &d, &[first], &env).unwrap_err();
+    let message = map_keys(&previous, Some(&d), Some(&d), &[first], &env).unwrap_err();
     assert!(message.contains("'2024-01-01'") && message.contains("'2024-01-01'..'2024-01-31'"), "{message}");
     assert!(message.contains("offset=-1") && message.contains("'2023-12-31'"), "{message}");
     let far_back = PartitionMapping::TimeWindow { offset: -40 };
-    let message = map_keys(&far_back, Some(&d), &d, &[coords_of(&d, "2024-01-05", &env)], &env).unwrap_err();
+    let message = map_keys(&far_back, Some(&d), Some(&d), &[coords_of(&d, "2024-01-05", &env)], &env).unwrap_err();
     assert!(message.contains("'2023-11-26'"), "{message}");
     let next = PartitionMapping::TimeWindow { offset: 1 };
     let last = coords_of(&d, "2024-01-31", &env);
-    let message = map_keys(&next, Some(&d), &d, &[last], &env).unwrap_err();
+    let message = map_keys(&next, Some(&d), Some(&d), &[last], &env).unwrap_err();
     assert!(message.contains("'2024-02-01'") && message.contains("'2024-01-01'..'2024-01-31'"), "{message}");
 
     // Upstream and downstream start on different days.
     let later = daily(day(2024, 1, 10), Some(day(2024, 2, 1)));
     check_edge(&previous, Some(&d), Some(&later), &env).unwrap();
-    assert_eq!(mapped(map_keys(&previous, Some(&d), &later, &[vec![0]], &env), &d, &env), ["2024-01-09"]);
+    assert_eq!(mapped(map_keys(&previous, Some(&d), Some(&later), &[vec![0]], &env), &d, &env), ["2024-01-09"]);
 
     // Open-ended upstream: the window after `now` does not exist yet.
     let open = daily(day(2024, 1, 1), None);
     let now = PartitionEnv::at(at(2024, 1, 10, 6, 0, 0));
     let today = coords_of(&open, "2024-01-10", &now);
-    let message = map_keys(&next, Some(&open), &open, &[today], &now).unwrap_err();
+    let message = map_keys(&next, Some(&open), Some(&open), &[today], &now).unwrap_err();
     assert!(message.contains("'2024-01-11'") && message.contains("'2024-01-01'..'2024-01-10'"), "{message}");
 }
 
@@ -1041,30 +1044,33 @@ fn time_window_offset_before_the_upstream_start_fails() {
     let same = PartitionMapping::TimeWindow { offset: 0 };
     check_edge(&same, Some(&up), Some(&down), &env).unwrap();
     let early = coords_of(&down, "2024-01-01", &env);
-    let message = map_keys(&same, Some(&up), &down, std::slice::from_ref(&early), &env).unwrap_err();
+    let message = map_keys(&same, Some(&up), Some(&down), std::slice::from_ref(&early), &env).unwrap_err();
     assert!(message.contains("'2024-01-01'") && message.contains("'2024-01-10'..'2024-01-31'"), "{message}");
     let next = PartitionMapping::TimeWindow { offset: 1 };
-    let message = map_keys(&next, Some(&up), &down, &[early], &env).unwrap_err();
+    let message = map_keys(&next, Some(&up), Some(&down), &[early], &env).unwrap_err();
     assert!(message.contains("'2024-01-02'"), "{message}");
     let ninth = coords_of(&down, "2024-01-09", &env);
     assert_eq!(
-        mapped(map_keys(&next, Some(&up), &down, std::slice::from_ref(&ninth), &env), &up, &env),
+        mapped(map_keys(&next, Some(&up), Some(&down), std::slice::from_ref(&ninth), &env), &up, &env),
         ["2024-01-10"]
     );
-    assert!(map_keys(&same, Some(&up), &down, &[ninth], &env).is_err());
+    assert!(map_keys(&same, Some(&up), Some(&down), &[ninth], &env).is_err());
     let tenth = coords_of(&down, "2024-01-10", &env);
-    assert_eq!(mapped(map_keys(&same, Some(&up), &down, &[tenth], &env), &up, &env), ["2024-01-10"]);
+    assert_eq!(mapped(map_keys(&same, Some(&up), Some(&down), &[tenth], &env), &up, &env), ["2024-01-10"]);
 
     // A monthly cron grid.
     let up = cron(day(2024, 3, 1), "0 0 1 * *", None, Some("%Y-%m"));
     let down = cron(day(2024, 1, 1), "0 0 1 * *", None, Some("%Y-%m"));
     let january = coords_of(&down, "2024-01", &env);
-    let message = map_keys(&same, Some(&up), &down, std::slice::from_ref(&january), &env).unwrap_err();
+    let message = map_keys(&same, Some(&up), Some(&down), std::slice::from_ref(&january), &env).unwrap_err();
     assert!(message.contains("'2024-01'"), "{message}");
     let two = PartitionMapping::TimeWindow { offset: 2 };
-    assert_eq!(mapped(map_keys(&two, Some(&up), &down, std::slice::from_ref(&january), &env), &up, &env), ["2024-03"]);
+    assert_eq!(
+        mapped(map_keys(&two, Some(&up), Some(&down), std::slice::from_ref(&january), &env), &up, &env),
+        ["2024-03"]
+    );
     let message =
-        map_keys(&PartitionMapping::TimeWindow { offset: -3 }, Some(&up), &down, &[january], &env).unwrap_err();
+        map_keys(&PartitionMapping::TimeWindow { offset: -3 }, Some(&up), Some(&down), &[january], &env).unwrap_err();
     assert!(message.contains("'2023-10'"), "{message}");
 
     // The same on an interval grid.
@@ -1072,9 +1078,9 @@ fn time_window_offset_before_the_upstream_start_fails() {
     let down = interval(day(2024, 1, 1), 3600.0, None, None);
     check_edge(&next, Some(&up), Some(&down), &env).unwrap();
     let one = coords_of(&down, "2024-01-01T01:00:00", &env);
-    assert!(map_keys(&next, Some(&up), &down, &[one], &env).is_err());
+    assert!(map_keys(&next, Some(&up), Some(&down), &[one], &env).is_err());
     let two = coords_of(&down, "2024-01-01T02:00:00", &env);
-    assert_eq!(mapped(map_keys(&next, Some(&up), &down, &[two], &env), &up, &env), ["2024-01-01T03:00:00"]);
+    assert_eq!(mapped(map_keys(&next, Some(&up), Some(&down), &[two], &env), &up, &env), ["2024-01-01T03:00:00"]);
 }
 
 #[test]
@@ -1111,14 +1117,14 @@ fn time_window_mapping_needs_compatible_grids() {
     check_edge(&PartitionMapping::Identity, Some(&hour), Some(&two_hours), &env).unwrap();
     let zero = PartitionMapping::TimeWindow { offset: 0 };
     assert_eq!(
-        mapped(map_keys(&zero, Some(&hour), &two_hours, &[vec![0]], &env), &hour, &env),
+        mapped(map_keys(&zero, Some(&hour), Some(&two_hours), &[vec![0]], &env), &hour, &env),
         ["2024-01-01T02:00:00"]
     );
     assert_eq!(
-        mapped(map_keys(&offset, Some(&hour), &two_hours, &[vec![1]], &env), &hour, &env),
+        mapped(map_keys(&offset, Some(&hour), Some(&two_hours), &[vec![1]], &env), &hour, &env),
         ["2024-01-01T03:00:00"]
     );
-    let identity = map_keys(&PartitionMapping::Identity, Some(&hour), &two_hours, &[vec![1]], &env);
+    let identity = map_keys(&PartitionMapping::Identity, Some(&hour), Some(&two_hours), &[vec![1]], &env);
     assert_eq!(mapped(identity, &hour, &env), ["2024-01-01T04:00:00"]);
     // An aligned interval grid and a cron grid with the same ticks.
     let hourly_cron = cron(day(2024, 1, 1), "0 * * * *", None, None);
@@ -1136,9 +1142,9 @@ fn for_keys_loads_the_unpartitioned_upstream_for_matching_keys() {
     let down = static_(&["a", "b"]);
     let mapping = PartitionMapping::ForKeys { selectors: vec![KeySelector::Key(PartitionKey::single("a"))] };
     check_edge(&mapping, None, Some(&down), &env).unwrap();
-    assert_eq!(map_keys(&mapping, None, &down, &[vec![0]], &env), Ok(MappedInput::Whole));
-    assert_eq!(map_keys(&mapping, None, &down, &[vec![1]], &env), Ok(MappedInput::Nothing));
-    assert_eq!(map_keys(&mapping, None, &down, &[vec![1], vec![0]], &env), Ok(MappedInput::Whole));
+    assert_eq!(map_keys(&mapping, None, Some(&down), &[vec![0]], &env), Ok(MappedInput::Whole));
+    assert_eq!(map_keys(&mapping, None, Some(&down), &[vec![1]], &env), Ok(MappedInput::Nothing));
+    assert_eq!(map_keys(&mapping, None, Some(&down), &[vec![1], vec![0]], &env), Ok(MappedInput::Whole));
 
     // Range selectors.
     let d = daily(day(2024, 1, 1), Some(day(2024, 2, 1)));
@@ -1151,7 +1157,7 @@ fn for_keys_loads_the_unpartitioned_upstream_for_matching_keys() {
     check_edge(&ranged, None, Some(&d), &env).unwrap();
     let found: Vec<String> = all(&d, &env)
         .into_iter()
-        .filter(|c| map_keys(&ranged, None, &d, std::slice::from_ref(c), &env) == Ok(MappedInput::Whole))
+        .filter(|c| map_keys(&ranged, None, Some(&d), std::slice::from_ref(c), &env) == Ok(MappedInput::Whole))
         .map(|c| d.dim_value(c[0], &env).unwrap())
         .collect();
     assert_eq!(found, ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-20"]);
@@ -1180,7 +1186,7 @@ fn for_keys_loads_the_unpartitioned_upstream_for_matching_keys() {
     let multi_ok =
         PartitionMapping::ForKeys { selectors: vec![KeySelector::Range(multi_range(vec![("shop", span("n", "n"))]))] };
     check_edge(&multi_ok, None, Some(&m), &env).unwrap();
-    assert_eq!(map_keys(&multi_ok, None, &m, &[vec![4, 0]], &env), Ok(MappedInput::Whole));
+    assert_eq!(map_keys(&multi_ok, None, Some(&m), &[vec![4, 0]], &env), Ok(MappedInput::Whole));
 }
 
 #[test]
@@ -1190,9 +1196,12 @@ fn subset_loads_the_same_key_when_upstream_has_it() {
     let down = static_(&["a", "b", "c"]);
     let subset = PartitionMapping::Subset;
     check_edge(&subset, Some(&up), Some(&down), &env).unwrap();
-    assert_eq!(mapped(map_keys(&subset, Some(&up), &down, &[vec![0]], &env), &up, &env), ["a"]);
-    assert_eq!(map_keys(&subset, Some(&up), &down, &[vec![2]], &env), Ok(MappedInput::Nothing));
-    assert_eq!(mapped(map_keys(&subset, Some(&up), &down, &[vec![2], vec![1], vec![0]], &env), &up, &env), ["b", "a"]);
+    assert_eq!(mapped(map_keys(&subset, Some(&up), Some(&down), &[vec![0]], &env), &up, &env), ["a"]);
+    assert_eq!(map_keys(&subset, Some(&up), Some(&down), &[vec![2]], &env), Ok(MappedInput::Nothing));
+    assert_eq!(
+        mapped(map_keys(&subset, Some(&up), Some(&down), &[vec![2], vec![1], vec![0]], &env), &up, &env),
+        ["b", "a"]
+    );
     // Upstream keys must be downstream keys.
     let message = check_edge(&subset, Some(&static_(&["a", "z"])), Some(&down), &env).unwrap_err();
     assert!(message.contains("'z'"), "{message}");
@@ -1203,8 +1212,8 @@ fn subset_loads_the_same_key_when_upstream_has_it() {
     let short = daily(day(2024, 1, 5), Some(day(2024, 1, 8)));
     let long = daily(day(2024, 1, 1), Some(day(2024, 1, 10)));
     check_edge(&subset, Some(&short), Some(&long), &env).unwrap();
-    assert_eq!(map_keys(&subset, Some(&short), &long, &[vec![0]], &env), Ok(MappedInput::Nothing));
-    assert_eq!(mapped(map_keys(&subset, Some(&short), &long, &[vec![5]], &env), &short, &env), ["2024-01-06"]);
+    assert_eq!(map_keys(&subset, Some(&short), Some(&long), &[vec![0]], &env), Ok(MappedInput::Nothing));
+    assert_eq!(mapped(map_keys(&subset, Some(&short), Some(&long), &[vec![5]], &env), &short, &env), ["2024-01-06"]);
 }
 
 #[test]
@@ -1216,15 +1225,15 @@ fn all_partitions_loads_every_current_upstream_key() {
     check_edge(&mapping, Some(&up), Some(&down), &env).unwrap();
     check_edge(&mapping, Some(&up), None, &env).unwrap();
     assert!(check_edge(&mapping, None, Some(&down), &env).is_err());
-    assert_eq!(mapped(map_keys(&mapping, Some(&up), &down, &[vec![1]], &env), &up, &env), ["p", "q", "r"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&up), Some(&down), &[vec![1]], &env), &up, &env), ["p", "q", "r"]);
     // Open-ended and dynamic upstreams list what exists in the environment.
     assert_eq!(
-        mapped(map_keys(&mapping, Some(&down), &up, &[vec![0]], &env), &down, &env),
+        mapped(map_keys(&mapping, Some(&down), Some(&up), &[vec![0]], &env), &down, &env),
         ["2024-01-01", "2024-01-02", "2024-01-03"]
     );
     let dynamic = Partitions::dynamic("t".into()).unwrap();
     let env = env.with_dynamic("t", dynamic_keys(&[("x", 0), ("y", 3)]));
-    assert_eq!(mapped(map_keys(&mapping, Some(&dynamic), &up, &[vec![0]], &env), &dynamic, &env), ["x", "y"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&dynamic), Some(&up), &[vec![0]], &env), &dynamic, &env), ["x", "y"]);
 }
 
 #[test]
@@ -1236,7 +1245,7 @@ fn specific_partitions_loads_the_listed_keys() {
     check_edge(&mapping, Some(&up), Some(&down), &env).unwrap();
     check_edge(&mapping, Some(&up), None, &env).unwrap();
     for coords in all(&down, &env) {
-        assert_eq!(mapped(map_keys(&mapping, Some(&up), &down, &[coords], &env), &up, &env), ["q", "p"]);
+        assert_eq!(mapped(map_keys(&mapping, Some(&up), Some(&down), &[coords], &env), &up, &env), ["q", "p"]);
     }
     let unknown = PartitionMapping::SpecificPartitions { partition_keys: strings(&["p", "zz"]) };
     assert!(check_edge(&unknown, Some(&up), Some(&down), &env).unwrap_err().contains("'zz'"));
@@ -1244,7 +1253,10 @@ fn specific_partitions_loads_the_listed_keys() {
     let m = multi(vec![("year", static_(&["2024"])), ("region", static_(&["eu", "us"]))]);
     let by_display = PartitionMapping::SpecificPartitions { partition_keys: strings(&["region=us|year=2024"]) };
     check_edge(&by_display, Some(&m), Some(&down), &env).unwrap();
-    assert_eq!(mapped(map_keys(&by_display, Some(&m), &down, &[vec![0]], &env), &m, &env), ["region=us|year=2024"]);
+    assert_eq!(
+        mapped(map_keys(&by_display, Some(&m), Some(&down), &[vec![0]], &env), &m, &env),
+        ["region=us|year=2024"]
+    );
     let bad_display = PartitionMapping::SpecificPartitions { partition_keys: strings(&["us"]) };
     assert!(check_edge(&bad_display, Some(&m), Some(&down), &env).is_err());
 }
@@ -1262,17 +1274,17 @@ fn multi_to_single_in_both_directions() {
     check_edge(&mapping, Some(&shops), Some(&days), &env).unwrap();
     let k = coords_of(&days, "2024-01-02", &env);
     assert_eq!(
-        mapped(map_keys(&mapping, Some(&shops), &days, &[k], &env), &shops, &env),
+        mapped(map_keys(&mapping, Some(&shops), Some(&days), &[k], &env), &shops, &env),
         ["day=2024-01-02|shop=n", "day=2024-01-02|shop=s", "day=2024-01-02|shop=e"]
     );
     // Downstream multi: the day's single key.
     check_edge(&mapping, Some(&days), Some(&shops), &env).unwrap();
     let k = coords_of(&shops, "day=2024-01-03|shop=e", &env);
-    assert_eq!(mapped(map_keys(&mapping, Some(&days), &shops, &[k], &env), &days, &env), ["2024-01-03"]);
+    assert_eq!(mapped(map_keys(&mapping, Some(&days), Some(&shops), &[k], &env), &days, &env), ["2024-01-03"]);
     let group: Vec<Coords> =
         multi_range(vec![("day", span("2024-01-02", "2024-01-03"))]).resolve(&shops, &env).unwrap();
     assert_eq!(
-        mapped(map_keys(&mapping, Some(&days), &shops, &group, &env), &days, &env),
+        mapped(map_keys(&mapping, Some(&days), Some(&shops), &group, &env), &days, &env),
         ["2024-01-02", "2024-01-03"]
     );
 
@@ -1284,10 +1296,10 @@ fn multi_to_single_in_both_directions() {
     check_edge(&previous, Some(&shops), Some(&days), &env).unwrap();
     let k = coords_of(&days, "2024-01-03", &env);
     assert_eq!(
-        mapped(map_keys(&previous, Some(&shops), &days, &[k], &env), &shops, &env),
+        mapped(map_keys(&previous, Some(&shops), Some(&days), &[k], &env), &shops, &env),
         ["day=2024-01-02|shop=n", "day=2024-01-02|shop=s", "day=2024-01-02|shop=e"]
     );
-    assert!(map_keys(&previous, Some(&shops), &days, &[vec![0]], &env).is_err());
+    assert!(map_keys(&previous, Some(&shops), Some(&days), &[vec![0]], &env).is_err());
 
     // Errors.
     let unknown = PartitionMapping::MultiToSingle {
@@ -1317,7 +1329,7 @@ fn multi_mapping_renames_and_defaults_to_identity() {
     check_edge(&renamed, Some(&up), Some(&down), &env).unwrap();
     let k = coords_of(&down, "day=2024-01-04|region=us", &env);
     assert_eq!(
-        mapped(map_keys(&renamed, Some(&up), &down, std::slice::from_ref(&k), &env), &up, &env),
+        mapped(map_keys(&renamed, Some(&up), Some(&down), std::slice::from_ref(&k), &env), &up, &env),
         ["date=2024-01-04|region=us"]
     );
 
@@ -1328,9 +1340,12 @@ fn multi_mapping_renames_and_defaults_to_identity() {
         )]),
     };
     check_edge(&shifted, Some(&up), Some(&down), &env).unwrap();
-    assert_eq!(mapped(map_keys(&shifted, Some(&up), &down, &[k], &env), &up, &env), ["date=2024-01-03|region=us"]);
+    assert_eq!(
+        mapped(map_keys(&shifted, Some(&up), Some(&down), &[k], &env), &up, &env),
+        ["date=2024-01-03|region=us"]
+    );
     let first = coords_of(&down, "day=2024-01-01|region=us", &env);
-    assert!(map_keys(&shifted, Some(&up), &down, &[first], &env).is_err());
+    assert!(map_keys(&shifted, Some(&up), Some(&down), &[first], &env).is_err());
 
     // An unlisted dimension uses identity with the same-named upstream dimension.
     let wider_down =
@@ -1375,7 +1390,7 @@ fn multi_mapping_renames_and_defaults_to_identity() {
     check_edge(&regions, Some(&up), Some(&wider_down), &env).unwrap();
     let k = coords_of(&wider_down, "day=2024-01-02|region=apac", &env);
     assert_eq!(
-        mapped(map_keys(&regions, Some(&up), &wider_down, &[k], &env), &up, &env),
+        mapped(map_keys(&regions, Some(&up), Some(&wider_down), &[k], &env), &up, &env),
         ["date=2024-01-02|region=eu"]
     );
 }
@@ -1394,7 +1409,7 @@ fn mapping_check_rejects_unpartitioned_sides() {
         assert!(check_edge(&mapping, Some(&s), None, &env).is_err(), "{}", mapping.name());
     }
     // An unpartitioned upstream is read whole through any other mapping.
-    assert_eq!(map_keys(&PartitionMapping::AllPartitions, None, &s, &[vec![0]], &env), Ok(MappedInput::Whole));
+    assert_eq!(map_keys(&PartitionMapping::AllPartitions, None, Some(&s), &[vec![0]], &env), Ok(MappedInput::Whole));
 }
 
 // ---- range sets ----------------------------------------------------------------------------
@@ -1620,13 +1635,13 @@ fn time_window_shift_never_loads_a_window_the_downstream_key_is_not_on() {
     let late = coords_of(&down, "2024-01-01T23:30:00", &env);
     for offset in [-1, 0, 1] {
         let mapping = PartitionMapping::TimeWindow { offset };
-        let message = map_keys(&mapping, Some(&up), &down, std::slice::from_ref(&late), &env).unwrap_err();
+        let message = map_keys(&mapping, Some(&up), Some(&down), std::slice::from_ref(&late), &env).unwrap_err();
         assert!(message.contains("'2024-01-01T23:30:00'"), "{message}");
     }
-    assert!(map_keys(&PartitionMapping::Identity, Some(&up), &down, std::slice::from_ref(&late), &env).is_err());
+    assert!(map_keys(&PartitionMapping::Identity, Some(&up), Some(&down), std::slice::from_ref(&late), &env).is_err());
     let early = coords_of(&down, "2024-01-01T22:59:00", &env);
     let next = PartitionMapping::TimeWindow { offset: 1 };
-    assert_eq!(mapped(map_keys(&next, Some(&up), &down, &[early], &env), &up, &env), ["2024-01-02T00:00:00"]);
+    assert_eq!(mapped(map_keys(&next, Some(&up), Some(&down), &[early], &env), &up, &env), ["2024-01-02T00:00:00"]);
 }
 
 #[test]

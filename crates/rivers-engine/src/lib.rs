@@ -9,6 +9,7 @@
 mod error;
 mod fan_out;
 mod launch;
+mod partitions;
 mod run;
 mod runner;
 #[cfg(feature = "testing")]
@@ -17,5 +18,6 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use fan_out::FanIn;
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
+pub use partitions::{InputScope, RunPartition, StepScope, run_env as partition_env};
 pub use run::{RunOptions, RunOutcome, execute_run};
 pub use runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

@@ -10,11 +10,13 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanGrowth, PlanStep, RunStatus, StepKey};
-use rivers_storage::{NewEvent, NewRun, Storage, StorageKind};
+use rivers_storage::{NewEvent, NewRun, PartitionStatusChange, PartitionTransition, Storage, StorageKind};
 
 use crate::error::Result;
 use crate::fan_out::{FanIn, FanOuts};
+use crate::partitions::{RunPartition, StepScope, run_env, step_scope};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
+use rivers_core::partitions::{PartitionEnv, PartitionKey, RangeSet};
 
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
@@ -36,10 +38,8 @@ pub struct RunOptions {
     pub tags: Vec<(String, String)>,
     /// Run priority.
     pub priority: i64,
-    /// Partition display string.
-    pub partition_key: Option<String>,
-    /// Partition as JSON for the run record.
-    pub partition_json: Option<serde_json::Value>,
+    /// The partition the run targets.
+    pub partition: Option<RunPartition>,
     /// Skip steps that already succeeded in this run.
     pub resume: bool,
     /// Stop starting steps after the first final failure.
@@ -50,6 +50,19 @@ pub struct RunOptions {
     pub max_async_concurrent: Option<usize>,
     /// Origin of the run.
     pub launched_by: LaunchedBy,
+}
+
+impl RunOptions {
+    /// The run's partition in display form.
+    pub fn partition_display(&self) -> Option<String> {
+        self.partition.as_ref().map(|p| p.key.to_string())
+    }
+}
+
+/// The asset keys a step writes: its selected outputs, or its node's own name.
+fn step_assets(step: &PlanStep) -> impl Iterator<Item = &str> {
+    let own = step.outputs.is_empty().then_some(step.node_name.as_str());
+    own.into_iter().chain(step.outputs.iter().map(String::as_str))
 }
 
 /// How a run ended.
@@ -65,6 +78,8 @@ pub struct RunOutcome {
     /// `(step_key, message)` of failed steps, in the order they failed (a multi-asset step as
     /// one entry per selected output).
     pub failed: Vec<(String, String)>,
+    /// Display forms of the partitions step bodies marked failed, without duplicates.
+    pub failed_partitions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +117,12 @@ struct Shared {
     options: RunOptions,
     /// Latest data version per asset key, for the input data versions of materializations.
     versions: Mutex<HashMap<String, String>>,
+    /// The run's partition in display form (its step events carry it).
+    partition_display: Option<String>,
+    /// The clock and dynamic key sets partitions are read in.
+    partition_env: PartitionEnv,
+    /// Partitions step bodies marked failed.
+    marked_partitions: Mutex<Vec<String>>,
     /// The store outlives the process: step completions are flushed before dependents start.
     durable: bool,
     /// The scheduler saw the run cancelled (through any handle, or another process).
@@ -135,7 +156,7 @@ pub async fn execute_run(
                 tags: options.tags.clone(),
                 node_names: plan.node_names(),
                 priority: options.priority,
-                partition_key: options.partition_json.clone(),
+                partition_key: options.partition.as_ref().and_then(|p| serde_json::to_value(&p.key).ok()),
                 launched_by: options.launched_by.clone(),
             })
             .await?;
@@ -154,17 +175,22 @@ async fn drive_run(
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
     let already_done = if options.resume {
-        storage.succeeded_steps(&run_id, options.partition_key.as_deref()).await?
+        storage.succeeded_steps(&run_id, options.partition_display().as_deref()).await?
     } else {
         Default::default()
     };
     let versions = initial_versions(storage, plan).await?;
+    let partition_env = run_env(storage, plan).await?;
     let durable = storage.kind() != StorageKind::Memory;
+    let partition_display = options.partition_display();
     let shared = Arc::new(Shared {
         storage: storage.clone(),
         runner,
         options,
         versions: Mutex::new(versions),
+        partition_display,
+        partition_env,
+        marked_partitions: Mutex::new(Vec::new()),
         durable,
         cancelled: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
@@ -225,7 +251,10 @@ async fn drive_run(
             names.into_iter().map(move |name| (name, message.clone()))
         })
         .collect();
-    Ok(RunOutcome { run_id, status, attempted, failed })
+    let mut failed_partitions = std::mem::take(&mut *shared.marked_partitions.lock());
+    failed_partitions.sort_unstable();
+    failed_partitions.dedup();
+    Ok(RunOutcome { run_id, status, attempted, failed, failed_partitions })
 }
 
 /// The names a step reports in a run's outcome: a multi-asset step's selected outputs, else
@@ -248,7 +277,7 @@ impl Shared {
     fn event(&self, kind: EventType, asset_key: Option<String>, metadata: Vec<(String, String)>) {
         self.storage.enqueue_event(NewEvent {
             asset_key,
-            partition_key: self.options.partition_key.clone(),
+            partition_key: self.partition_display.clone(),
             metadata,
             ..NewEvent::new(kind, self.options.run_id.clone())
         });
@@ -260,13 +289,59 @@ impl Shared {
         self.cancelled.load(Ordering::SeqCst) || self.storage.is_cancel_requested_locally(&self.options.run_id)
     }
 
-    fn record_success(&self, step: &PlanStep, output: StepOutput) {
-        self.record_materializations(step, output.materializations);
+    fn record_success(&self, step: &PlanStep, scope: Option<&StepScope>, output: StepOutput) {
+        let marked: HashMap<&str, &str> =
+            output.failed_partitions.iter().map(|(key, message)| (key.as_str(), message.as_str())).collect();
+        self.record_materializations(step, scope, &marked, output.materializations);
+        if let Some(scope) = scope {
+            let is_marked = |key: &PartitionKey| marked.contains_key(key.to_string().as_str());
+            self.partition_status(step, scope.positions_where(|k| !is_marked(k)), PartitionTransition::Materialized);
+            if !marked.is_empty() {
+                self.partition_status(step, scope.positions_where(is_marked), PartitionTransition::Failed);
+            }
+        }
+        self.marked_partitions.lock().extend(output.failed_partitions.iter().map(|(key, _)| key.clone()));
+        for (key, message) in &output.failed_partitions {
+            for asset_key in step_assets(step) {
+                self.storage.enqueue_event(NewEvent {
+                    asset_key: Some(asset_key.to_string()),
+                    partition_key: Some(key.clone()),
+                    metadata: vec![("rivers/error".into(), message.clone())],
+                    ..NewEvent::new(EventType::PartitionFailure, self.options.run_id.clone())
+                });
+            }
+        }
         self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
     }
 
-    fn record_materializations(&self, step: &PlanStep, materializations: Vec<Materialized>) {
+    /// One materialization event per persisted value and covered partition (none for the
+    /// partitions the body marked failed); an unpartitioned step's events carry no partition.
+    fn record_materializations(
+        &self,
+        step: &PlanStep,
+        scope: Option<&StepScope>,
+        marked: &HashMap<&str, &str>,
+        materializations: Vec<Materialized>,
+    ) {
+        let partitions: Vec<Option<String>> = match scope.filter(|s| !s.covered.is_empty()) {
+            Some(scope) => scope
+                .covered
+                .iter()
+                .map(PartitionKey::to_string)
+                .filter(|key| !marked.contains_key(key.as_str()))
+                .map(Some)
+                .collect(),
+            None => vec![None],
+        };
         for mat in materializations {
+            for partition_key in &partitions {
+                self.record_materialization(step, partition_key.clone(), mat.clone());
+            }
+        }
+    }
+
+    fn record_materialization(&self, step: &PlanStep, partition_key: Option<String>, mat: Materialized) {
+        {
             let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let inputs: Vec<(String, String)> = {
                 let mut versions = self.versions.lock();
@@ -282,11 +357,25 @@ impl Shared {
                 event_type: EventType::Materialization,
                 asset_key: Some(mat.asset_key),
                 run_id: self.options.run_id.clone(),
-                partition_key: self.options.partition_key.clone(),
+                partition_key,
                 metadata: mat.metadata,
                 data_version: Some(data_version),
                 code_version: mat.code_version,
                 input_data_versions: inputs,
+            });
+        }
+    }
+
+    /// Records what happened to the partitions of every asset the step writes.
+    fn partition_status(&self, step: &PlanStep, positions: RangeSet, transition: PartitionTransition) {
+        if positions.is_empty() {
+            return;
+        }
+        for asset_key in step_assets(step) {
+            self.storage.enqueue_partition_status(PartitionStatusChange {
+                asset_key: asset_key.to_string(),
+                transition,
+                positions: positions.clone(),
             });
         }
     }
@@ -298,17 +387,16 @@ impl Shared {
     }
 
     fn request(&self, step: &PlanStep, attempt: u32, fan_in: Vec<FanIn>) -> StepRequest {
-        let partition_keys = if step.partition_keys.is_empty() {
-            self.options.partition_key.iter().cloned().collect()
-        } else {
-            step.partition_keys.clone()
-        };
+        let partition = step
+            .partitions
+            .as_ref()
+            .map(|partitions| Arc::new(step_scope(partitions, self.options.partition.as_ref(), &self.partition_env)));
         StepRequest {
             run_id: self.options.run_id.clone(),
             step_key: step.key.clone(),
             node_name: step.node_name.clone(),
             mapping_key: step.mapping_key.clone(),
-            partition_keys,
+            partition,
             output_selection: step.outputs.clone(),
             fan_in,
             attempt,
@@ -324,21 +412,25 @@ impl Shared {
     /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
     /// frees the step's executor slot for the backoff (R39).
     async fn run_attempt(self: Arc<Self>, step: Arc<PlanStep>, attempt: u32, fan_in: Vec<FanIn>) -> Attempt {
+        let request = self.request(&step, attempt, fan_in);
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
+            if let Some(scope) = &request.partition {
+                self.partition_status(&step, scope.positions_where(|_| true), PartitionTransition::Started);
+            }
         }
-        let request = self.request(&step, attempt, fan_in);
         match self.runner.run_step(request.clone()).await {
             Ok(mut output) => {
                 let captured = output.captured.take();
                 self.store_captured(&step, captured);
                 // Recorded by the scheduler once the plan took the step's growth.
-                Attempt::Succeeded(Box::new(output))
+                Attempt::Succeeded(Box::new(output), request.partition)
             }
             Err(mut failure) => {
                 let captured = failure.captured.take();
                 self.store_captured(&step, captured.map(|c| *c));
-                self.record_materializations(&step, std::mem::take(&mut failure.materializations));
+                let persisted = std::mem::take(&mut failure.materializations);
+                self.record_materializations(&step, request.partition.as_deref(), &HashMap::new(), persisted);
                 if self.cancel_requested() {
                     // A step interrupted by cancellation failed because of it (R47).
                     failure.reason = FailureReason::Canceled;
@@ -364,6 +456,13 @@ impl Shared {
 
     /// Records a step's final failure (failure hooks, `StepFailure`); returns its message.
     async fn fail_step(&self, step: &PlanStep, request: StepRequest, failure: StepFailure) -> String {
+        if let Some(scope) = &request.partition {
+            let transition = match failure.reason {
+                FailureReason::Canceled => PartitionTransition::Abandoned,
+                _ => PartitionTransition::Failed,
+            };
+            self.partition_status(step, scope.positions_where(|_| true), transition);
+        }
         self.runner.on_final_failure(request, failure.clone()).await;
         self.step_failure_event(&step.key, failure.reason, &failure.message);
         failure.message
@@ -418,7 +517,7 @@ impl Shared {
 /// How one attempt of a step ended.
 enum Attempt {
     /// The step succeeded; its output is recorded once the plan took its growth.
-    Succeeded(Box<StepOutput>),
+    Succeeded(Box<StepOutput>, Option<Arc<StepScope>>),
     /// A retryable failure: wait `delay`, then run the next attempt.
     Retry { delay: Duration, request: Box<StepRequest>, failure: StepFailure },
     /// The final failure, with its message.
@@ -795,7 +894,7 @@ impl Scheduler {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
     ) {
         match outcome {
-            Ok(Attempt::Succeeded(mut output)) => {
+            Ok(Attempt::Succeeded(mut output, scope)) => {
                 let mut growth = std::mem::take(&mut output.growth);
                 if let Some(keys) = output.fan_out.take() {
                     let template = Arc::clone(&self.plan.steps()[index]);
@@ -821,7 +920,7 @@ impl Scheduler {
                     self.step_failed(index, message);
                     return;
                 }
-                self.shared.record_success(&self.plan.steps()[index], *output);
+                self.shared.record_success(&self.plan.steps()[index], scope.as_deref(), *output);
                 if self.shared.durable {
                     // A step counts as done (for dependents, and for `resume` after a crash)
                     // only once its StepSuccess is stored. The executor slot is free already,

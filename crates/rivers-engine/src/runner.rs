@@ -4,6 +4,7 @@ use futures::future::BoxFuture;
 use rivers_core::{ExecutorKind, FailureReason, PlanGrowth, StepKey};
 
 use crate::fan_out::FanIn;
+use crate::partitions::StepScope;
 
 /// What the engine asks a runner to execute: everything the runner needs to build the step
 /// from its definition, at dispatch time.
@@ -17,8 +18,8 @@ pub struct StepRequest {
     pub node_name: String,
     /// Fan-out mapping key of the instance, if it is one.
     pub mapping_key: Option<String>,
-    /// Partition keys the step computes (its own, else the run's); empty when unpartitioned.
-    pub partition_keys: Vec<String>,
+    /// What the step covers and reads of partitions; `None` when partitions play no part.
+    pub partition: Option<std::sync::Arc<StepScope>>,
     /// A multi-asset step: the outputs to persist (the selected ones); empty otherwise.
     pub output_selection: Vec<String>,
     /// The fan-outs this step gathers (`collect()` consumers), with their instance keys.
@@ -70,6 +71,9 @@ pub struct StepOutput {
     /// A fan-out template: the keys of its producer's elements, in element order. The engine
     /// adds one instance step per key.
     pub fan_out: Option<Vec<String>>,
+    /// Covered partitions the body marked failed (`mark_partition_failed`): display form and
+    /// message. They get no materialization.
+    pub failed_partitions: Vec<(String, String)>,
 }
 
 /// A failed attempt.

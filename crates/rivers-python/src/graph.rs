@@ -1,17 +1,22 @@
 //! `Graph` and `Plan`: the validated asset graph and execution plans, built in `rivers-core`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
+use rivers_core::partitions::{PartitionEnv, Partitions};
 use rivers_core::{
     AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef, ParamDef,
-    Plan, PlanOptions, PoolClaim, RetryPolicy,
+    PartitionsDecl, Plan, PlanOptions, PoolClaim, RetryPolicy,
 };
 
 use crate::error::BindingError;
+use crate::exceptions::{PartitionDefinitionError, PartitionValidationError};
+use crate::partitions::{declared_partitions, extract_key, extract_mapping, key_to_py, local_now};
 use crate::retry::retry_spec;
+use crate::storage::PyStorage;
 
 fn core<T>(result: rivers_core::Result<T>) -> PyResult<T> {
     result.map_err(|e| PyErr::from(BindingError::from(e)))
@@ -50,6 +55,8 @@ struct OutputFields<'py> {
     metadata: Vec<(String, String)>,
     #[pyo3(attribute("deps"))]
     deps: Vec<String>,
+    #[pyo3(attribute("partitions_def"))]
+    partitions_def: Bound<'py, PyAny>,
 }
 
 /// An explicit dependency as `rivers.DepDef` describes it.
@@ -95,7 +102,30 @@ fn invalid(err: rivers_core::Error) -> PyErr {
 /// One node definition with every declared field, converted from Python once and reused by
 /// every graph build (the conversion, not the validation, is what caching saves).
 #[pyclass(name = "NodeSpec", module = "rivers._core", frozen)]
-pub(crate) struct PyNodeSpec(NodeDef);
+pub(crate) struct PyNodeSpec {
+    def: NodeDef,
+    /// Why the declared partitions definition breaks a construction rule (a raw variant): raised
+    /// when the repository is validated, not when it is built.
+    partitions_error: Option<String>,
+}
+
+/// A `partitions_def=` value: a registered name, or a definition (`Err` with the reason when it
+/// breaks a construction rule).
+fn partitions_decl(value: Option<&Bound<'_, PyAny>>) -> PyResult<Result<Option<PartitionsDecl>, String>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(Ok(None)) };
+    if let Ok(name) = value.extract::<String>() {
+        return Ok(Ok(Some(PartitionsDecl::Named(name))));
+    }
+    Ok(declared_partitions(value)?.map(|p| Some(PartitionsDecl::Defined(p))))
+}
+
+impl PyNodeSpec {
+    /// A spec whose partitions break a rule: only its name survives, and validation raises.
+    fn broken(name: String, kind: NodeKind, why: String) -> Self {
+        let def = NodeDef { kind, ..NodeDef::asset(name) };
+        PyNodeSpec { def, partitions_error: Some(why) }
+    }
+}
 
 #[pymethods]
 impl PyNodeSpec {
@@ -103,7 +133,8 @@ impl PyNodeSpec {
     #[pyo3(signature = (
         *, name, kind, params, deps, metadata, tags, kinds, group, code_version, io_handler,
         executor_override, is_async, retry, pools, hooks, observable, outputs = Vec::new(),
-        never_retried = false, graph = None, members = Vec::new(), mapped = false, max_concurrency = None
+        never_retried = false, graph = None, members = Vec::new(), mapped = false, max_concurrency = None,
+        partitions = None, partition_mappings = Vec::new()
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only: one per declared field
     fn new(
@@ -129,6 +160,8 @@ impl PyNodeSpec {
         members: Vec<String>,
         mapped: bool,
         max_concurrency: Option<u32>,
+        partitions: Option<Bound<'_, PyAny>>,
+        partition_mappings: Vec<(String, Bound<'_, PyAny>)>,
     ) -> PyResult<Self> {
         let kind = match kind {
             "asset" => NodeKind::Asset,
@@ -142,7 +175,33 @@ impl PyNodeSpec {
                 )));
             }
         };
-        Ok(PyNodeSpec(NodeDef {
+        let (partitions, partitions_error) = match partitions_decl(partitions.as_ref())? {
+            Ok(decl) => (decl, None),
+            Err(why) => (None, Some(why)),
+        };
+        let mut output_defs = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let output_partitions = match partitions_decl(Some(&o.partitions_def))? {
+                Ok(decl) => decl,
+                Err(why) => return Ok(PyNodeSpec::broken(name, kind, format!("output '{}': {why}", o.name))),
+            };
+            output_defs.push(OutputDef {
+                io_handler: io_handler_ref(&o.io_handler)?,
+                name: o.name,
+                tags: o.tags,
+                kinds: o.kinds,
+                group: o.group,
+                code_version: o.code_version,
+                metadata: o.metadata,
+                deps: o.deps,
+                partitions: output_partitions,
+            });
+        }
+        let partition_mappings = partition_mappings
+            .into_iter()
+            .map(|(upstream, mapping)| Ok((upstream, extract_mapping(&mapping)?)))
+            .collect::<PyResult<_>>()?;
+        let def = NodeDef {
             name,
             kind,
             params: params
@@ -179,32 +238,20 @@ impl PyNodeSpec {
                 .map(|h| Ok(HookDef { hook_type: h.hook_type.parse().map_err(invalid)?, name: h.name }))
                 .collect::<PyResult<_>>()?,
             observable,
-            partitions: None,
+            partitions,
+            partition_mappings,
             automation_condition: None,
-            outputs: outputs
-                .into_iter()
-                .map(|o| {
-                    Ok(OutputDef {
-                        io_handler: io_handler_ref(&o.io_handler)?,
-                        name: o.name,
-                        tags: o.tags,
-                        kinds: o.kinds,
-                        group: o.group,
-                        code_version: o.code_version,
-                        metadata: o.metadata,
-                        deps: o.deps,
-                    })
-                })
-                .collect::<PyResult<_>>()?,
+            outputs: output_defs,
             never_retried,
             graph,
             members,
             map: mapped.then_some(MapDef { max_concurrency }),
-        }))
+        };
+        Ok(PyNodeSpec { def, partitions_error })
     }
 
     fn __repr__(&self) -> String {
-        format!("NodeSpec({:?})", self.0.name)
+        format!("NodeSpec({:?})", self.def.name)
     }
 }
 
@@ -274,7 +321,7 @@ impl PyGraph {
     /// Builds and validates the graph from node specs and, per node, whether its step must stay
     /// in the calling process (see `rivers._execution.repository`).
     #[new]
-    #[pyo3(signature = (nodes, pinned, resource_keys, retries, check_bindings = true))]
+    #[pyo3(signature = (nodes, pinned, resource_keys, retries, check_bindings = true, partition_defs = HashMap::new()))]
     fn new(
         py: Python<'_>,
         nodes: Vec<PyRef<'_, PyNodeSpec>>,
@@ -282,11 +329,31 @@ impl PyGraph {
         resource_keys: Vec<String>,
         retries: HashMap<String, Py<PyAny>>,
         check_bindings: bool,
+        partition_defs: HashMap<String, Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        if check_bindings && let Some(spec) = nodes.iter().find(|spec| spec.partitions_error.is_some()) {
+            let why = spec.partitions_error.as_deref().unwrap_or_default();
+            return Err(PartitionDefinitionError::new_err(format!(
+                "'{}' declares partitions_def: {why}",
+                spec.def.name
+            )));
+        }
+        let mut named = HashMap::with_capacity(partition_defs.len());
+        for (name, definition) in &partition_defs {
+            match declared_partitions(definition)? {
+                Ok(partitions) => {
+                    named.insert(name.clone(), partitions);
+                }
+                Err(why) if check_bindings => {
+                    return Err(PartitionDefinitionError::new_err(format!("partition_defs['{name}']: {why}")));
+                }
+                Err(_) => {}
+            }
+        }
         let nodes: Vec<NodeDef> = nodes
             .iter()
             .zip(pinned.iter().copied().chain(std::iter::repeat(false)))
-            .map(|(spec, pinned_in_process)| NodeDef { pinned_in_process, ..spec.0.clone() })
+            .map(|(spec, pinned_in_process)| NodeDef { pinned_in_process, ..spec.def.clone() })
             .collect();
         let mut registered = HashMap::with_capacity(retries.len());
         for (name, spec) in retries {
@@ -301,7 +368,9 @@ impl PyGraph {
                 }
             }
         }
-        Ok(PyGraph { graph: core(AssetGraph::build_checked(nodes, &resource_keys, registered, check_bindings))? })
+        let mut graph = core(AssetGraph::build_checked(nodes, &resource_keys, registered, check_bindings))?;
+        core(graph.resolve_partitions(&named, &PartitionEnv::at(local_now()), check_bindings))?;
+        Ok(PyGraph { graph })
     }
 
     /// The repository's definitions as JSON (`rivers_core::DefinitionsSnapshot`): the nodes of
@@ -374,5 +443,51 @@ impl PyPlan {
 
     fn __len__(&self) -> usize {
         self.0.len()
+    }
+
+    /// Whether a step of the plan runs under a partitions definition.
+    #[getter]
+    fn is_partitioned(&self) -> bool {
+        self.partitioned_steps().next().is_some()
+    }
+
+    /// Checks a run's partition key against every partitioned step of the plan (dynamic values
+    /// against `storage`) and returns it as a `PartitionKey`; a `str` is read in display form.
+    fn check_partition_key<'py>(
+        &self,
+        py: Python<'py>,
+        storage: PyRef<'_, PyStorage>,
+        key: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(first) = self.partitioned_steps().next() else {
+            return Err(PartitionValidationError::new_err(format!(
+                "partition_key {} was given but none of the planned assets is partitioned",
+                key.repr()?
+            )));
+        };
+        let multi = matches!(**first.1, Partitions::Multi(_));
+        let key = extract_key(&key, multi).map_err(|e| PartitionValidationError::new_err(e.to_string()))?;
+        if let Err(why) = key.check_not_empty() {
+            return Err(PartitionValidationError::new_err(why));
+        }
+        let env = storage.sync(py, rivers_engine::partition_env(storage.inner(), &self.0))?;
+        for (node, definition) in self.partitioned_steps() {
+            if let Err(why) = definition.individuals(&key, &env) {
+                return Err(PartitionValidationError::new_err(format!(
+                    "Invalid partition_key '{key}' for '{node}': {why}"
+                )));
+            }
+        }
+        key_to_py(py, key)
+    }
+}
+
+impl PyPlan {
+    /// `(node name, definition)` of the plan's partitioned steps.
+    fn partitioned_steps(&self) -> impl Iterator<Item = (&str, &Arc<Partitions>)> {
+        self.0.steps().iter().filter_map(|step| {
+            let definition = step.partitions.as_ref()?.definition.as_ref()?;
+            Some((step.node_name.as_str(), definition))
+        })
     }
 }

@@ -1,6 +1,9 @@
 //! Read-only Python views of stored records.
 
 use pyo3::prelude::*;
+use rivers_core::partitions::PartitionKey;
+
+use crate::partitions::key_to_py;
 use pyo3::types::PyType;
 use rivers_core::LaunchedBy;
 
@@ -157,6 +160,30 @@ impl PyStaleCause {
 }
 
 /// A run, as stored.
+/// A run's partition key as stored: its JSON form (a key stored as a bare string by an older
+/// build reads as a one-value key). It reaches Python as a `PartitionKey`.
+#[derive(Clone)]
+pub(crate) struct RunKey(PartitionKey);
+
+impl RunKey {
+    fn from_stored(value: serde_json::Value) -> Option<Self> {
+        match value {
+            serde_json::Value::String(text) => Some(RunKey(PartitionKey::single(text))),
+            other => serde_json::from_value(other).ok().map(RunKey),
+        }
+    }
+}
+
+impl<'py> IntoPyObject<'py> for &RunKey {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        key_to_py(py, self.0.clone())
+    }
+}
+
 #[pyclass(name = "RunRecord", module = "rivers._core.storage", frozen, get_all)]
 #[derive(Clone)]
 pub(crate) struct PyRunRecord {
@@ -168,7 +195,7 @@ pub(crate) struct PyRunRecord {
     tags: Vec<(String, String)>,
     node_names: Vec<String>,
     priority: i64,
-    partition_key: Option<String>,
+    partition_key: Option<RunKey>,
     block_reason: Option<String>,
     launched_by: PyLaunchedBy,
 }
@@ -184,7 +211,7 @@ impl From<rivers_storage::RunRecord> for PyRunRecord {
             tags: r.tags,
             node_names: r.node_names,
             priority: r.priority,
-            partition_key: r.partition_key.and_then(|v| v.as_str().map(str::to_owned)),
+            partition_key: r.partition_key.and_then(RunKey::from_stored),
             block_reason: r.block_reason,
             launched_by: PyLaunchedBy(r.launched_by),
         }

@@ -8,10 +8,13 @@ use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use rivers_core::{ExecutorKind, FailureReason, LaunchedBy};
-use rivers_engine::{LaunchOutcome, LaunchedRun, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner};
+use rivers_engine::{
+    LaunchOutcome, LaunchedRun, RunOptions, RunPartition, StepFailure, StepOutput, StepRequest, StepRunner,
+};
 
 use crate::error::BindingError;
 use crate::graph::PyPlan;
+use crate::partitions::{PyBackfillPlan, PyPartitionKey};
 use crate::runtime::{SIGNAL_POLL, block_on, block_on_interruptible};
 use crate::step::{PyStepRequest, step_outcome};
 use crate::storage::PyStorage;
@@ -125,7 +128,7 @@ impl PyRunRequest {
     #[new]
     #[pyo3(signature = (
         *, run_id, job_name = None, tags = Vec::new(), priority = 0, partition_key = None, resume = false,
-        stop_on_failure = false, max_workers = 1, max_async_concurrent = None
+        stop_on_failure = false, max_workers = 1, max_async_concurrent = None, backfill = None
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only, one per run setting
     fn new(
@@ -133,27 +136,37 @@ impl PyRunRequest {
         job_name: Option<String>,
         tags: Vec<(String, String)>,
         priority: i64,
-        partition_key: Option<String>,
+        partition_key: Option<PyRef<'_, PyPartitionKey>>,
         resume: bool,
         stop_on_failure: bool,
         max_workers: usize,
         max_async_concurrent: Option<usize>,
-    ) -> Self {
-        PyRunRequest {
+        backfill: Option<(String, PyRef<'_, PyBackfillPlan>, usize)>,
+    ) -> PyResult<Self> {
+        let mut launched_by = LaunchedBy::Manual;
+        let mut partition = partition_key.map(|key| RunPartition::single(key.0.clone()));
+        if let Some((backfill_id, plan, index)) = backfill {
+            let (key, context_keys) = plan
+                .0
+                .run_partition(index)
+                .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err(format!("the backfill has no run {index}")))?;
+            partition = Some(RunPartition { key, context_keys });
+            launched_by = LaunchedBy::Backfill { backfill_id };
+        }
+        Ok(PyRunRequest {
             options: RunOptions {
                 run_id,
                 job_name,
                 tags,
                 priority,
-                partition_json: partition_key.clone().map(serde_json::Value::String),
-                partition_key,
+                partition,
                 resume,
                 stop_on_failure,
                 max_workers,
                 max_async_concurrent,
-                launched_by: LaunchedBy::Manual,
+                launched_by,
             },
-        }
+        })
     }
 
     #[getter]
@@ -171,6 +184,8 @@ pub(crate) struct PyRunOutcome {
     attempted: Vec<String>,
     /// `(step_key, message)` of failed steps, in the order they failed.
     failed: Vec<(String, String)>,
+    /// Display forms of the partitions step bodies marked failed.
+    failed_partitions: Vec<String>,
 }
 
 impl From<rivers_engine::RunOutcome> for PyRunOutcome {
@@ -180,6 +195,7 @@ impl From<rivers_engine::RunOutcome> for PyRunOutcome {
             status: outcome.status.as_str(),
             attempted: outcome.attempted,
             failed: outcome.failed,
+            failed_partitions: outcome.failed_partitions,
         }
     }
 }

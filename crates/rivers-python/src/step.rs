@@ -1,10 +1,16 @@
 //! The typed classes one step attempt crosses the border with: the engine's request going to
 //! Python, and the outcome coming back.
 
+use std::sync::Arc;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 use rivers_core::FailureReason;
-use rivers_engine::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest};
+use rivers_core::partitions::PartitionKey;
+use rivers_engine::{CapturedOutput, InputScope, Materialized, StepFailure, StepOutput, StepRequest, StepScope};
+
+use crate::partitions::key_to_py;
 
 /// The instance keys of a fan-out a step gathers, in element and in completion order.
 #[pyclass(name = "FanIn", module = "rivers._core", frozen, get_all)]
@@ -22,7 +28,7 @@ pub(crate) struct PyStepRequest {
     step_key: String,
     node: String,
     mapping_key: Option<String>,
-    partition_keys: Vec<String>,
+    partition: Option<PyStepPartition>,
     output_selection: Vec<String>,
     fan_in: Vec<PyFanIn>,
     attempt: u32,
@@ -38,7 +44,7 @@ impl From<&StepRequest> for PyStepRequest {
             step_key: request.step_key.to_string(),
             node: request.node_name.clone(),
             mapping_key: request.mapping_key.clone(),
-            partition_keys: request.partition_keys.clone(),
+            partition: request.partition.clone().map(PyStepPartition),
             output_selection: request.output_selection.clone(),
             fan_in: request
                 .fan_in
@@ -57,6 +63,51 @@ impl From<&StepRequest> for PyStepRequest {
 impl PyStepRequest {
     fn __repr__(&self) -> String {
         format!("StepRequest(step_key={:?}, attempt={}, executor={:?})", self.step_key, self.attempt, self.executor)
+    }
+}
+
+/// What a step covers and reads of partitions (keys become Python objects when read).
+#[pyclass(name = "StepPartition", module = "rivers._core", frozen)]
+#[derive(Clone)]
+pub(crate) struct PyStepPartition(Arc<StepScope>);
+
+fn key_list<'py>(py: Python<'py>, keys: &[PartitionKey]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, keys.iter().map(|k| key_to_py(py, k.clone())).collect::<PyResult<Vec<_>>>()?)
+}
+
+#[pymethods]
+impl PyStepPartition {
+    /// `context.partition.keys` of the step; empty when the step is unpartitioned.
+    #[getter]
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        key_list(py, &self.0.keys)
+    }
+
+    /// The individual partitions the step covers, in enumeration order.
+    #[getter]
+    fn covered<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        key_list(py, &self.0.covered)
+    }
+
+    /// Upstream name → the upstream keys it reads (`None`: nothing, the parameter is `None`);
+    /// inputs read whole are absent.
+    #[getter]
+    fn inputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inputs = PyDict::new(py);
+        for (upstream, scope) in &self.0.inputs {
+            match scope {
+                InputScope::Keys(keys) => inputs.set_item(upstream, key_list(py, keys)?)?,
+                InputScope::Nothing => inputs.set_item(upstream, py.None())?,
+                InputScope::Whole => {}
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Why the step cannot run for its partitions, if it cannot.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.0.error.clone()
     }
 }
 
@@ -114,18 +165,22 @@ pub(crate) struct PyStepSucceeded {
     materializations: Vec<PyStepMaterialization>,
     captured: Option<PyCapturedOutput>,
     fan_out: Option<Vec<String>>,
+    failed_partitions: Vec<(String, String)>,
 }
 
 #[pymethods]
 impl PyStepSucceeded {
+    /// `failed_partitions`: `(partition display form, message)` of the covered partitions the
+    /// body marked failed.
     #[new]
-    #[pyo3(signature = (materializations, captured = None, fan_out = None))]
+    #[pyo3(signature = (materializations, captured = None, fan_out = None, failed_partitions = Vec::new()))]
     fn new(
         materializations: Vec<PyStepMaterialization>,
         captured: Option<PyCapturedOutput>,
         fan_out: Option<Vec<String>>,
+        failed_partitions: Vec<(String, String)>,
     ) -> Self {
-        PyStepSucceeded { materializations, captured, fan_out }
+        PyStepSucceeded { materializations, captured, fan_out, failed_partitions }
     }
 }
 
@@ -183,6 +238,7 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
             captured: succeeded.captured.clone().map(Into::into),
             growth: Default::default(),
             fan_out: succeeded.fan_out.clone(),
+            failed_partitions: succeeded.failed_partitions.clone(),
         }));
     }
     if let Ok(failed) = outcome.downcast::<PyStepFailed>() {
@@ -204,6 +260,7 @@ pub(crate) fn step_outcome(outcome: &Bound<'_, PyAny>) -> PyResult<Result<StepOu
 /// Registers the step classes on the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStepRequest>()?;
+    m.add_class::<PyStepPartition>()?;
     m.add_class::<PyFanIn>()?;
     m.add_class::<PyCapturedOutput>()?;
     m.add_class::<PyStepMaterialization>()?;

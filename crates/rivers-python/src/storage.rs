@@ -5,14 +5,16 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 use rivers_core::RunStatus;
-use rivers_storage::{RemoteTarget, Storage, StorageKind};
+use rivers_core::partitions::{PartitionKey, Partitions};
+use rivers_storage::{PartitionStatusKind, RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
 use crate::graph::PyGraph;
+use crate::partitions::{PyPartitionKeyRange, key_to_py};
 use crate::records::{
     PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick,
 };
@@ -105,7 +107,7 @@ impl PyStorage {
         Ok(PyStorage { storage: Some(storage), private_runtime })
     }
 
-    fn sync<T: Send, F>(&self, py: Python<'_>, future: F) -> PyResult<T>
+    pub(crate) fn sync<T: Send, F>(&self, py: Python<'_>, future: F) -> PyResult<T>
     where
         F: Future<Output = rivers_storage::Result<T>> + Send,
     {
@@ -165,6 +167,27 @@ impl<'py> IntoPyObject<'py> for Blob {
     fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
         Ok(PyBytes::new(py, &self.0))
     }
+}
+
+fn status_kind(status: &str) -> PyResult<PartitionStatusKind> {
+    status.parse().map_err(|e: rivers_storage::Error| PyValueError::new_err(e.to_string()))
+}
+
+async fn partition_ranges(
+    storage: &Storage,
+    asset_key: &str,
+    kind: PartitionStatusKind,
+) -> rivers_storage::Result<Vec<PyPartitionKeyRange>> {
+    let status = storage.get_partition_status(asset_key).await?;
+    let Some(definition) = &status.definition else { return Ok(Vec::new()) };
+    let env = storage.partition_env(definition).await?;
+    Ok(status
+        .ranges(kind)
+        .ranges()
+        .iter()
+        .flat_map(|&(start, end)| definition.key_ranges(start, end, &env))
+        .map(PyPartitionKeyRange)
+        .collect())
 }
 
 #[pymethods]
@@ -363,13 +386,60 @@ impl PyStorage {
         self.awaitable(py, async move { s.get_assets_by_group(&group).await.map(convert::<_, PyAssetRecord>) })
     }
 
-    fn get_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<Vec<String>> {
+    /// Every individual partition of the asset with at least one materialization, read from
+    /// its status ranges (`[]` for unpartitioned or unknown assets).
+    fn get_materialized_partitions<'py>(&self, py: Python<'py>, asset_key: String) -> PyResult<Bound<'py, PyList>> {
         let s = self.inner().clone();
-        self.sync(py, async move { s.get_materialized_partitions(&asset_key).await })
+        let keys = self.sync(py, async move {
+            let status = s.get_partition_status(&asset_key).await?;
+            let Some(definition) = &status.definition else {
+                // Recorded before partition status existed: the per-partition rows.
+                let rows = s.get_materialized_partitions(&asset_key).await?;
+                return Ok(rows
+                    .iter()
+                    .filter_map(|text| PartitionKey::parse_display(text, text.contains('=')).ok())
+                    .collect());
+            };
+            let env = s.partition_env(definition).await?;
+            Ok(definition.keys_at(status.materialized.ranges(), &env))
+        })?;
+        PyList::new(py, keys.into_iter().map(|key| key_to_py(py, key)).collect::<PyResult<Vec<_>>>()?)
     }
 
-    fn count_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<usize> {
-        Ok(self.get_materialized_partitions(py, asset_key)?.len())
+    /// `len(get_materialized_partitions(asset_key))`, from the status ranges alone.
+    fn count_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<u128> {
+        let s = self.inner().clone();
+        self.sync(py, async move {
+            let status = s.get_partition_status(&asset_key).await?;
+            if status.definition.is_some() {
+                return Ok(status.materialized.len());
+            }
+            Ok(s.get_materialized_partitions(&asset_key).await?.len() as u128)
+        })
+    }
+
+    /// The asset's partitions with a status (`"materialized"`, `"failed"` or `"in_progress"`)
+    /// as key ranges: one range per run of consecutive keys, O(ranges).
+    fn get_partition_ranges(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        status: &str,
+    ) -> PyResult<Vec<PyPartitionKeyRange>> {
+        let kind = status_kind(status)?;
+        let s = self.inner().clone();
+        self.sync(py, async move { partition_ranges(&s, &asset_key, kind).await })
+    }
+
+    fn async_get_partition_ranges<'py>(
+        &self,
+        py: Python<'py>,
+        asset_key: String,
+        status: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = status_kind(status)?;
+        let s = self.inner().clone();
+        self.awaitable(py, async move { partition_ranges(&s, &asset_key, kind).await })
     }
 
     fn compute_staleness(&self, py: Python<'_>) -> PyResult<HashMap<String, (String, Vec<PyStaleCause>)>> {
@@ -583,8 +653,40 @@ impl PyStorage {
                 ..Default::default()
             })
             .collect();
+        let partitioned: Vec<(String, Partitions)> = graph
+            .assets()
+            .into_iter()
+            .filter_map(|entry| {
+                let definition = graph.key_partitions(graph.key(entry.key)?)?;
+                Some((entry.key.to_string(), (**definition).clone()))
+            })
+            .collect();
         let s = self.inner().clone();
-        self.sync(py, async move { s.register_assets(records).await })
+        self.sync(py, async move {
+            s.register_assets(records).await?;
+            s.register_partitions(partitioned).await
+        })
+    }
+
+    /// Creates or replaces a backfill record (JSON text), for the backfill coordinator.
+    fn _put_backfill(&self, py: Python<'_>, backfill_id: String, record: &str) -> PyResult<()> {
+        let record: serde_json::Value =
+            serde_json::from_str(record).map_err(|e| PyValueError::new_err(format!("not a backfill record: {e}")))?;
+        let s = self.inner().clone();
+        self.sync(py, async move { s.put_backfill(&backfill_id, record).await })
+    }
+
+    /// A backfill record as JSON text, or `None`.
+    fn _get_backfill(&self, py: Python<'_>, backfill_id: String) -> PyResult<Option<String>> {
+        let s = self.inner().clone();
+        let record = self.sync(py, async move { s.get_backfill(&backfill_id).await })?;
+        Ok(record.map(|r| r.to_string()))
+    }
+
+    /// Leaves a cancel marker on a backfill that has not ended.
+    fn _request_backfill_cancel(&self, py: Python<'_>, backfill_id: String) -> PyResult<bool> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.request_backfill_cancel(&backfill_id).await })
     }
 
     /// Records an `Observation` event of an external asset and waits until it is durable.

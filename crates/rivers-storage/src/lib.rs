@@ -29,6 +29,9 @@ pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
-pub use storage::{EnqueuedEvent, RunFilter, Storage, StorageKind};
+pub use storage::{
+    EnqueuedEvent, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, RunFilter,
+    Storage, StorageKind,
+};
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

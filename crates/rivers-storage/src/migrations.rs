@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "indexed_state", ddl: include_str!("../migrations/0002_indexed_state.surql") },
     Migration { version: 3, name: "events_as_text", ddl: include_str!("../migrations/0003_events_as_text.surql") },
     Migration { version: 4, name: "run_tag_time", ddl: include_str!("../migrations/0004_run_tag_time.surql") },
+    Migration { version: 5, name: "partitions", ddl: include_str!("../migrations/0005_partitions.surql") },
 ];
 
 /// Schema version written by this build.
@@ -136,6 +137,32 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             event.run_seq = *seq;
         }
         crate::writer::apply_state(client, &events).await?;
+    }
+    if version == 5 {
+        // Dynamic keys were stamped with their insertion time; number them 0, 1, ... per set in
+        // that order, and start each set's counter after its last key.
+        let rows: Vec<Value> = client
+            .query_within("SELECT name, key FROM dynamic_partition ORDER BY name, seq", json!({}), None)
+            .await?
+            .take(0)?;
+        let mut next: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        let mut numbered = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (Some(name), Some(key)) = (row["name"].as_str(), row["key"].as_str()) else { continue };
+            let number = next.entry(name.to_owned()).or_default();
+            numbered.push(json!({"name": name, "key": key, "seq": *number}));
+            *number += 1;
+        }
+        let counters: Vec<Value> = next.into_iter().map(|(name, next)| json!({"name": name, "next": next})).collect();
+        client
+            .query_within(
+                "FOR $row IN $numbered { UPDATE type::record('dynamic_partition', [$row.name, $row.key]) SET seq = $row.seq RETURN NONE; }; \
+                 FOR $counter IN $counters { UPSERT type::record('dynamic_partition_counter', $counter.name) CONTENT { next: $counter.next } RETURN NONE; };",
+                json!({"numbered": numbered, "counters": counters}),
+                None,
+            )
+            .await?
+            .check()?;
     }
     Ok(())
 }

@@ -17,11 +17,15 @@ use crate::records::StoredEvent;
 use crate::writer::Writer;
 
 mod assets;
+mod backfills;
 mod events;
 mod kv;
+mod partition_status;
 mod runs;
 
 pub use events::EnqueuedEvent;
+pub(crate) use partition_status::apply_changes as apply_partition_changes;
+pub use partition_status::{PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition};
 pub use runs::RunFilter;
 
 /// When an embedded store syncs its write-ahead log: on every commit.

@@ -21,6 +21,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::records::{StoredEvent, StoredLog};
 use crate::state::StateUpdates;
+use crate::storage::{PartitionStatusChange, apply_partition_changes};
 
 /// Most events written in one transaction; bounds the size of a single commit.
 const MAX_BATCH: usize = 2048;
@@ -43,6 +44,7 @@ const WRITE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) enum Command {
     Event(Box<StoredEvent>),
     Log(StoredLog),
+    PartitionStatus(PartitionStatusChange),
     /// Resolves once everything enqueued before it was written, with an error if any of it
     /// was lost, or (when scoped to a run) if that run lost events at any time.
     Flush {
@@ -149,6 +151,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     let mut lost: HashMap<String, Lost> = HashMap::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
+    let mut status: Vec<PartitionStatusChange> = Vec::new();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut open = true;
     while open {
@@ -160,6 +163,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
                 match command {
                     Command::Event(event) => events.push(*event),
                     Command::Log(log) => logs.push(log),
+                    Command::PartitionStatus(change) => status.push(change),
                     Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
                     Command::ResetRun(run_id) => {
                         lost.remove(&run_id);
@@ -185,8 +189,8 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             }
         }
         let mut batch_error = None;
-        if !events.is_empty() || !logs.is_empty() {
-            if let Err(err) = write_with_retry(&client, &faults, &events, &logs).await {
+        if !events.is_empty() || !logs.is_empty() || !status.is_empty() {
+            if let Err(err) = write_with_retry(&client, &faults, &events, &logs, &status).await {
                 tracing::error!(error = %err, events = events.len(), logs = logs.len(),
                                 "a batch of run events could not be written");
                 record_lost(&mut lost, &events, &logs, &err.to_string());
@@ -194,6 +198,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             }
             events.clear();
             logs.clear();
+            status.clear();
         }
         for waiter in waiters.drain(..) {
             let outcome = match (&waiter.run_id, &batch_error) {
@@ -232,7 +237,13 @@ fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &
     }
 }
 
-async fn write_with_retry(client: &Client, faults: &Faults, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
+async fn write_with_retry(
+    client: &Client,
+    faults: &Faults,
+    events: &[StoredEvent],
+    logs: &[StoredLog],
+    status: &[PartitionStatusChange],
+) -> Result<()> {
     // One id for every attempt of this batch: an attempt that timed out may still have been
     // committed, and the retry must then change nothing (every statement is idempotent).
     let segment = uuid::Uuid::now_v7().to_string();
@@ -240,7 +251,12 @@ async fn write_with_retry(client: &Client, faults: &Faults, events: &[StoredEven
     let mut is_retry = false;
     loop {
         let attempt = match faults.check(is_retry) {
-            Ok(()) => write_batch(client, Some(&segment), events, logs).await,
+            Ok(()) => match write_batch(client, Some(&segment), events, logs).await {
+                // Status follows its events; a retry re-reads it, and re-writes the events
+                // idempotently.
+                Ok(()) => apply_partition_changes(client, status).await,
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         };
         match (attempt, delays.next()) {

@@ -81,7 +81,8 @@ class AssetExecutionContext(_PartitionAccess, OutputRecording, Generic[ConfigT])
         self.run_id: str | None = None
         self._output_metadata: dict[str, MetadataValue] = {}
         self._data_version: str | None = None
-        self._failed_partitions: dict[str, str] = {}
+        # The step's partitions (set by the step runner): what it covers, what it marked failed.
+        self._partitions: Any = None
 
     @property
     def log(self) -> logging.Logger:
@@ -89,13 +90,19 @@ class AssetExecutionContext(_PartitionAccess, OutputRecording, Generic[ConfigT])
         return logging.getLogger(f"rivers.assets.{self.asset_name}")
 
     def mark_partition_failed(self, partition_key: Any, error: str) -> None:
-        """Marks one partition of a multi-partition step failed while the others succeed."""
-        key = str(getattr(partition_key, "key", partition_key))
-        keys = [str(k) for k in getattr(self.partition, "keys", [])] if self.partition is not None else []
-        if key not in keys:
-            raise ExecutionError(f"partition key {key!r} is not in this context's partition keys {keys}")
-        if len(keys) > 1:
-            self._failed_partitions[key] = error
+        """Records one individual partition of this step as failed: it gets no materialization
+        and counts as failed, while the step's other partitions materialize normally. Does
+        nothing on a step that covers one partition (it has its own run)."""
+        key = str(partition_key)
+        covered = [str(k) for k in self._partitions.covered] if self._partitions is not None else []
+        if key not in covered:
+            shown = covered if len(covered) <= 10 else [*covered[:10], f"... {len(covered)} in all"]
+            raise ExecutionError(
+                f"partition key {key!r} is not among this context's partition keys {shown}; mark only partitions "
+                f"that {self._subject_label()} covers"
+            )
+        if len(covered) > 1:
+            self._partitions.failed[key] = str(error)
 
     def __repr__(self) -> str:
         return f"AssetExecutionContext(asset_name={self.asset_name!r})"

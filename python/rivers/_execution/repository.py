@@ -7,6 +7,7 @@ by the core engine, which calls back into :class:`rivers._execution.run.RunSessi
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import re
 import uuid
@@ -16,15 +17,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rivers import _core
+from rivers._core import BackfillStrategy, PartitionContext, PartitionKeyRange, PartitionsDefinition
 from rivers._definitions.asset import Asset, DepDef, ExternalAsset, MultiAsset
 from rivers._definitions.executor import Executor
 from rivers._definitions.graph import GraphAsset, GraphTaskNode
 from rivers._definitions.metadata import coerce_dict, encode
 from rivers._definitions.retry import RetryPolicy, retry_spec
 from rivers._definitions.task import BashTask, Task, _TaskBase
+from rivers._execution.backfill import (
+    DEFAULT_PRIORITY as DEFAULT_BACKFILL_PRIORITY,
+)
+from rivers._execution.backfill import (
+    BackfillRequestSpec,
+    BackfillResult,
+    BackfillRun,
+    BackfillStatus,
+    backfill_priority,
+    check_arguments,
+    live_backfill,
+    new_backfill_id,
+    status_from_record,
+)
 from rivers._execution.fan_out import gathered, keyed_elements
 from rivers._execution.handles import RunHandle, RunResult
 from rivers._execution.io_context import InputContext
+from rivers._execution.partitions import step_partitions
 from rivers._execution.run import RunSession
 from rivers._execution.step import InputSpec, OutputTarget, StepSpec
 from rivers.exceptions import (
@@ -41,6 +58,7 @@ _log = logging.getLogger("rivers")
 # A fan-out instance name: `graph/task[key]`.
 _INSTANCE = re.compile(r"(.+)\[([^\[\]/]+)\]")
 DEFAULT_STORAGE_PATH = Path(".rivers") / "storage"
+_UNSET = object()
 
 
 class Job:
@@ -130,6 +148,11 @@ class CodeRepository:
         self._run_queue = run_queue
         self._run_backend = run_backend
         self._pool_limits = dict(pool_limits or {})
+        for key, definition in (partition_defs or {}).items():
+            if not isinstance(definition, PartitionsDefinition):
+                raise TypeError(
+                    f"partition_defs['{key}'] must be a PartitionsDefinition, got {type(definition).__name__}"
+                )
         self._partition_defs = dict(partition_defs or {})
         self._retries = dict(retries or {})
         self._default_retry = default_retry_policy
@@ -161,6 +184,7 @@ class CodeRepository:
         self._handlers: dict[str, Any] = {}
         self._bindings: dict[str, tuple[dict[str, InputSpec], dict[str, Any]]] = {}
         self._default_handler: Any = None
+        self._definitions: dict[str, Any] = {}
         self._graph = self._build_graph(check_bindings=False)
         self._validate_jobs(self._graph)
         for job in self._jobs.values():
@@ -291,7 +315,7 @@ class CodeRepository:
             all_nodes = self._all_nodes()
             nodes = [self._node_spec(node) for node in all_nodes]
             flags = [node.name in pinned for node in all_nodes]
-            return _core.Graph(nodes, flags, list(self._resources), self._retries, check_bindings)
+            return _core.Graph(nodes, flags, list(self._resources), self._retries, check_bindings, self._partition_defs)
         finally:
             if collecting:
                 gc.enable()
@@ -342,7 +366,6 @@ class CodeRepository:
             ("sensors", self._sensors, "sensors"),
             ("run_queue", self._run_queue, "the run queue"),
             ("pool_limits", self._pool_limits, "concurrency pool limits"),
-            ("partition_defs", self._partition_defs, "partitions"),
             ("run_backend", self._run_backend, "run backends"),
         )
         for parameter, given, what in unsupported:
@@ -351,37 +374,12 @@ class CodeRepository:
                     f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
                     f"remove {parameter}= to run the repository without them"
                 )
-        internal = [
-            node.task for asset in self._assets if isinstance(asset, GraphAsset) for node in asset.internal_nodes
-        ]
-        for task in [*self._tasks, *internal]:
-            if task.partitions_def is not None or task.partition_mapping:
-                raise NotImplementedError(
-                    f"task '{task.name}' declares partitions, and partitions are not available in this version of "
-                    "rivers; remove partitions_def= / partition_mapping= from it"
-                )
         for asset in self._assets:
-            if isinstance(asset, MultiAsset):
-                for output in asset.output_defs:
-                    if output.partitions_def is not None:
-                        raise NotImplementedError(
-                            f"output '{output.name}' of multi-asset '{asset.name}' declares partitions_def=..., and "
-                            "partitioned assets are not available in this version of rivers; remove it"
-                        )
-            if asset.partitions_def is not None:
-                raise NotImplementedError(
-                    f"asset '{asset.name}' declares partitions_def=..., and partitioned assets are not available in "
-                    "this version of rivers; it would run unpartitioned: remove partitions_def= from it"
-                )
-            if asset.partition_mapping:
-                raise NotImplementedError(
-                    f"asset '{asset.name}' declares a partition_mapping, and partitions are not available in this "
-                    "version of rivers; remove the partition_mapping"
-                )
-            if asset.backfill_strategy is not None:
-                raise NotImplementedError(
-                    f"asset '{asset.name}' declares backfill_strategy=..., and backfills are not available in this "
-                    "version of rivers; remove backfill_strategy= from it"
+            strategy = getattr(asset, "backfill_strategy", None)
+            if strategy is not None and not isinstance(strategy, BackfillStrategy):
+                raise TypeError(
+                    f"asset '{asset.name}' declares backfill_strategy={strategy!r}; use rs.BackfillStrategy.multi_run(), "
+                    ".single_run() or .per_dimension(...)"
                 )
             if asset.automation_condition is not None:
                 raise NotImplementedError(
@@ -520,6 +518,7 @@ class CodeRepository:
             constants=constants,
             step_key=request.step_key,
         )
+        self._apply_partitions(spec, request)
         settings = getattr(node, "map", None)
         if settings is not None:
             self._expand(spec, settings.element)
@@ -562,7 +561,7 @@ class CodeRepository:
         """One fan-out instance: its template's bindings, its element, its own output name."""
         node = template.node
         name = request.step_key
-        return StepSpec(
+        instance = StepSpec(
             node=node,
             outputs={name: OutputTarget(name, self._handlers[node.name], None, None, node._return_hint, False)},
             inputs=template.inputs,
@@ -573,6 +572,7 @@ class CodeRepository:
             constants={**template.constants, node.map.element: template.elements[request.mapping_key]},
             step_key=name,
         )
+        return self._apply_partitions(instance, request)
 
     def _check_config(self, config: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
         for key in config or {}:
@@ -594,16 +594,15 @@ class CodeRepository:
         resume: bool,
         stop_on_failure: bool,
         partition_key: Any | None,
+        backfill: tuple[str, Any, int] | None = None,
     ) -> tuple[RunSession, Any]:
         """Checks a run's arguments; returns the session that runs its steps and the request
-        that describes it to the engine."""
-        if partition_key is not None:
-            raise PartitionValidationError(
-                f"partition_key {partition_key!r} was given but none of the planned assets is partitioned"
-            )
+        that describes it to the engine. A backfill run (``(backfill_id, plan, run index)``)
+        takes its partitions from the backfill's plan, checked when it was planned."""
+        run_key = self._run_partition_key(plan, partition_key) if backfill is None else None
         config = self._check_config(config)
         tags = [(str(k), str(v)) for k, v in (tags or [])]
-        priority = 0
+        priority = 0 if backfill is None else DEFAULT_BACKFILL_PRIORITY
         for key, value in tags:
             if key == "rivers/priority":
                 try:
@@ -632,8 +631,50 @@ class CodeRepository:
             stop_on_failure=stop_on_failure,
             max_workers=max_workers,
             max_async_concurrent=getattr(executor, "max_async_concurrent", None),
+            partition_key=run_key,
+            backfill=backfill,
         )
         return session, request
+
+    def _run_partition_key(self, plan: Any, partition_key: Any | None) -> Any:
+        """The run's key, checked against every partitioned step of the plan (dynamic values
+        against storage); required when one is partitioned."""
+        if partition_key is None:
+            if plan.is_partitioned:
+                partitioned = [name for name in plan.node_names if self._definition_of(name) is not None]
+                raise PartitionValidationError(
+                    f"the run includes partitioned assets {partitioned}; pass partition_key= (a PartitionKey, or "
+                    "its display form as a str)"
+                )
+            return None
+        return plan.check_partition_key(self.storage, partition_key)
+
+    def _definition_of(self, name: str) -> Any:
+        """The ``PartitionsDefinition`` a node or loadable name runs under (a registered name
+        resolved); ``None`` when unpartitioned."""
+        cached = self._definitions.get(name, _UNSET)
+        if cached is not _UNSET:
+            return cached
+        node = self._nodes.get(name) or self._by_name.get(name)
+        declared = None
+        if isinstance(node, MultiAsset):
+            declared = node.partitions_def
+            if declared is None:
+                outputs = [node.output_def(name)] if name in node.output_names else node.output_defs
+                declared = next((o.partitions_def for o in outputs if o.partitions_def is not None), None)
+        elif isinstance(node, GraphTaskNode):
+            declared = node.task.partitions_def or node.graph.partitions_def
+        elif node is not None:
+            declared = node.partitions_def
+        if isinstance(declared, str):
+            declared = self._partition_defs[declared]
+        self._definitions[name] = declared
+        return declared
+
+    def _apply_partitions(self, spec: StepSpec, request: Any) -> StepSpec:
+        if request.partition is not None:
+            spec.partitions = step_partitions(request.partition, self._definition_of, spec.node.name)
+        return spec
 
     def materialize(
         self,
@@ -684,6 +725,162 @@ class CodeRepository:
             plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key
         )
         return run_result(_core.execute_run(self.storage, plan, session, request), session, raise_on_error)
+
+    # -- backfills --------------------------------------------------------------------------
+
+    def backfill(
+        self,
+        selection: list[str] | None = None,
+        partition_keys: list[Any] | None = None,
+        partition_range: PartitionKeyRange | None = None,
+        strategy: BackfillStrategy | None = None,
+        failure_policy: str = "continue",
+        max_concurrency: int = 4,
+        tags: list[tuple[str, str]] | None = None,
+        config: dict[str, dict[str, Any]] | None = None,
+        block: bool = True,
+        dry_run: bool = False,
+    ) -> BackfillResult:
+        """Materializes the selection over many partitions: the requested partitions are
+        expanded and grouped into runs by the strategy, and up to ``max_concurrency`` runs
+        execute at once. ``block=False`` returns at once; follow it with ``get_backfill``."""
+        check_arguments(partition_keys, partition_range, failure_policy, max_concurrency)
+        if strategy is not None and not isinstance(strategy, BackfillStrategy):
+            raise TypeError(f"strategy must be a BackfillStrategy, got {type(strategy).__name__}")
+        self._ensure_resolved()
+        names = self._backfill_selection(selection)
+        executor = self._executor_for(None)
+        run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
+        partitioned = [(n, self._definition_of(n)) for n in run_plan.node_names if self._definition_of(n) is not None]
+        if not partitioned:
+            raise PartitionValidationError(
+                f"the backfill selection {names} has no partitioned asset; backfills materialize partitions"
+            )
+        strategy = self._backfill_strategy(strategy, [name for name, _ in partitioned])
+        spec = BackfillRequestSpec(
+            selection=selection,
+            strategy=strategy,
+            failure_policy=failure_policy,
+            max_concurrency=max_concurrency,
+            tags=[(str(k), str(v)) for k, v in (tags or [])],
+            config=self._check_config(config) or None,
+        )
+        priority = backfill_priority(spec.tags)
+        plan = _core.BackfillPlan.build(
+            self.storage,
+            partitioned,
+            strategy,
+            partition_keys=list(partition_keys) if partition_keys is not None else None,
+            partition_range=partition_range,
+        )
+        backfill_id = new_backfill_id()
+        if dry_run:
+            return BackfillResult(
+                backfill_id, plan.num_partitions, plan.num_runs, "completed", 0, 0, 0, [], True, plan.partition_keys()
+            )
+        run = BackfillRun(self, backfill_id, plan, spec, run_plan, priority)
+        run.start(block)
+        return run.result(None)
+
+    def _backfill_selection(self, selection: list[str] | None) -> list[str]:
+        if selection is not None:
+            return list(dict.fromkeys(selection))
+        return [
+            asset.name
+            for asset in self._assets
+            if not isinstance(asset, ExternalAsset) and self._definition_of(asset.name) is not None
+        ]
+
+    def _backfill_strategy(self, strategy: BackfillStrategy | None, partitioned: list[str]) -> BackfillStrategy:
+        """The explicit strategy, else the one the selected assets declare, else multi-run."""
+        if strategy is not None:
+            return strategy
+        declared = {
+            name: node.backfill_strategy
+            for name in partitioned
+            if (node := self._nodes.get(name)) is not None and getattr(node, "backfill_strategy", None) is not None
+        }
+        distinct = {repr(s): s for s in declared.values()}
+        if len(distinct) > 1:
+            raise ValueError(
+                f"the selected assets declare different backfill strategies {declared}; pass strategy= to choose one"
+            )
+        return next(iter(distinct.values()), None) or BackfillStrategy.multi_run()
+
+    def _run_backfill_partition(self, backfill: BackfillRun, index: int) -> Any:
+        """Executes run ``index`` of a backfill (in the calling thread) and returns its outcome."""
+        executor = self._executor_for(None)
+        session, request = self._prepare_run(
+            backfill.run_plan,
+            executor,
+            None,
+            backfill.spec.tags,
+            backfill.spec.config,
+            None,
+            False,
+            False,
+            None,
+            backfill=(backfill.backfill_id, backfill.plan, index),
+        )
+        backfill.running.add(request.run_id)
+        try:
+            return _core.execute_run(self.storage, backfill.run_plan, session, request)
+        finally:
+            backfill.running.discard(request.run_id)
+
+    def get_backfill(self, backfill_id: str) -> BackfillStatus | None:
+        """The backfill's current status and counters, from storage; ``None`` if unknown."""
+        self._ensure_resolved()
+        record = self.storage._get_backfill(backfill_id)
+        return status_from_record(record) if record is not None else None
+
+    def cancel_backfill(self, backfill_id: str) -> bool:
+        """Cancels a backfill: ``True`` when this process runs it and was signalled; otherwise
+        a cancel marker is left in storage for the process that runs it, and ``False``."""
+        self._ensure_resolved()
+        live = live_backfill(backfill_id)
+        if live is not None:
+            live.cancel()
+            return True
+        self.storage._request_backfill_cancel(backfill_id)
+        return False
+
+    def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False) -> BackfillResult:
+        """A new backfill over the failed and canceled partitions of ``backfill_id``, with its
+        selection, strategy, failure policy, concurrency, tags and config. Partitions the
+        current definitions no longer accept are skipped with a warning."""
+        self._ensure_resolved()
+        record_text = self.storage._get_backfill(backfill_id)
+        if record_text is None:
+            raise ValueError(f"no backfill has the id {backfill_id!r}")
+        record = json.loads(record_text)
+        live = live_backfill(backfill_id)
+        config = live.spec.config if live is not None else record.get("config")
+        names = self._backfill_selection(record.get("selection"))
+        executor = self._executor_for(None)
+        run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
+        partitioned = [(n, self._definition_of(n)) for n in run_plan.node_names if self._definition_of(n) is not None]
+        keys = []
+        for key in record.get("unfinished", []):
+            try:
+                _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=[key])
+            except PartitionValidationError as err:
+                _log.warning("rerun of backfill %s skips partition %r: %s", backfill_id, key, err)
+                continue
+            keys.append(key)
+        if not keys:
+            raise ValueError(f"backfill {backfill_id!r} has no failed or canceled partitions left to rerun")
+        return self.backfill(
+            selection=record.get("selection"),
+            partition_keys=keys,
+            strategy=BackfillStrategy._from_json(record["strategy"]),
+            failure_policy=record["failure_policy"],
+            max_concurrency=record["max_concurrency"],
+            tags=[(k, v) for k, v in record.get("tags", [])],
+            config=config,
+            block=block,
+            dry_run=dry_run,
+        )
 
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
         """Launches an ad-hoc run in the background (the path daemon and UI launches take): the
@@ -755,12 +952,22 @@ class CodeRepository:
         """The value the latest materialization of ``name`` wrote, via its IO handler."""
         self._ensure_resolved()
         node, handler = self._loadable(name)
-        if partition_key is not None and getattr(node, "partitions_def", None) is None:
+        definition = self._definition_of(name if name in self._by_name else node.name)
+        partition = None
+        if definition is None and partition_key is not None:
             raise PartitionValidationError(
                 f"'{name}' is not partitioned; call load_node('{name}') without partition_key"
             )
+        if definition is not None:
+            if partition_key is None:
+                raise PartitionValidationError(f"'{name}' is partitioned; pass partition_key= to load one partition")
+            if not definition.validate_partition_key(partition_key):
+                raise PartitionValidationError(
+                    f"Invalid partition_key '{partition_key}' for '{name}': it is not a key of {definition!r}"
+                )
+            partition = PartitionContext([partition_key], definition)
         metadata = self._static_metadata(name) if name in self._by_name else None
-        context = InputContext(name, name, metadata, None, type_hint)
+        context = InputContext(name, name, metadata, partition, type_hint)
         return handler.load_input(context)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -798,6 +1005,7 @@ def _output_names(node: Any) -> list[str]:
 
 def _common_fields(node: Any) -> dict[str, Any]:
     metadata = node.metadata or {}
+    declared = node.task if isinstance(node, GraphTaskNode) else node
     return dict(
         name=node.name,
         params=getattr(node, "_params", []),
@@ -805,6 +1013,8 @@ def _common_fields(node: Any) -> dict[str, Any]:
         tags=list(node.tags or []),
         executor_override=metadata.get("rivers/executor"),
         is_async=node.is_async,
+        partitions=declared.partitions_def,
+        partition_mappings=list((declared.partition_mapping or {}).items()),
     )
 
 
@@ -821,6 +1031,7 @@ class _OutputSpec:
         self.io_handler = output.io_handler if output.io_handler is not None else asset._io_handler
         self.metadata = encode(coerce_dict(output.metadata or {}, f"metadata of '{output.name}'"))
         self.deps = [dep.name for dep in output.deps if not dep.is_input]
+        self.partitions_def = output.partitions_def
 
 
 def _asset_spec(asset: Any) -> Any:

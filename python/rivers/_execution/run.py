@@ -80,14 +80,23 @@ def core_materializations(persisted: list[Persisted]) -> list[_core.StepMaterial
     return [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted]
 
 
-def succeeded(persisted: list[Persisted], captured: Captured | None) -> _core.StepSucceeded:
-    return _core.StepSucceeded(core_materializations(persisted), core_captured(captured))
+def succeeded(
+    persisted: list[Persisted], captured: Captured | None, failed_partitions: list[tuple[str, str]]
+) -> _core.StepSucceeded:
+    return _core.StepSucceeded(
+        core_materializations(persisted), core_captured(captured), failed_partitions=failed_partitions
+    )
 
 
 def core_captured(captured: Captured | None) -> _core.CapturedOutput | None:
     if captured is None:
         return None
     return _core.CapturedOutput(stdout=captured.stdout, stderr=captured.stderr, logs=captured.logs)
+
+
+# What a worker returns for a step: what it persisted, the exception it raised (if any), its
+# captured output, and the partitions its body marked failed.
+WorkerResult = tuple[list[Persisted], BaseException | None, "Captured | None", list[tuple[str, str]]]
 
 
 class RunSession:
@@ -133,17 +142,17 @@ class RunSession:
             if spec.fan_out is not None:
                 return _core.StepSucceeded([], None, spec.fan_out)
             if request.executor == "parallel":
-                persisted, error, captured = self._in_worker(spec)
+                persisted, error, captured, failed_partitions = self._in_worker(spec)
                 if error is not None:
                     return self._failed(request, error, captured, persisted)  # type: ignore[arg-type]
-                return succeeded(persisted, captured)
+                return succeeded(persisted, captured, failed_partitions)
             capture = StepCapture()
             try:
                 with capture:
                     persisted = run_step_body(spec)
             finally:
                 captured = capture.result()
-            return succeeded(persisted, captured)
+            return succeeded(persisted, captured, spec.failed_partitions)
         except Exception as exc:
             return self._failed(request, exc, captured)
 
@@ -165,7 +174,7 @@ class RunSession:
                 return _core.StepSucceeded([], None, spec.fan_out)
             with capture:
                 persisted = await run_async_step_body(spec)
-            return succeeded(persisted, capture.result())
+            return succeeded(persisted, capture.result(), spec.failed_partitions)
         except asyncio.CancelledError as exc:
             if not self._cancelled:
                 # Cancelled by something else than the run (a library, the step itself): an
@@ -194,12 +203,10 @@ class RunSession:
 
         loop.call_soon_threadsafe(cancel_all)
 
-    def _in_worker(self, spec: StepSpec) -> tuple[list[Persisted], BaseException | None, Captured | None]:
+    def _in_worker(self, spec: StepSpec) -> WorkerResult:
         from rivers._execution.worker import build_payload, execute
 
-        result: tuple[list[Persisted], BaseException | None, Captured | None] = (
-            worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
-        )
+        result: WorkerResult = worker_pool(self._max_workers).submit(execute, build_payload(spec)).result()
         return result
 
     def on_final_failure(self, request: _core.StepRequest, message: str) -> None:

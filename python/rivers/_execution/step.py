@@ -23,6 +23,7 @@ from rivers._definitions.results import Materialization, Observation, Output
 from rivers._execution.context import AssetExecutionContext, SelfDependency, TaskExecutionContext
 from rivers._execution.coroutines import run_coroutine
 from rivers._execution.io_context import InputContext, OutputContext
+from rivers._execution.partitions import WHOLE, StepPartitions
 from rivers.exceptions import ExecutionError, ResultDefinitionError
 
 
@@ -72,7 +73,7 @@ class StepSpec:
     output_selection: list[str] = field(default_factory=list)
     # Values bound to parameters by the composition of a graph asset.
     constants: dict[str, Any] = field(default_factory=dict)
-    partition: Any = None
+    partitions: StepPartitions | None = None
     hook_state: dict[str, Any] = field(default_factory=dict)
     # What this attempt persisted so far; a failing attempt reports it all the same.
     persisted: list[Persisted] = field(default_factory=list)
@@ -86,6 +87,16 @@ class StepSpec:
     @property
     def name(self) -> str:
         return self.step_key or str(self.node.name)
+
+    @property
+    def partition(self) -> Any:
+        """The step's ``PartitionContext``; ``None`` when it is unpartitioned."""
+        return self.partitions.context if self.partitions is not None else None
+
+    @property
+    def failed_partitions(self) -> list[tuple[str, str]]:
+        """``(display form, message)`` of the partitions the body marked failed."""
+        return list(self.partitions.failed.items()) if self.partitions is not None else []
 
 
 def build_config(node: Any, overrides: dict[str, Any] | None) -> Any:
@@ -122,7 +133,12 @@ def _bind(spec: StepSpec, context: Any) -> dict[str, Any]:
             kwargs[param.name] = spec.constants[param.name]
         elif param.name in spec.inputs:
             source = spec.inputs[param.name]
-            load = InputContext(source.upstream, spec.name, source.asset_metadata, spec.partition, param.annotation)
+            partition = spec.partitions.input(source.upstream) if spec.partitions is not None else WHOLE
+            if partition is None:  # the mapping selects nothing for this step's partitions
+                kwargs[param.name] = None
+                continue
+            read = None if partition is WHOLE else partition
+            load = InputContext(source.upstream, spec.name, source.asset_metadata, read, param.annotation)
             kwargs[param.name] = source.handler.load_input(load)
         elif param.name in spec.resources:
             kwargs[param.name] = spec.resources[param.name]
@@ -163,7 +179,10 @@ def _write(spec: StepSpec, context: Any, target: OutputTarget, result: Any) -> A
         metadata.update(result.metadata or {})
         explicit = result.data_version
         value = result.value
-    output = OutputContext(target.name, target.metadata, spec.partition, target.type_hint)
+    partition = spec.partitions.written() if spec.partitions is not None else None
+    if partition is False:  # every partition of the step was marked failed: nothing to write
+        return value
+    output = OutputContext(target.name, target.metadata, partition, target.type_hint)
     output._output_metadata = metadata
     target.handler.handle_output(output, value)
     if target.is_asset:
@@ -259,11 +278,15 @@ def _context(spec: StepSpec, config: Any) -> Any:
         config,
     )
     context.run_id = spec.run_id
+    if spec.partitions is not None:
+        context._partitions = spec.partitions
     return context
 
 
 def _begin(spec: StepSpec) -> tuple[Any, dict[str, Any]]:
     """Builds the step's config and context and binds its parameters (loading inputs)."""
+    if spec.partitions is not None and spec.partitions.error is not None:
+        raise ExecutionError(f"step '{spec.name}' cannot run: {spec.partitions.error}")
     config = build_config(spec.node, spec.config_overrides)
     spec.hook_state["config"] = config
     context = _context(spec, config)

@@ -71,6 +71,7 @@ def build_payload(spec: StepSpec) -> dict[str, Any]:
         "output_selection": spec.output_selection,
         "constants": spec.constants,
         "step_key": spec.step_key,
+        "partitions": spec.partitions,
     }
 
 
@@ -90,6 +91,7 @@ def _spec(payload: dict[str, Any], resources: dict[str, Any]) -> StepSpec:
         output_selection=payload["output_selection"],
         constants=payload["constants"],
         step_key=payload["step_key"],
+        partitions=payload["partitions"],
     )
 
 
@@ -99,9 +101,11 @@ def run_failure_hooks_in_worker(payload: dict[str, Any], message: str) -> None:
     run_failure_hooks(_spec(payload, {}), message)
 
 
-def execute(payload: dict[str, Any]) -> tuple[list[Persisted], BaseException | None, Captured | None]:
+def execute(
+    payload: dict[str, Any],
+) -> tuple[list[Persisted], BaseException | None, Captured | None, list[tuple[str, str]]]:
     """Worker entry: runs one step; returns what it persisted, the exception it raised (if
-    any) and its captured output."""
+    any), its captured output and the partitions its body marked failed."""
     capture = StepCapture()
     resources: dict[str, Any] = {}
     spec: StepSpec | None = None
@@ -110,14 +114,14 @@ def execute(payload: dict[str, Any]) -> tuple[list[Persisted], BaseException | N
             resources = {key: _rebuild_resource(ref) for key, ref in payload["resources"].items()}
             spec = _spec(payload, resources)
             persisted = run_step_body(spec)
-        return persisted, None, capture.result()
+        return persisted, None, capture.result(), spec.failed_partitions
     except Exception as exc:
         try:
             pickle.dumps(exc)
             transported: BaseException = exc
         except Exception:
             transported = RuntimeError(f"{type(exc).__name__}: {exc}")
-        return (spec.persisted if spec is not None else []), transported, capture.result()
+        return (spec.persisted if spec is not None else []), transported, capture.result(), []
     finally:
         from rivers._definitions.resources import Resource
 

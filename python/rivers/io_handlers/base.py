@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from pydantic_settings import BaseSettings
 
+from rivers._core import PartitionKey
 from rivers._execution.io_context import InputContext, OutputContext
 
 
@@ -35,28 +36,16 @@ class IOHandler(Protocol):
 
 
 def partition_suffix(partition: Any) -> str | None:
-    """The path suffix of a partition: single-dimension values joined with ``/``; multi-dimension
-    keys as ``dim=v1|v2`` segments in dimension-name order joined with ``/``."""
+    """The path suffix of ``partition.key``: a single-dimension key's values joined with ``/``;
+    a multi-dimension key as ``dim=v1|v2`` segments in dimension-name order joined with ``/``."""
     if partition is None:
         return None
-    key = getattr(partition, "key", partition)
-    dims = getattr(key, "dimensions", None)
-    if callable(dims):
-        dims = dims()
-    mapping = key if isinstance(key, dict) else dims
-    if isinstance(mapping, dict):
-        segments = []
-        for dim in sorted(mapping):
-            values = mapping[dim]
-            values = [values] if isinstance(values, str) else list(values)
-            segments.append(f"{dim}={'|'.join(values)}")
-        return "/".join(segments)
-    values = getattr(key, "values", key)
-    if callable(values):
-        values = values()
-    if isinstance(values, str):
-        return values
-    return "/".join(str(v) for v in values)
+    key = partition.key
+    if isinstance(key, PartitionKey.Multi):
+        return "/".join(f"{dim}={'|'.join(values)}" for dim, values in sorted(key.keys.items()))
+    if isinstance(key, PartitionKey.Single):
+        return "/".join(key.key)
+    return str(key)
 
 
 def storage_key(context: OutputContext | InputContext) -> str:

@@ -97,7 +97,7 @@ pub struct MultiPartitions {
     /// `(name, definition)` in declaration order; no dimension is itself multi.
     pub dimensions: Vec<(String, Partitions)>,
     /// Position weight of each dimension (mixed radix, the first dimension most significant).
-    weights: Vec<u128>,
+    pub(crate) weights: Vec<u128>,
 }
 
 /// What key enumeration depends on besides the definition: the clock (open-ended grids) and
@@ -145,6 +145,12 @@ impl PartitionEnv {
 
     fn dynamic(&self, name: &str) -> Option<&DynamicKeys> {
         self.dynamic.get(name)
+    }
+
+    /// This environment with the dynamic key sets of `other` added.
+    pub fn merged(mut self, other: PartitionEnv) -> Self {
+        self.dynamic.extend(other.dynamic);
+        self
     }
 }
 
@@ -591,6 +597,14 @@ impl Partitions {
             for value in values {
                 match dim.dim_index(value, env) {
                     Some(i) => numbers.push(i),
+                    None if matches!(dim, Partitions::Dynamic(_)) && dim.dim_accepts(value, env) => {
+                        let Partitions::Dynamic(set) = dim else { unreachable!() };
+                        return Err(format!(
+                            "'{value}' is not a registered key of dynamic partitions '{name}'; add it with \
+                             storage.add_dynamic_partitions('{name}', ['{value}'])",
+                            name = set.name
+                        ));
+                    }
                     None if dim_name.is_empty() => return Err(format!("'{value}' is not a key of this definition")),
                     None => return Err(format!("'{value}' is not a key of dimension '{dim_name}'")),
                 }

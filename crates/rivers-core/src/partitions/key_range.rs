@@ -114,7 +114,7 @@ fn not_a_key(dim: &Partitions, name: &str, role: &str, key: &str, env: &Partitio
     let mut message = format!("range {role} '{key}' is not a partition key{within}");
     if let Partitions::TimeWindow(windows) = dim {
         let count = windows.count(env.now);
-        let hint = match windows.parse(key) {
+        let hint = match windows.parse(key).or_else(|| parse_loosely(key)) {
             Some(t) => {
                 let next = windows.count_before(t).min(count);
                 let before = next.checked_sub(1).and_then(|i| windows.key(i));
@@ -131,6 +131,14 @@ fn not_a_key(dim: &Partitions, name: &str, role: &str, key: &str, env: &Partitio
         message.push_str(&hint);
     }
     message
+}
+
+/// Reads a key written in a common timestamp layout other than the definition's format, to
+/// suggest the nearest keys.
+fn parse_loosely(key: &str) -> Option<chrono::NaiveDateTime> {
+    const LAYOUTS: [&str; 7] =
+        ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m", "%Y"];
+    LAYOUTS.iter().find_map(|layout| super::time_format::KeyFormat::compile(layout).ok()?.parse(key))
 }
 
 impl std::fmt::Display for PartitionKeyRange {

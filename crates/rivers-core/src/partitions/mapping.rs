@@ -312,11 +312,20 @@ fn parse_display(definition: &Partitions, text: &str) -> Result<PartitionKey, St
 pub fn map_keys(
     mapping: &PartitionMapping,
     upstream: Option<&Partitions>,
-    downstream: &Partitions,
+    downstream: Option<&Partitions>,
     downstream_keys: &[Coords],
     env: &PartitionEnv,
 ) -> Result<MappedInput, String> {
     use PartitionMapping as M;
+    let Some(downstream) = downstream else {
+        // An unpartitioned step reads whole or fixed sets of upstream partitions.
+        return match (mapping, upstream) {
+            (M::AllPartitions, Some(up)) => Ok(MappedInput::Partitions(up.all_coords(env))),
+            (M::SpecificPartitions { .. }, Some(up)) => map_keys(mapping, Some(up), Some(up), &[], env),
+            (_, None) => Ok(MappedInput::Whole),
+            (other, Some(_)) => Err(format!("{} needs a partitioned downstream", other.name())),
+        };
+    };
     let Some(up) = upstream else {
         return match mapping {
             M::ForKeys { selectors } => {
@@ -515,7 +524,7 @@ fn map_one(
             }
         }
         M::AllPartitions | M::SpecificPartitions { .. } | M::Subset | M::ForKeys { .. } => {
-            match map_keys(mapping, Some(up), down, &[coords.to_vec()], env)? {
+            match map_keys(mapping, Some(up), Some(down), &[coords.to_vec()], env)? {
                 MappedInput::Partitions(keys) => Ok(keys),
                 MappedInput::Whole | MappedInput::Nothing => Ok(Vec::new()),
             }

@@ -76,6 +76,12 @@ impl PyPartitionContext {
         Ok(span)
     }
 
+    /// Pickles as its keys and definition (contexts travel to parallel-executor workers).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let arguments = (self.keys(py)?, self.definition.clone_ref(py));
+        Ok((py.get_type::<Self>(), arguments).into_pyobject(py)?.into_any())
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let keys: Vec<String> =
             self.keys.iter().take(5).map(|k| k.bind(py).str().map(|s| s.to_string())).collect::<PyResult<_>>()?;

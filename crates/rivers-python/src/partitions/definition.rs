@@ -70,6 +70,17 @@ impl PyPartitionsDefinition {
     }
 }
 
+/// The compiled definition of a `PartitionsDefinition` argument, or why it breaks a rule.
+pub(crate) fn declared_partitions(obj: &Bound<'_, PyAny>) -> PyResult<Result<Arc<Partitions>, String>> {
+    let definition = obj.cast::<PyPartitionsDefinition>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "partitions_def must be a PartitionsDefinition or the name of one, got {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    Ok(definition.get().compiled.clone())
+}
+
 /// The compiled definition of a `PartitionsDefinition` argument.
 pub(crate) fn extract_partitions(obj: &Bound<'_, PyAny>) -> PyResult<Arc<Partitions>> {
     let definition = obj.cast::<PyPartitionsDefinition>().map_err(|_| {
@@ -252,6 +263,31 @@ impl PyPartitionsDefinition {
     fn __repr__(&self) -> String {
         repr_declared(&self.declared)
     }
+
+    /// Pickles as its declaration (definitions travel to parallel-executor workers).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let json = serde_json::to_string(&self.declared).unwrap_or_default();
+        Ok((py.get_type::<PyPartitionsDefinition>().getattr("_from_declaration")?, (json,)))
+    }
+
+    /// Rebuilds a definition from its pickled declaration (a broken one stays broken).
+    #[staticmethod]
+    fn _from_declaration<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
+        let declared: PartitionsData = serde_json::from_str(json)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("not a partitions declaration: {e}")))?;
+        from_declaration(py, declared)
+    }
+}
+
+fn from_declaration(py: Python<'_>, declared: PartitionsData) -> PyResult<Bound<'_, PyAny>> {
+    let dimensions = match &declared {
+        PartitionsData::Multi { dimensions } => dimensions
+            .iter()
+            .map(|(name, dim)| Ok((name.clone(), from_declaration(py, dim.clone())?.unbind())))
+            .collect::<PyResult<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    new_variant(py, declare_raw(declared), dimensions)
 }
 
 fn repr_declared(declared: &PartitionsData) -> String {

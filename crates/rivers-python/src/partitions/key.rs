@@ -119,6 +119,11 @@ impl PyPartitionKey {
     fn __repr__(&self) -> String {
         repr_key(&self.0)
     }
+
+    /// Pickles as its JSON form (keys travel to parallel-executor workers).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        Ok((py.get_type::<PyPartitionKey>().getattr("from_json")?, (self.0.to_json(),)))
+    }
 }
 
 fn repr_key(key: &PartitionKey) -> String {

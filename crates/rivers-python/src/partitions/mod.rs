@@ -2,6 +2,7 @@
 //! a `rivers_core::partitions` value; variant classes hang off their base class
 //! (`PartitionsDefinition.Static`, `PartitionKey.Multi`, `PartitionMapping.TimeWindow`, ...).
 
+mod backfill;
 mod context;
 mod definition;
 mod key;
@@ -10,6 +11,11 @@ mod mapping;
 use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
 use pyo3::types::PyType;
+
+pub(crate) use backfill::PyBackfillPlan;
+pub(crate) use definition::{declared_partitions, local_now};
+pub(crate) use key::{PyPartitionKey, PyPartitionKeyRange, extract_key, key_to_py};
+pub(crate) use mapping::extract_mapping;
 
 /// Adds a variant class to its base: `Base.Name`.
 fn nest<Base: PyTypeInfo, Variant: PyTypeInfo>(py: Python<'_>, name: &str) -> PyResult<()> {
@@ -43,5 +49,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nest::<mapping::PyPartitionMapping, mapping::PySubsetMapping>(py, "Subset")?;
 
     m.add_class::<context::PyPartitionContext>()?;
+
+    m.add_class::<backfill::PyBackfillStrategy>()?;
+    nest::<backfill::PyBackfillStrategy, backfill::PyMultiRun>(py, "MultiRun")?;
+    nest::<backfill::PyBackfillStrategy, backfill::PySingleRun>(py, "SingleRun")?;
+    nest::<backfill::PyBackfillStrategy, backfill::PyPerDimension>(py, "PerDimension")?;
+    m.add_class::<backfill::PyBackfillPlan>()?;
     Ok(())
 }

@@ -3,11 +3,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::clock::now_ns;
 use serde_json::{Value, json};
 
 use super::Storage;
 use crate::error::{Error, Result};
+
+/// Commits of `add_dynamic_partitions` tried before giving up on concurrent writers.
+const ADD_ATTEMPTS: usize = 8;
 
 impl Storage {
     // ---- kv -----------------------------------------------------------------------------
@@ -35,7 +37,8 @@ impl Storage {
 
     // ---- dynamic partitions -------------------------------------------------------------
 
-    /// Registers keys of a dynamic partitions definition; existing keys are kept once.
+    /// Registers keys of a dynamic partitions definition; existing keys are kept once. New keys
+    /// are numbered after the set's last number (a key's number is its grid position).
     ///
     /// # Errors
     /// `InvalidArgument` (and nothing added) for an empty key or one containing `|` or `,`.
@@ -46,14 +49,56 @@ impl Storage {
                  contain '|' or ','"
             )));
         }
-        let rows: Vec<Value> = keys.iter().map(|k| json!({"key": k, "seq": now_ns()})).collect();
-        self.execute(
-            "FOR $k IN $keys { IF !record::exists(type::record('dynamic_partition', [$name, $k.key])) { \
-             CREATE type::record('dynamic_partition', [$name, $k.key]) CONTENT { name: $name, key: $k.key, seq: $k.seq } \
-             RETURN NONE; }; };",
-            json!({"name": name, "keys": rows}),
-        )
-        .await
+        // Numbers come from the set's counter; a commit that finds the counter moved (another
+        // process added keys meanwhile) throws and is retried with fresh numbers.
+        for _ in 0..ADD_ATTEMPTS {
+            let known: std::collections::HashSet<String> = self
+                .rows(
+                    "SELECT VALUE key FROM dynamic_partition WHERE name = $name AND key IN $keys",
+                    json!({"name": name, "keys": keys}),
+                )
+                .await?
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            let next = self
+                .rows("SELECT VALUE next FROM type::record('dynamic_partition_counter', $name)", json!({"name": name}))
+                .await?
+                .first()
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let mut seen = std::collections::HashSet::new();
+            let fresh: Vec<Value> = keys
+                .iter()
+                .filter(|k| !known.contains(*k) && seen.insert(k.as_str()))
+                .enumerate()
+                .map(|(i, k)| json!({"key": k, "seq": next + i as i64}))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            let committed = self
+                .execute(
+                    "BEGIN TRANSACTION; \
+                     IF ((SELECT VALUE next FROM type::record('dynamic_partition_counter', $name))[0] ?? 0) != $expected { \
+                         THROW 'dynamic partition numbers moved'; \
+                     }; \
+                     FOR $k IN $rows { CREATE type::record('dynamic_partition', [$name, $k.key]) \
+                         CONTENT { name: $name, key: $k.key, seq: $k.seq } RETURN NONE; }; \
+                     UPSERT type::record('dynamic_partition_counter', $name) CONTENT { next: $next } RETURN NONE; \
+                     COMMIT TRANSACTION;",
+                    json!({"name": name, "rows": fresh, "expected": next, "next": next + fresh.len() as i64}),
+                )
+                .await;
+            match committed {
+                Ok(()) => return Ok(()),
+                Err(err) if err.to_string().contains("moved") || err.to_string().contains("already exists") => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::Backend(format!(
+            "could not add dynamic partitions to '{name}': other writers kept adding keys at the same time"
+        )))
     }
 
     /// Removes one key; absent keys are a no-op.
@@ -71,6 +116,14 @@ impl Storage {
             .rows("SELECT VALUE key FROM dynamic_partition WHERE name = $name ORDER BY seq", json!({"name": name}))
             .await?;
         Ok(rows.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+    }
+
+    /// Current keys with their numbers (grid positions), in number order.
+    pub async fn get_dynamic_partition_numbers(&self, name: &str) -> Result<Vec<(String, u64)>> {
+        let rows = self
+            .rows("SELECT key, seq FROM dynamic_partition WHERE name = $name ORDER BY seq", json!({"name": name}))
+            .await?;
+        Ok(rows.into_iter().filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["seq"].as_u64()?))).collect())
     }
 
     /// Whether the key is registered.

@@ -1,0 +1,140 @@
+//! Partitions in a run: the run's key, the environment keys are read in (the clock and the
+//! dynamic key sets in storage, read once per run), and what each step covers and reads.
+
+use std::collections::BTreeSet;
+
+use rivers_core::Plan;
+use rivers_core::partitions::{
+    Coords, DynamicKeys, MappedInput, PartitionEnv, PartitionKey, PartitionMapping, Partitions, RangeSet,
+    StepPartitions, map_keys,
+};
+use rivers_storage::Storage;
+
+/// The partition a run targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPartition {
+    /// The run's key, as recorded on the run (`RunRecord.partition_key`).
+    pub key: PartitionKey,
+    /// What partitioned steps see as `context.partition.keys`: `[key]` for a run launched with
+    /// one key, a batched backfill group's individual keys otherwise.
+    pub context_keys: Vec<PartitionKey>,
+}
+
+impl RunPartition {
+    /// A run for one key (which may hold several values).
+    pub fn single(key: PartitionKey) -> Self {
+        Self { context_keys: vec![key.clone()], key }
+    }
+}
+
+/// What one input of a step reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputScope {
+    /// These upstream partitions, in upstream order.
+    Keys(Vec<PartitionKey>),
+    /// The whole (unpartitioned) upstream.
+    Whole,
+    /// Nothing: the parameter receives `None`.
+    Nothing,
+}
+
+/// What a step covers and reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepScope {
+    /// `context.partition.keys`; empty for an unpartitioned step.
+    pub keys: Vec<PartitionKey>,
+    /// The individual partitions the step covers, in enumeration order.
+    pub covered: Vec<PartitionKey>,
+    /// Their grid positions (partition status is kept in positions), index for index.
+    pub positions: Vec<u128>,
+    /// Upstream name → what it reads, for the partitioned inputs.
+    pub inputs: Vec<(String, InputScope)>,
+    /// Why the step cannot run for these partitions (a mapping that leaves the upstream's
+    /// range): the step fails with this message.
+    pub error: Option<String>,
+}
+
+impl StepScope {
+    /// The positions of the covered partitions `keep` accepts.
+    pub fn positions_where(&self, keep: impl Fn(&PartitionKey) -> bool) -> RangeSet {
+        RangeSet::from_positions(self.covered.iter().zip(&self.positions).filter(|(k, _)| keep(k)).map(|(_, p)| *p))
+    }
+}
+
+/// The environment of a run: now, and the current keys of every dynamic set its steps use.
+///
+/// # Errors
+/// A storage error reading the dynamic key sets.
+pub async fn run_env(storage: &Storage, plan: &Plan) -> rivers_storage::Result<PartitionEnv> {
+    let mut names = BTreeSet::new();
+    for step in plan.steps() {
+        if let Some(partitions) = &step.partitions {
+            partitions.definition.iter().for_each(|d| dynamic_names(d, &mut names));
+            for input in &partitions.inputs {
+                input.definition.iter().for_each(|d| dynamic_names(d, &mut names));
+            }
+        }
+    }
+    let mut env = PartitionEnv::at(chrono::Local::now().naive_local());
+    for name in names {
+        let numbered = storage.get_dynamic_partition_numbers(&name).await?;
+        env = env.with_dynamic(name, DynamicKeys::new(numbered));
+    }
+    Ok(env)
+}
+
+fn dynamic_names(partitions: &Partitions, names: &mut BTreeSet<String>) {
+    for (_, dim) in partitions.dimensions() {
+        if let Partitions::Dynamic(dynamic) = dim {
+            names.insert(dynamic.name.clone());
+        }
+    }
+}
+
+/// The scope of a step of a run targeting `run` (`None`: an unpartitioned run).
+pub(crate) fn step_scope(partitions: &StepPartitions, run: Option<&RunPartition>, env: &PartitionEnv) -> StepScope {
+    let mut scope = StepScope::default();
+    let mut covered: Vec<Coords> = Vec::new();
+    if let (Some(definition), Some(run)) = (&partitions.definition, run) {
+        for key in &run.context_keys {
+            match definition.individuals(key, env) {
+                Ok(coords) => covered.extend(coords),
+                Err(why) => {
+                    scope.error = Some(format!("partition '{key}' is not valid here: {why}"));
+                    return scope;
+                }
+            }
+        }
+        covered.sort_unstable();
+        covered.dedup();
+        scope.keys = run.context_keys.clone();
+        for coords in &covered {
+            if let (Some(key), Some(position)) = (definition.key_of(coords, env), definition.position(coords, env)) {
+                scope.covered.push(key);
+                scope.positions.push(position);
+            }
+        }
+    }
+    for input in &partitions.inputs {
+        let mapped =
+            map_keys(&input.mapping, input.definition.as_deref(), partitions.definition.as_deref(), &covered, env);
+        let read = match mapped {
+            Ok(MappedInput::Whole) => InputScope::Whole,
+            Ok(MappedInput::Nothing) => InputScope::Nothing,
+            // Identity reads exactly the step's keys (a key with several values stays one key).
+            Ok(MappedInput::Partitions(_)) if input.mapping == PartitionMapping::Identity => {
+                InputScope::Keys(scope.keys.clone())
+            }
+            Ok(MappedInput::Partitions(coords)) => {
+                let upstream = input.definition.as_deref();
+                InputScope::Keys(coords.iter().filter_map(|c| upstream.and_then(|u| u.key_of(c, env))).collect())
+            }
+            Err(why) => {
+                scope.error = Some(format!("input '{}': {why}", input.upstream));
+                return scope;
+            }
+        };
+        scope.inputs.push((input.upstream.clone(), read));
+    }
+    scope
+}
