@@ -61,3 +61,27 @@ def test_shop_example_runs_every_asset_kind(tmp_path: Path) -> None:
     assert "total (internal node): 129.9" in output
     assert "subset run materialized: refunds, refund_count" in output
     assert "refund_count: 1" in output
+
+
+PARTITIONS = Path(__file__).resolve().parents[1] / "examples" / "partitions" / "pipeline.py"
+
+
+def test_partitions_example_backfills_and_reruns_what_failed(tmp_path: Path) -> None:
+    shutil.copy(PARTITIONS, tmp_path / "pipeline.py")
+    output = subprocess.run(
+        [sys.executable, "pipeline.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "daily backfill: status=failed partitions=14 runs=14 completed=13 failed=1 canceled=0" in output
+    assert 'orders failed: PartitionKeyRange.single("2024-01-09", "2024-01-09")' in output
+    assert "rerun of the failed days: status=completed partitions=1 runs=1 completed=1" in output
+    assert 'orders materialized: PartitionKeyRange.single("2024-01-01", "2024-01-14")' in output
+    assert "day-over-day backfill: status=completed partitions=13 runs=13 completed=13" in output
+    assert "2024-01-02: revenue 66.0, change +34.0" in output
+    assert (
+        'regional_orders materialized: PartitionKeyRange.multi({"date": ("2024-01-03", "2024-01-05"), '
+        '"region": ("eu", "us")})' in output
+    )
+    assert "per_dimension plan (dry run): 6 partitions in 3 runs" in output
+    assert 'tenant_usage materialized: PartitionKeyRange.single("acme", "initech")' in output
+    # Everything lives in memory: the example leaves no files behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.py"]

@@ -201,6 +201,10 @@ def test_block_false_returns_at_once_and_cancel_ends_it_canceled(make_repo):  # 
     result = repo.backfill(partition_range=JANUARY_1_TO_10, block=False, max_concurrency=1)
     assert result.status == "in_progress"
     assert repo.get_backfill(result.backfill_id).status == "in_progress"
+    deadline = time.monotonic() + 10
+    while not repo.get_backfill(result.backfill_id).run_ids and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(repo.get_backfill(result.backfill_id).run_ids) == 1  # listed while it runs
     assert repo.cancel_backfill(result.backfill_id) is True
     gate.set()
     deadline = time.monotonic() + 20

@@ -674,3 +674,69 @@ def test_partitioned_steps_run_in_parallel_workers(tmp_path):
         assert repo.load_node("doubled", partition_key=both) == ["2024-01-02", "2024-01-03"] * 2
     finally:
         repo.shutdown()
+
+
+# --- graph assets (graph-and-tasks.md R58, R59, R61) ---------------------------------------
+
+
+def test_graph_partitions_reach_internal_tasks_and_their_outputs(make_repo):  # R58
+    @rs.Task
+    def extract(context: rs.TaskExecutionContext) -> str:
+        return f"rows of {context.partition_key}"
+
+    @rs.Task
+    def count(rows: str) -> int:
+        return len(rows)
+
+    @rs.Asset.from_graph(partitions_def=DAYS)
+    def daily_graph():
+        return count(extract())
+
+    repo = make_repo([daily_graph])
+    repo.materialize(partition_key="2024-01-02")
+    repo.materialize(partition_key="2024-01-03")
+    assert repo.load_node("daily_graph/extract", partition_key="2024-01-02") == "rows of 2024-01-02"
+    assert repo.load_node("daily_graph", partition_key=PK.single("2024-01-03")) == len("rows of 2024-01-03")
+
+
+def test_internal_tasks_with_another_definition_fail_resolve(make_repo):  # R59
+    @rs.Task(partitions_def=PD.static_(["x"]))
+    def odd() -> int:
+        return 1
+
+    @rs.Task(partitions_def=DAYS)
+    def same() -> int:
+        return 1
+
+    @rs.Asset.from_graph(partitions_def=DAYS)
+    def mismatched():
+        return odd()
+
+    @rs.Asset.from_graph(partitions_def=DAYS)
+    def matched():
+        return same()
+
+    with pytest.raises(PartitionValidationError, match="odd"):
+        rs.CodeRepository(assets=[mismatched]).validate()
+    repo = make_repo([matched])
+    assert repo.materialize(partition_key="2024-01-05").success
+
+
+def test_single_run_backfills_give_internal_steps_every_key(make_repo):  # R61
+    seen = []
+
+    @rs.Task
+    def gather(context: rs.TaskExecutionContext) -> int:
+        seen.append(len(context.partition.keys))
+        return 1
+
+    @rs.Asset.from_graph(partitions_def=DAYS)
+    def batched():
+        return gather()
+
+    repo = make_repo([batched])
+    result = repo.backfill(
+        partition_range=rs.PartitionKeyRange.single("2024-01-01", "2024-01-04"),
+        strategy=rs.BackfillStrategy.single_run(),
+    )
+    assert result.completed == 4 and seen == [4]

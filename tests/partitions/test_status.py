@@ -145,3 +145,19 @@ def test_async_twin_and_unknown_status(make_repo):
     assert repo.storage.get_partition_ranges("unknown", "materialized") == []
     assert repo.storage.get_materialized_partitions("unknown") == []
     assert repo.storage.count_materialized_partitions("unknown") == 0
+
+
+def test_latest_materialization_of_a_partition_by_key_or_text(make_repo):
+    grid = PD.multi({"d": DAYS, "r": PD.static_(["eu"])})
+
+    @rs.Asset(partitions_def=grid)
+    def sales() -> int:
+        return 1
+
+    repo = make_repo([sales])
+    repo.materialize(partition_key=PK.multi({"d": "2024-01-02", "r": "eu"}))
+    by_key = repo.storage.get_latest_materialization("sales", partition=PK.multi({"r": "eu", "d": "2024-01-02"}))
+    by_text = repo.storage.get_latest_materialization("sales", partition="d=2024-01-02|r=eu")
+    assert by_key is not None and by_text is not None and by_key.id == by_text.id
+    assert by_key.partition_key == "d=2024-01-02|r=eu"
+    assert repo.storage.get_latest_materialization("sales", partition="d=2024-01-03|r=eu") is None

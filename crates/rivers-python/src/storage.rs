@@ -169,6 +169,11 @@ impl<'py> IntoPyObject<'py> for Blob {
     }
 }
 
+/// A partition argument as its display string: a `PartitionKey`, or a `str` as given.
+fn partition_text(partition: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    partition.filter(|p| !p.is_none()).map(|p| Ok(p.str()?.to_string())).transpose()
+}
+
 fn status_kind(status: &str) -> PyResult<PartitionStatusKind> {
     status.parse().map_err(|e: rivers_storage::Error| PyValueError::new_err(e.to_string()))
 }
@@ -315,8 +320,9 @@ impl PyStorage {
         &self,
         py: Python<'_>,
         asset_key: String,
-        partition: Option<String>,
+        partition: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Option<PyStoredEvent>> {
+        let partition = partition_text(partition)?;
         let s = self.inner().clone();
         self.sync(py, async move {
             s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(Into::into))
@@ -328,8 +334,9 @@ impl PyStorage {
         &self,
         py: Python<'py>,
         asset_key: String,
-        partition: Option<String>,
+        partition: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let partition = partition_text(partition)?;
         let s = self.inner().clone();
         self.awaitable(py, async move {
             s.get_latest_materialization(&asset_key, partition.as_deref()).await.map(|e| e.map(PyStoredEvent::from))

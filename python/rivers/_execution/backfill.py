@@ -192,7 +192,6 @@ class BackfillRun:
         else:
             result_status = result.status
         with self._lock:
-            self.run_ids.append(result.run_id)
             if result_status == "Success":
                 marked = set(result.failed_partitions)
                 self.completed += len(keys) - len(marked & set(keys))
@@ -206,6 +205,13 @@ class BackfillRun:
                 self.unfinished.extend(keys)
                 if self.spec.failure_policy == "stop_on_failure":
                     self._stop.set()
+        self.save()
+
+    def started(self, run_id: str) -> None:
+        """Lists a run as soon as it is created (``run_ids`` holds the runs created so far)."""
+        with self._lock:
+            self.run_ids.append(run_id)
+            self.running.add(run_id)
         self.save()
 
     def _mark_canceled(self, index: int) -> None:

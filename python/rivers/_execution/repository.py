@@ -822,7 +822,7 @@ class CodeRepository:
             None,
             backfill=(backfill.backfill_id, backfill.plan, index),
         )
-        backfill.running.add(request.run_id)
+        backfill.started(request.run_id)
         try:
             return _core.execute_run(self.storage, backfill.run_plan, session, request)
         finally:

@@ -93,12 +93,20 @@ impl AssetGraph {
             }
             resolved.nodes.push(first);
         }
-        // Graph-internal tasks run under their graph's partitions unless they declare their own.
+        // Graph-internal tasks run under their graph's partitions; one that declares its own
+        // must declare the same definition.
         for id in 0..self.nodes.len() {
-            if resolved.nodes[id].is_none()
-                && let Some(graph) = self.nodes[id].graph.as_ref().and_then(|g| self.node_id(g))
-            {
-                resolved.nodes[id] = resolved.nodes[graph].clone();
+            let Some(graph) = self.nodes[id].graph.as_ref().and_then(|g| self.node_id(g)) else { continue };
+            match (&resolved.nodes[id], &resolved.nodes[graph]) {
+                (None, inherited) => resolved.nodes[id] = inherited.clone(),
+                (Some(own), graph_partitions) if check && graph_partitions.as_ref() != Some(own) => {
+                    return Err(Error::PartitionValidation(format!(
+                        "task '{}' declares a partitions_def that differs from its graph '{}'s; internal tasks run \
+                         under the graph's partitions: remove partitions_def from the task or make it the same",
+                        self.nodes[id].name, self.nodes[graph].name
+                    )));
+                }
+                _ => {}
             }
         }
         self.partitions = resolved;
