@@ -53,9 +53,11 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The run's partition in display form.
+    /// The run's partition in display form, when it is one individual partition: what its
+    /// step events carry. A run over many partitions (a key with several values, a batched
+    /// backfill group) tags its step events with none; its materializations carry theirs.
     pub fn partition_display(&self) -> Option<String> {
-        self.partition.as_ref().map(|p| p.key.to_string())
+        self.partition.as_ref().filter(|p| p.key.is_individual()).map(|p| p.key.to_string())
     }
 }
 
@@ -117,7 +119,7 @@ struct Shared {
     options: RunOptions,
     /// Latest data version per asset key, for the input data versions of materializations.
     versions: Mutex<HashMap<String, String>>,
-    /// The run's partition in display form (its step events carry it).
+    /// The run's individual partition in display form (its step events carry it).
     partition_display: Option<String>,
     /// The clock and dynamic key sets partitions are read in.
     partition_env: PartitionEnv,
