@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ _log = logging.getLogger("rivers")
 
 FAILURE_POLICIES = ("continue", "stop_on_failure")
 DEFAULT_PRIORITY = -10
+# How stale a running backfill's stored counters may be, and how often it looks for a cancel
+# marker left by another process.
+SAVE_INTERVAL_S = 0.1
 
 # Backfills running in this process, by id: `cancel_backfill` signals them directly.
 _LIVE: dict[str, BackfillRun] = {}
@@ -101,6 +105,10 @@ class BackfillRun:
     # Ids of this backfill's runs that are executing now (cancel asks them to stop).
     running: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
+    _dirty: bool = False
+    _last_save: float = 0.0
+    _last_marker_check: float = 0.0
+    _flush_timer: threading.Timer | None = None
 
     # -- record -----------------------------------------------------------------------------
 
@@ -127,12 +135,35 @@ class BackfillRun:
         }
 
     def save(self) -> None:
+        """Writes the record now."""
         # One writer at a time: concurrent runs finishing together would otherwise race on the
         # record (and the store rejects the losing transaction).
         with self._saving:
             with self._lock:
                 record = self.record()
+                self._dirty = False
+                self._last_save = time.monotonic()
             self.repository.storage._put_backfill(self.backfill_id, json.dumps(record))
+
+    def save_soon(self) -> None:
+        """Writes the record at most every ``SAVE_INTERVAL_S``: runs of a large backfill finish
+        faster than a record write, and readers see counters at most that old."""
+        with self._lock:
+            self._dirty = True
+            due = time.monotonic() - self._last_save >= SAVE_INTERVAL_S
+            if not due and self._flush_timer is None:
+                self._flush_timer = threading.Timer(SAVE_INTERVAL_S, self._flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+        if due:
+            self.save()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_timer = None
+            dirty = self._dirty and self.status == "in_progress"
+        if dirty:
+            self.save()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -166,6 +197,10 @@ class BackfillRun:
                 self.status = "failed"
         finally:
             self._finish_unstarted()
+            with self._lock:
+                timer, self._flush_timer = self._flush_timer, None
+            if timer is not None:
+                timer.cancel()
             try:
                 self.save()
             finally:
@@ -175,6 +210,11 @@ class BackfillRun:
     def _stopping(self) -> bool:
         if self._stop.is_set():
             return True
+        # Another process asks through the record's cancel marker; look at most every interval.
+        now = time.monotonic()
+        if now - self._last_marker_check < SAVE_INTERVAL_S:
+            return False
+        self._last_marker_check = now
         record = self.repository.storage._get_backfill(self.backfill_id)
         if record is not None and json.loads(record).get("cancel_requested"):
             self.cancel()
@@ -205,14 +245,14 @@ class BackfillRun:
                 self.unfinished.extend(keys)
                 if self.spec.failure_policy == "stop_on_failure":
                     self._stop.set()
-        self.save()
+        self.save_soon()
 
     def started(self, run_id: str) -> None:
         """Lists a run as soon as it is created (``run_ids`` holds the runs created so far)."""
         with self._lock:
             self.run_ids.append(run_id)
             self.running.add(run_id)
-        self.save()
+        self.save_soon()
 
     def _mark_canceled(self, index: int) -> None:
         keys = self.plan.run_keys(index)
