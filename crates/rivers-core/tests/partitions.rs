@@ -805,7 +805,11 @@ fn range_endpoint_errors() {
     let message = range("2023-12-01", "2024-01-02").resolve(&d, &env).unwrap_err();
     assert!(message.contains("'2023-12-01'") && message.contains("'2024-01-01'"), "{message}");
     let message = range("2024-01-01T05:00", "2024-01-02").resolve(&d, &env).unwrap_err();
-    assert!(message.contains("'2024-01-01T05:00'") && message.contains("%Y-%m-%d"), "{message}");
+    // Written in another layout than the definition's format: still named, with the nearest keys.
+    assert!(message.contains("'2024-01-01T05:00'") && message.contains("nearest"), "{message}");
+    assert!(message.contains("'2024-01-01'") && message.contains("'2024-01-02'"), "{message}");
+    let message = range("yesterday", "2024-01-02").resolve(&d, &env).unwrap_err();
+    assert!(message.contains("'yesterday'") && message.contains("%Y-%m-%d"), "{message}");
     let hourly = Partitions::hourly(day(2024, 1, 1), None, None).unwrap();
     let message = range("2024-01-01T00:00", "2024-01-01T05:30").resolve(&hourly, &env).unwrap_err();
     assert!(message.contains("'2024-01-01T05:30'"), "{message}");

@@ -52,6 +52,13 @@ async fn check_migrated(storage: &Storage) {
     let tagged = RunFilter::Tag { key: "team".into(), value: "data".into() };
     let found: Vec<String> = storage.get_runs_where(&tagged, 10).await.unwrap().into_iter().map(|r| r.run_id).collect();
     assert_eq!(found, ["done"]);
+    // Dynamic keys are numbered densely in insertion order, and new keys continue after them.
+    let numbered = storage.get_dynamic_partition_numbers("tenants").await.unwrap();
+    assert_eq!(numbered, [("heron".to_string(), 0), ("orca".to_string(), 1)]);
+    storage.add_dynamic_partitions("tenants", &["kite".to_string(), "orca".to_string()]).await.unwrap();
+    let numbered = storage.get_dynamic_partition_numbers("tenants").await.unwrap();
+    assert_eq!(numbered.last(), Some(&("kite".to_string(), 2)));
+    assert_eq!(numbered.len(), 3);
 }
 
 #[tokio::test]
@@ -60,7 +67,7 @@ async fn an_embedded_v1_store_is_refused_then_migrated() {
     write_v1_store(dir.path()).await;
 
     let refused = Storage::embedded(dir.path()).await.unwrap_err();
-    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 4, .. }), "{refused}");
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 5, .. }), "{refused}");
     assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
 
     Storage::migrate_embedded(dir.path()).await.unwrap();
