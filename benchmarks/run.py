@@ -77,11 +77,18 @@ ROWS = (
     Row("fan_out", "peak_rss_mb", "  peak RSS of the fan-out run", "MiB", None, 1),
     Row("multi_subset", "ms_per_output", "50-output multi-asset, 5 selected", "ms/output", 0.15, 3),
     Row("validate_graphs", "validate_ms", "validate(), 1,000 graph assets x 5 tasks", "ms", 10.0, 1),
+    Row("partition_keys", "enumerate_s", "get_partition_keys(), minutely since 2024 (~1.5M)", "s", 0.15, 3),
+    Row("backfill_multi_run", "ms_per_run", "multi-run backfill, time/run (1 ms = 1,000 runs/s)", "ms/run", 1.0, 2),
+    Row("backfill_single_run", "backfill_s", "1-run backfill, 5,000 hourly partitions", "s", 0.5, 3),
+    Row("million_partitions", "backfill_s", "1-run backfill, 1M (quick 100k) partitions, embedded", "s", None, 1),
+    Row("million_partitions", "ranges_ms", "  get_partition_ranges(), 1 range", "ms", 10.0, 2),
+    Row("million_partitions", "materialized_s", "  len(get_materialized_partitions())", "s", 1.0, 3),
+    Row("million_partitions", "storage_mb", "  storage directory on disk", "MiB", None, 1),
 )
 WORKLOADS = tuple(dict.fromkeys(row.workload for row in ROWS))
 # Workloads with no Dagster counterpart in this suite (Dagster has no SurrealDB backend; the
-# selection workload compares rivers with itself).
-RIVERS_ONLY = {"layered_remote", "selection_5k"}
+# selection workload compares rivers with itself; a million partitions are not run on Dagster).
+RIVERS_ONLY = {"layered_remote", "selection_5k", "million_partitions"}
 IMPORT_MODULE = {"rivers": "rivers", "dagster": "dagster"}
 
 

@@ -34,6 +34,10 @@ WORKLOADS = (
     "fan_out",
     "multi_subset",
     "validate_graphs",
+    "partition_keys",
+    "backfill_multi_run",
+    "backfill_single_run",
+    "million_partitions",
 )
 
 

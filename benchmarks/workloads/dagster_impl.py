@@ -165,6 +165,9 @@ def peak_memory(quick: bool) -> dict[str, Any]:
 from workloads.asset_kinds_dagster import fan_out as fan_out  # noqa: E402
 from workloads.asset_kinds_dagster import multi_subset as multi_subset  # noqa: E402
 from workloads.asset_kinds_dagster import validate_graphs as validate_graphs  # noqa: E402
+from workloads.partitions_dagster import backfill_multi_run as backfill_multi_run  # noqa: E402
+from workloads.partitions_dagster import backfill_single_run as backfill_single_run  # noqa: E402
+from workloads.partitions_dagster import partition_keys as partition_keys  # noqa: E402
 
 
 def version() -> str:

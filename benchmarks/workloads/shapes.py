@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
+from datetime import datetime
 
 #: Values stay small: every asset returns an int below this modulus.
 MODULUS = 997
@@ -122,3 +123,22 @@ def chain_functions(count: int) -> list[Callable[..., int]]:
     for index, function in enumerate(functions):
         function.__name__ = function.__qualname__ = f"step_{index}"
     return functions
+
+
+# --- partitions: key enumeration, backfills, a million partitions ----------------------
+
+#: First window of every partitioned workload.
+PARTITION_START = datetime(2024, 1, 1)
+#: Key formats spelled out on the Dagster side so that both frameworks produce the same
+#: strings (rivers' defaults for a minutely cron and for hourly windows).
+MINUTE_FMT = "%Y-%m-%dT%H:%M:%S"
+HOUR_FMT = "%Y-%m-%dT%H:%M"
+#: Hourly partitions backfilled one run each (Dagster runs fewer; the per-run figure is
+#: compared) and in one run.
+MULTI_RUN_RIVERS = 500
+MULTI_RUN_DAGSTER = 50
+SINGLE_RUN_PARTITIONS = 5_000
+#: Minutely partitions of the asset materialized by one run on embedded storage (quick mode:
+#: the smaller figure).
+MILLION = 1_000_000
+MILLION_QUICK = 100_000
