@@ -2,6 +2,7 @@
 //! dynamic key sets in storage, read once per run), and what each step covers and reads.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rivers_core::Plan;
 use rivers_core::partitions::{
@@ -17,13 +18,13 @@ pub struct RunPartition {
     pub key: PartitionKey,
     /// What partitioned steps see as `context.partition.keys`: `[key]` for a run launched with
     /// one key, a batched backfill group's individual keys otherwise.
-    pub context_keys: Vec<PartitionKey>,
+    pub context_keys: Arc<[PartitionKey]>,
 }
 
 impl RunPartition {
     /// A run for one key (which may hold several values).
     pub fn single(key: PartitionKey) -> Self {
-        Self { context_keys: vec![key.clone()], key }
+        Self { context_keys: Arc::from([key.clone()]), key }
     }
 }
 
@@ -31,7 +32,7 @@ impl RunPartition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputScope {
     /// These upstream partitions, in upstream order.
-    Keys(Vec<PartitionKey>),
+    Keys(Arc<[PartitionKey]>),
     /// The whole (unpartitioned) upstream.
     Whole,
     /// Nothing: the parameter receives `None`.
@@ -39,10 +40,11 @@ pub enum InputScope {
 }
 
 /// What a step covers and reads.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepScope {
-    /// `context.partition.keys`; empty for an unpartitioned step.
-    pub keys: Vec<PartitionKey>,
+    /// `context.partition.keys`; empty for an unpartitioned step. Shared with the run (a batched
+    /// run's group can hold a million keys).
+    pub keys: Arc<[PartitionKey]>,
     /// The individual partitions the step covers, in enumeration order.
     pub covered: Vec<PartitionKey>,
     /// Their grid positions (partition status is kept in positions), index for index.
@@ -55,9 +57,15 @@ pub struct StepScope {
 }
 
 impl StepScope {
-    /// The positions of the covered partitions `keep` accepts.
-    pub fn positions_where(&self, keep: impl Fn(&PartitionKey) -> bool) -> RangeSet {
-        RangeSet::from_positions(self.covered.iter().zip(&self.positions).filter(|(k, _)| keep(k)).map(|(_, p)| *p))
+    /// The positions of the covered partitions `keep` accepts (by index into `covered`).
+    pub fn positions_where(&self, keep: impl Fn(usize) -> bool) -> RangeSet {
+        RangeSet::from_positions(self.positions.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, p)| *p))
+    }
+}
+
+impl Default for StepScope {
+    fn default() -> Self {
+        Self { keys: Arc::from([]), covered: Vec::new(), positions: Vec::new(), inputs: Vec::new(), error: None }
     }
 }
 
@@ -96,7 +104,7 @@ pub(crate) fn step_scope(partitions: &StepPartitions, run: Option<&RunPartition>
     let mut scope = StepScope::default();
     let mut covered: Vec<Coords> = Vec::new();
     if let (Some(definition), Some(run)) = (&partitions.definition, run) {
-        for key in &run.context_keys {
+        for key in run.context_keys.iter() {
             match definition.individuals(key, env) {
                 Ok(coords) => covered.extend(coords),
                 Err(why) => {
@@ -127,7 +135,9 @@ pub(crate) fn step_scope(partitions: &StepPartitions, run: Option<&RunPartition>
             }
             Ok(MappedInput::Partitions(coords)) => {
                 let upstream = input.definition.as_deref();
-                InputScope::Keys(coords.iter().filter_map(|c| upstream.and_then(|u| u.key_of(c, env))).collect())
+                InputScope::Keys(
+                    coords.iter().filter_map(|c| upstream.and_then(|u| u.key_of(c, env))).collect::<Vec<_>>().into(),
+                )
             }
             Err(why) => {
                 scope.error = Some(format!("input '{}': {why}", input.upstream));

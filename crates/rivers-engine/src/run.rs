@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::fan_out::{FanIn, FanOuts};
 use crate::partitions::{RunPartition, StepScope, run_env, step_scope};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
-use rivers_core::partitions::{PartitionEnv, PartitionKey, RangeSet};
+use rivers_core::partitions::{PartitionEnv, RangeSet};
 
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
@@ -294,10 +294,15 @@ impl Shared {
     fn record_success(&self, step: &PlanStep, scope: Option<&StepScope>, output: StepOutput) {
         let marked: HashMap<&str, &str> =
             output.failed_partitions.iter().map(|(key, message)| (key.as_str(), message.as_str())).collect();
-        self.record_materializations(step, scope, &marked, output.materializations);
+        // Display forms of the covered partitions, rendered once when the body marked some.
+        let displays: Vec<String> = match scope {
+            Some(scope) if !marked.is_empty() => scope.covered.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        };
+        let is_marked = |i: usize| displays.get(i).is_some_and(|key| marked.contains_key(key.as_str()));
+        self.record_materializations(step, scope, |i| !is_marked(i), output.materializations);
         if let Some(scope) = scope {
-            let is_marked = |key: &PartitionKey| marked.contains_key(key.to_string().as_str());
-            self.partition_status(step, scope.positions_where(|k| !is_marked(k)), PartitionTransition::Materialized);
+            self.partition_status(step, scope.positions_where(|i| !is_marked(i)), PartitionTransition::Materialized);
             if !marked.is_empty() {
                 self.partition_status(step, scope.positions_where(is_marked), PartitionTransition::Failed);
             }
@@ -316,55 +321,45 @@ impl Shared {
         self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
     }
 
-    /// One materialization event per persisted value and covered partition (none for the
-    /// partitions the body marked failed); an unpartitioned step's events carry no partition.
+    /// One materialization event per persisted value and covered partition `keep` accepts
+    /// (by index into `scope.covered`); an unpartitioned step's events carry no partition.
     fn record_materializations(
         &self,
         step: &PlanStep,
         scope: Option<&StepScope>,
-        marked: &HashMap<&str, &str>,
+        keep: impl Fn(usize) -> bool,
         materializations: Vec<Materialized>,
     ) {
         let partitions: Vec<Option<String>> = match scope.filter(|s| !s.covered.is_empty()) {
-            Some(scope) => scope
-                .covered
-                .iter()
-                .map(PartitionKey::to_string)
-                .filter(|key| !marked.contains_key(key.as_str()))
-                .map(Some)
-                .collect(),
+            Some(scope) => {
+                scope.covered.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, k)| Some(k.to_string())).collect()
+            }
             None => vec![None],
         };
         for mat in materializations {
-            for partition_key in &partitions {
-                self.record_materialization(step, partition_key.clone(), mat.clone());
-            }
-        }
-    }
-
-    fn record_materialization(&self, step: &PlanStep, partition_key: Option<String>, mat: Materialized) {
-        {
-            let data_version = mat.data_version.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            // Inputs are read once per persisted value; each partition gets its own version.
             let inputs: Vec<(String, String)> = {
-                let mut versions = self.versions.lock();
-                let inputs = step
-                    .upstream_assets
-                    .iter()
-                    .filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone())))
-                    .collect();
-                versions.insert(mat.asset_key.clone(), data_version.clone());
-                inputs
+                let versions = self.versions.lock();
+                step.upstream_assets.iter().filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone()))).collect()
             };
-            self.storage.enqueue_event(NewEvent {
-                event_type: EventType::Materialization,
-                asset_key: Some(mat.asset_key),
-                run_id: self.options.run_id.clone(),
-                partition_key,
-                metadata: mat.metadata,
-                data_version: Some(data_version),
-                code_version: mat.code_version,
-                input_data_versions: inputs,
-            });
+            let mut last_version = None;
+            for partition_key in &partitions {
+                let data_version = mat.data_version.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                last_version = Some(data_version.clone());
+                self.storage.enqueue_event(NewEvent {
+                    event_type: EventType::Materialization,
+                    asset_key: Some(mat.asset_key.clone()),
+                    run_id: self.options.run_id.clone(),
+                    partition_key: partition_key.clone(),
+                    metadata: mat.metadata.clone(),
+                    data_version: Some(data_version),
+                    code_version: mat.code_version.clone(),
+                    input_data_versions: inputs.clone(),
+                });
+            }
+            if let Some(version) = last_version {
+                self.versions.lock().insert(mat.asset_key, version);
+            }
         }
     }
 
@@ -432,7 +427,7 @@ impl Shared {
                 let captured = failure.captured.take();
                 self.store_captured(&step, captured.map(|c| *c));
                 let persisted = std::mem::take(&mut failure.materializations);
-                self.record_materializations(&step, request.partition.as_deref(), &HashMap::new(), persisted);
+                self.record_materializations(&step, request.partition.as_deref(), |_| true, persisted);
                 if self.cancel_requested() {
                     // A step interrupted by cancellation failed because of it (R47).
                     failure.reason = FailureReason::Canceled;

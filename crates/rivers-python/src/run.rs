@@ -150,7 +150,7 @@ impl PyRunRequest {
                 .0
                 .run_partition(index)
                 .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err(format!("the backfill has no run {index}")))?;
-            partition = Some(RunPartition { key, context_keys });
+            partition = Some(RunPartition { key, context_keys: context_keys.into() });
             launched_by = LaunchedBy::Backfill { backfill_id };
         }
         Ok(PyRunRequest {

@@ -860,14 +860,11 @@ class CodeRepository:
         executor = self._executor_for(None)
         run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
         partitioned = [(n, self._definition_of(n)) for n in run_plan.node_names if self._definition_of(n) is not None]
-        keys = []
-        for key in record.get("unfinished", []):
-            try:
-                _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=[key])
-            except PartitionValidationError as err:
-                _log.warning("rerun of backfill %s skips partition %r: %s", backfill_id, key, err)
-                continue
-            keys.append(key)
+        keys = list(record.get("unfinished", []))
+        try:  # usually every partition is still valid: one check for all of them
+            _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=keys)
+        except PartitionValidationError:
+            keys = [key for key in keys if self._still_valid(backfill_id, partitioned, key)]
         if not keys:
             raise ValueError(f"backfill {backfill_id!r} has no failed or canceled partitions left to rerun")
         return self.backfill(
@@ -881,6 +878,16 @@ class CodeRepository:
             block=block,
             dry_run=dry_run,
         )
+
+    def _still_valid(self, backfill_id: str, partitioned: list[tuple[str, Any]], key: str) -> bool:
+        """Whether the current definitions (and dynamic keys) still accept ``key``; a rerun
+        skips the partitions they do not, with a warning."""
+        try:
+            _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=[key])
+        except PartitionValidationError as err:
+            _log.warning("rerun of backfill %s skips partition %r: %s", backfill_id, key, err)
+            return False
+        return True
 
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
         """Launches an ad-hoc run in the background (the path daemon and UI launches take): the

@@ -144,6 +144,18 @@ fn time_window_data(
     })
 }
 
+/// `daily()` / `hourly()`: a cron grid with its default key format.
+fn fixed_grid<'py>(
+    py: Python<'py>,
+    cron: &str,
+    default_fmt: &str,
+    start: &Bound<'py, PyAny>,
+    end: Option<&Bound<'py, PyAny>>,
+    fmt: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    declare(py, time_window_data(start, Some(cron.into()), None, end, fmt, default_fmt)?, Vec::new())
+}
+
 /// The declared dimensions of a multi definition and their Python objects.
 type DimensionPairs = (Vec<(String, PartitionsData)>, Vec<(String, Py<PyAny>)>);
 
@@ -178,9 +190,7 @@ impl PyPartitionsDefinition {
         end: Option<&Bound<'py, PyAny>>,
         fmt: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let data =
-            time_window_data(start, Some("0 0 * * *".into()), None, end, fmt, rivers_core::partitions::DAILY_FORMAT)?;
-        declare(py, data, Vec::new())
+        fixed_grid(py, "0 0 * * *", rivers_core::partitions::DAILY_FORMAT, start, end, fmt)
     }
 
     /// One window per hour (`fmt` defaults to `%Y-%m-%dT%H:00`).
@@ -192,9 +202,7 @@ impl PyPartitionsDefinition {
         end: Option<&Bound<'py, PyAny>>,
         fmt: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let data =
-            time_window_data(start, Some("0 * * * *".into()), None, end, fmt, rivers_core::partitions::HOURLY_FORMAT)?;
-        declare(py, data, Vec::new())
+        fixed_grid(py, "0 * * * *", rivers_core::partitions::HOURLY_FORMAT, start, end, fmt)
     }
 
     /// Windows on a cron grid or of a fixed length (exactly one of the two).
