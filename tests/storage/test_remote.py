@@ -138,7 +138,7 @@ def test_migrate_embedded_is_idempotent_on_a_current_store(tmp_path):
 
 
 def test_a_server_that_goes_away_mid_run_fails_the_run_and_resume_finishes_it(surreal_server, no_surreal_env, tmp_path):
-    data = f"surrealkv://{tmp_path / 'server-data'}"
+    data = f"rocksdb://{tmp_path / 'server-data'}"
     server = surreal_server(path=data)
     calls: list[str] = []
     (tmp_path / "values").mkdir()
