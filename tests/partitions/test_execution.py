@@ -740,3 +740,59 @@ def test_single_run_backfills_give_internal_steps_every_key(make_repo):  # R61
         strategy=rs.BackfillStrategy.single_run(),
     )
     assert result.completed == 4 and seen == [4]
+
+
+# --- multi-assets with per-output definitions -------------------------------------------------
+
+
+def _staggered_multi(handler):
+    """Outputs `early` (daily from Jan 1) and `late` (daily from Jan 10) of one multi-asset."""
+    early_days = PD.daily(start=datetime(2024, 1, 1), end=datetime(2024, 2, 1))
+    late_days = PD.daily(start=datetime(2024, 1, 10), end=datetime(2024, 2, 1))
+
+    @rs.Asset.from_multi(
+        output_defs=[rs.AssetDef("early", partitions_def=early_days), rs.AssetDef("late", partitions_def=late_days)],
+        io_handler=handler,
+    )
+    def staggered(context: rs.AssetExecutionContext) -> dict[str, str]:
+        return {name: context.partition_key for name in context.output_selection}
+
+    return staggered
+
+
+def test_a_run_key_must_be_valid_for_every_selected_output(make_repo, handler):
+    repo = make_repo([_staggered_multi(handler)])
+    # Jan 5 is a key of `early` only: with both outputs selected it is refused before any run.
+    with pytest.raises(PartitionValidationError, match="late"):
+        repo.materialize(partition_key="2024-01-05")
+    with pytest.raises(PartitionValidationError, match="late"):
+        repo.materialize(["late"], partition_key="2024-01-05")
+    assert runs(repo) == []
+    # Selecting only the output whose space holds the key runs it.
+    result = repo.materialize(["early"], partition_key="2024-01-05")
+    assert result.success
+    assert materialized_keys(repo, result.run_id, "early") == ["2024-01-05"]
+    assert materialized_keys(repo, result.run_id, "late") == []
+    # A key both spaces hold runs both outputs.
+    both = repo.materialize(partition_key="2024-01-12")
+    assert both.success
+    assert materialized_keys(repo, both.run_id, "early") == ["2024-01-12"]
+    assert materialized_keys(repo, both.run_id, "late") == ["2024-01-12"]
+
+
+def test_a_selected_output_runs_under_its_own_definition(make_repo, handler):
+    repo = make_repo([_staggered_multi(handler)])
+    # Jan 31 is valid for both; `late` alone runs under `late`'s grid.
+    result = repo.materialize(["late"], partition_key="2024-01-31")
+    assert result.success
+    assert [str(k) for k in repo.storage.get_materialized_partitions("late")] == ["2024-01-31"]
+    assert repo.storage.get_materialized_partitions("early") == []
+
+
+def test_partition_status_of_each_output_is_kept_on_its_own_grid(make_repo, handler):
+    repo = make_repo([_staggered_multi(handler)])
+    assert repo.materialize(partition_key="2024-01-12").success
+    assert repo.materialize(partition_key="2024-01-20").success
+    assert [str(k) for k in repo.storage.get_materialized_partitions("early")] == ["2024-01-12", "2024-01-20"]
+    assert [str(k) for k in repo.storage.get_materialized_partitions("late")] == ["2024-01-12", "2024-01-20"]
+    assert repo.storage.count_materialized_partitions("late") == 2

@@ -81,6 +81,52 @@ impl std::str::FromStr for ParamRole {
     }
 }
 
+/// How a parameter wired to a fan-out (`MappedOutput.collect()` / `collect_stream()` in a graph
+/// body) receives the instances' outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gather {
+    /// `collect()`: a list in element order; the step waits for every instance to succeed.
+    Collect,
+    /// `collect_stream()`: an iterator in completion order.
+    Stream,
+    /// `collect_stream(ordered=True)`: an iterator in element order.
+    StreamOrdered,
+}
+
+impl Gather {
+    /// The spelling the authoring layer uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gather::Collect => "collect",
+            Gather::Stream => "stream",
+            Gather::StreamOrdered => "stream_ordered",
+        }
+    }
+
+    /// `collect_stream()`, ordered or not.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Gather::Stream | Gather::StreamOrdered)
+    }
+}
+
+impl std::str::FromStr for Gather {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        Ok(match text {
+            "collect" => Gather::Collect,
+            "stream" => Gather::Stream,
+            "stream_ordered" => Gather::StreamOrdered,
+            other => {
+                return Err(crate::Error::InvalidValue(format!(
+                    "unknown gather mode {other:?}; expected collect, stream or stream_ordered"
+                )));
+            }
+        })
+    }
+}
+
 /// One parameter of a node's function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamDef {
@@ -93,12 +139,15 @@ pub struct ParamDef {
     /// [`ParamRole::Wired`]: the node whose value the parameter loads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// [`ParamRole::Wired`] to a fan-out template: how the instances' outputs are gathered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gather: Option<Gather>,
 }
 
 impl ParamDef {
     /// A parameter bound by name (to an upstream node or a resource).
     pub fn named(name: impl Into<String>) -> Self {
-        ParamDef { name: name.into(), role: ParamRole::Named, has_default: false, source: None }
+        ParamDef { name: name.into(), role: ParamRole::Named, has_default: false, source: None, gather: None }
     }
 }
 

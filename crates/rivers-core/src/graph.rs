@@ -145,6 +145,42 @@ impl AssetGraph {
         Ok(graph)
     }
 
+    /// Which of `candidates` exist only inside graph assets (graph-and-tasks.md R7, R60).
+    ///
+    /// `candidates` are the node ids of `tasks=` entries that a registered graph asset also
+    /// calls. Such an entry is a standalone node only when every parameter resolves by the
+    /// standalone rules (context, a same-named asset or standalone task, a resource key, a
+    /// default); otherwise its parameters are wired by the graph body, and it exists only as
+    /// the graph's internal node. Dropping one entry can leave another without the upstream
+    /// its parameter named, so the check repeats until nothing more is dropped. Returns the
+    /// dropped ids, ascending.
+    pub fn graph_only_tasks(nodes: &[NodeDef], candidates: &[usize], resource_keys: &[String]) -> Vec<usize> {
+        let mut dropped: Vec<usize> = Vec::new();
+        loop {
+            let names: HashSet<&str> = nodes
+                .iter()
+                .enumerate()
+                .filter(|(id, _)| !dropped.contains(id))
+                .flat_map(|(_, node)| node.output_names())
+                .collect();
+            let resolves = |node: &NodeDef| {
+                node.params.iter().all(|param| match param.role {
+                    ParamRole::Named => {
+                        names.contains(param.name.as_str()) || resource_keys.contains(&param.name) || param.has_default
+                    }
+                    _ => true,
+                })
+            };
+            let newly: Vec<usize> =
+                candidates.iter().copied().filter(|id| !dropped.contains(id) && !resolves(&nodes[*id])).collect();
+            if newly.is_empty() {
+                dropped.sort_unstable();
+                return dropped;
+            }
+            dropped.extend(newly);
+        }
+    }
+
     /// The step-name and loadable-name tables; every name is produced by one node only.
     fn name_tables(nodes: &[NodeDef]) -> Result<(HashMap<String, usize>, HashMap<String, KeyRef>)> {
         let duplicate = |name: &str| {
@@ -523,6 +559,24 @@ mod tests {
     fn unknown_dep_and_duplicates_are_graph_errors() {
         assert!(matches!(build(vec![NodeDef::asset("a").with_dep("zz")]), Err(Error::GraphValidation(_))));
         assert!(matches!(build(vec![NodeDef::asset("a"), NodeDef::asset("a")]), Err(Error::GraphValidation(_))));
+    }
+
+    #[test]
+    fn graph_only_tasks_are_the_candidates_whose_parameters_do_not_resolve_standalone() {
+        let nodes = vec![
+            NodeDef::asset("source"),
+            NodeDef::task("ingest").with_param("source"),
+            NodeDef::task("transform").with_param("value"),
+            NodeDef::task("configured").with_param("client"),
+            // Reads `transform`, which is dropped: dropped in the next round.
+            NodeDef::task("after").with_param("transform"),
+            NodeDef::task("standalone_only").with_param("missing"),
+        ];
+        let resources = ["client".to_string()];
+        let dropped = AssetGraph::graph_only_tasks(&nodes, &[1, 2, 3, 4], &resources);
+        assert_eq!(dropped, vec![2, 4]);
+        // Entries no graph calls are not candidates: never dropped (R6's error stays with build()).
+        assert_eq!(AssetGraph::graph_only_tasks(&nodes, &[], &resources), Vec::<usize>::new());
     }
 
     #[test]

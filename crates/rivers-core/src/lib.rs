@@ -15,7 +15,7 @@ mod staleness;
 mod vocab;
 
 pub use definition::{
-    DefinitionsSnapshot, DepDef, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef,
+    DefinitionsSnapshot, DepDef, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef,
     ParamDef, ParamRole, PartitionsDecl, PoolClaim,
 };
 pub use error::{Error, Result};

@@ -95,6 +95,14 @@ pub struct PlanStep {
     /// A graph asset's own step: when one of its internal steps fails, it fails too (running
     /// its failure hooks) instead of being skipped.
     pub fails_with_members: bool,
+    /// Fan-out templates (node names) whose instances this step reads with `collect_stream()`
+    /// (and not also with `collect()`): the step runs whatever its instances' outcomes, and its
+    /// stream raises at a failed one instead of the step being skipped.
+    pub streams: Vec<String>,
+    /// The step reads [`PlanStep::streams`] while the instances run: it is ready once the
+    /// templates reported their keys. Only sync steps whose executor is the parallel one, in
+    /// plans without level grouping; the others wait for every instance to end.
+    pub streams_live: bool,
 }
 
 impl PlanStep {
@@ -316,6 +324,25 @@ impl Plan {
     }
 }
 
+/// The templates `node` gathers with `collect_stream()` only: a template it also `collect()`s
+/// must have every instance succeed first, so that edge wins.
+fn streamed_templates(node: &crate::definition::NodeDef) -> Vec<String> {
+    let sources = |stream: bool| {
+        node.params
+            .iter()
+            .filter(move |p| p.gather.is_some_and(|g| g.is_stream() == stream))
+            .filter_map(|p| p.source.as_deref())
+    };
+    let collected: HashSet<&str> = sources(false).collect();
+    let mut streamed: Vec<String> = Vec::new();
+    for source in sources(true) {
+        if !collected.contains(source) && !streamed.iter().any(|s| s == source) {
+            streamed.push(source.to_string());
+        }
+    }
+    streamed
+}
+
 impl AssetGraph {
     /// Builds an ephemeral plan from a selection of names (`None` = every non-external asset,
     /// with the internal nodes of graph assets; standalone tasks run only when named). A name
@@ -386,18 +413,23 @@ impl AssetGraph {
         members.sort_by_key(|&id| (levels[id], id));
 
         let mut level_grouping = false;
-        let steps = members
+        let mut steps: Vec<PlanStep> = members
             .iter()
             .map(|&id| {
                 let node = &self.nodes[id];
                 let declared = self.executors[id];
                 level_grouping |= declared.is_some_and(|kind| kind != options.executor);
                 let mut executor = declared.unwrap_or(options.executor);
+                // Decided before in-memory pinning: a live consumer runs in the process driving
+                // the run whatever its executor. The in-process executor runs one step at a
+                // time, so there the consumer waits for every instance to end instead.
+                let streams = streamed_templates(node);
+                let streams_live = !streams.is_empty() && executor == ExecutorKind::Parallel && !node.is_async;
                 if executor == ExecutorKind::Parallel && node.pinned_in_process && !node.is_async {
                     executor = ExecutorKind::InProcess;
                 }
                 let upstream = &self.upstream[id];
-                let outputs = match subsets.get(&id) {
+                let outputs: Vec<String> = match subsets.get(&id) {
                     Some(selected) => node
                         .outputs
                         .iter()
@@ -420,7 +452,7 @@ impl AssetGraph {
                     node: id,
                     node_name: node.name.clone(),
                     mapping_key: None,
-                    partitions: self.step_partitions(id),
+                    partitions: self.step_partitions(id, &outputs),
                     upstream_steps: {
                         // Edges to several outputs of one multi-asset wait for its one step.
                         let mut ids: Vec<usize> =
@@ -437,9 +469,16 @@ impl AssetGraph {
                     outputs,
                     map: node.map,
                     fails_with_members: node.kind == NodeKind::Graph,
+                    streams,
+                    streams_live,
                 }
             })
             .collect();
+        if level_grouping {
+            // Level by level, one executor batch at a time: a consumer at a deeper level than
+            // its instances cannot run beside them.
+            steps.iter_mut().for_each(|step| step.streams_live = false);
+        }
         // Members are sorted by level, so every upstream precedes its dependents.
         Plan::from_steps(steps, level_grouping).expect("graph nodes have unique names and sorted upstreams")
     }
@@ -544,6 +583,8 @@ mod tests {
             outputs: Vec::new(),
             map: None,
             fails_with_members: false,
+            streams: Vec::new(),
+            streams_live: false,
         }
     }
 
@@ -675,5 +716,64 @@ mod tests {
         };
         assert!(plan.grow(through_new).is_err());
         assert_eq!(plan, before);
+    }
+
+    /// Graph `g`: `g/score` is mapped over `g/items`; `g/use` gathers it as `gather`, and also
+    /// `collect()`s it when `also_collected`.
+    fn streaming_graph(gather: crate::Gather, also_collected: bool, is_async: bool) -> AssetGraph {
+        use crate::definition::{MapDef, ParamRole};
+        let internal = |name: &str| NodeDef { graph: Some("g".into()), ..NodeDef::task(name) };
+        let wired = |name: &str, gather: Option<crate::Gather>| ParamDef {
+            role: ParamRole::Wired,
+            source: Some("g/score".into()),
+            gather,
+            ..ParamDef::named(name)
+        };
+        let mut score = internal("g/score");
+        score.params.push(ParamDef { source: Some("g/items".into()), gather: None, ..wired("item", None) });
+        score.map = Some(MapDef { max_concurrency: None });
+        let mut consumer = NodeDef { is_async, ..internal("g/use") };
+        consumer.params.push(wired("scores", Some(gather)));
+        if also_collected {
+            consumer.params.push(wired("listed", Some(crate::Gather::Collect)));
+        }
+        let graph = NodeDef {
+            kind: NodeKind::Graph,
+            members: vec!["g/use".into(), "g/items".into(), "g/score".into()],
+            ..NodeDef::asset("g")
+        };
+        AssetGraph::build(vec![internal("g/items"), score, consumer, graph], &[], HashMap::new()).unwrap()
+    }
+
+    #[test]
+    fn stream_consumers_read_live_only_as_sync_steps_of_the_parallel_executor() {
+        use crate::Gather;
+        let consumer = |graph: AssetGraph, executor: ExecutorKind| {
+            let plan = graph.plan(None, false, &PlanOptions { executor, ..options() }).unwrap();
+            let step = plan.step(&"g/use".into()).unwrap();
+            (step.streams.clone(), step.streams_live)
+        };
+        let parallel = ExecutorKind::Parallel;
+        let streamed = vec!["g/score".to_string()];
+        assert_eq!(consumer(streaming_graph(Gather::Stream, false, false), parallel), (streamed.clone(), true));
+        assert_eq!(consumer(streaming_graph(Gather::StreamOrdered, false, false), parallel), (streamed.clone(), true));
+        assert_eq!(
+            consumer(streaming_graph(Gather::Stream, false, false), ExecutorKind::InProcess),
+            (streamed.clone(), false),
+            "the in-process executor gathers at the barrier"
+        );
+        assert_eq!(consumer(streaming_graph(Gather::Stream, false, true), parallel), (streamed, false), "async");
+        assert_eq!(consumer(streaming_graph(Gather::Stream, true, false), parallel), (vec![], false), "collect wins");
+        assert_eq!(consumer(streaming_graph(Gather::Collect, false, false), parallel), (vec![], false));
+    }
+
+    #[test]
+    fn gather_modes_parse_from_their_spelling() {
+        use crate::Gather;
+        for gather in [Gather::Collect, Gather::Stream, Gather::StreamOrdered] {
+            assert_eq!(gather.as_str().parse::<Gather>().unwrap(), gather);
+        }
+        let err = "streamed".parse::<Gather>().unwrap_err().to_string();
+        assert!(err.contains("\"streamed\"") && err.contains("stream_ordered"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Running a plan: ready-queue scheduling over a [`StepRunner`], per-executor concurrency caps,
 //! level grouping for executor overrides, retries with backoff, downstream skipping,
-//! cooperative cancellation, resume, dynamic fan-out, and the run events of the lifecycle.
+//! cooperative cancellation, resume, dynamic fan-out (with [`InstanceFeed`]s for streaming
+//! consumers), and the run events of the lifecycle.
 //!
 //! The engine knows nothing about Python: `rivers-python` implements [`StepRunner`] for the
 //! in-process and loky executors, and the tests here drive it with plain closures
@@ -16,7 +17,7 @@ mod runner;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use fan_out::FanIn;
+pub use fan_out::{FanIn, InstanceFeed, InstanceOutcome};
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
 pub use partitions::{InputScope, RunPartition, StepScope, run_env as partition_env};
 pub use run::{RunOptions, RunOutcome, execute_run};

@@ -49,6 +49,9 @@ pub struct StepScope {
     pub covered: Vec<PartitionKey>,
     /// Their grid positions (partition status is kept in positions), index for index.
     pub positions: Vec<u128>,
+    /// Selected multi-asset outputs with definitions of their own: the same partitions'
+    /// positions on each output's grid, index for index with `covered`.
+    pub output_positions: Vec<(String, Vec<u128>)>,
     /// Upstream name → what it reads, for the partitioned inputs.
     pub inputs: Vec<(String, InputScope)>,
     /// Why the step cannot run for these partitions (a mapping that leaves the upstream's
@@ -57,15 +60,28 @@ pub struct StepScope {
 }
 
 impl StepScope {
-    /// The positions of the covered partitions `keep` accepts (by index into `covered`).
-    pub fn positions_where(&self, keep: impl Fn(usize) -> bool) -> RangeSet {
-        RangeSet::from_positions(self.positions.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, p)| *p))
+    /// The positions, on asset `asset_key`'s grid, of the covered partitions `keep` accepts
+    /// (by index into `covered`).
+    pub fn positions_where(&self, asset_key: &str, keep: impl Fn(usize) -> bool) -> RangeSet {
+        let positions = self
+            .output_positions
+            .iter()
+            .find(|(output, _)| output == asset_key)
+            .map_or(&self.positions, |(_, positions)| positions);
+        RangeSet::from_positions(positions.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, p)| *p))
     }
 }
 
 impl Default for StepScope {
     fn default() -> Self {
-        Self { keys: Arc::from([]), covered: Vec::new(), positions: Vec::new(), inputs: Vec::new(), error: None }
+        Self {
+            keys: Arc::from([]),
+            covered: Vec::new(),
+            positions: Vec::new(),
+            output_positions: Vec::new(),
+            inputs: Vec::new(),
+            error: None,
+        }
     }
 }
 
@@ -120,6 +136,19 @@ pub(crate) fn step_scope(partitions: &StepPartitions, run: Option<&RunPartition>
             if let (Some(key), Some(position)) = (definition.key_of(coords, env), definition.position(coords, env)) {
                 scope.covered.push(key);
                 scope.positions.push(position);
+            }
+        }
+        for (output, own) in &partitions.other_outputs {
+            let on_own_grid = |key: &PartitionKey| match own.individuals(key, env)?.as_slice() {
+                [coords] => own.position(coords, env).ok_or_else(|| format!("'{key}' has no position")),
+                _ => Err(format!("'{key}' is not one partition")),
+            };
+            match scope.covered.iter().map(on_own_grid).collect::<Result<Vec<u128>, String>>() {
+                Ok(positions) => scope.output_positions.push((output.clone(), positions)),
+                Err(why) => {
+                    scope.error = Some(format!("output '{output}': partition {why}"));
+                    return scope;
+                }
             }
         }
     }

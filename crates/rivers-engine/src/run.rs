@@ -1,22 +1,22 @@
 //! The run loop.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
-use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanGrowth, PlanStep, RunStatus, StepKey};
+use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunStatus, StepKey};
 use rivers_storage::{NewEvent, NewRun, PartitionStatusChange, PartitionTransition, Storage, StorageKind};
 
 use crate::error::Result;
-use crate::fan_out::{FanIn, FanOuts};
+use crate::fan_out::FanIn;
 use crate::partitions::{RunPartition, StepScope, run_env, step_scope};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
-use rivers_core::partitions::{PartitionEnv, RangeSet};
+use rivers_core::partitions::PartitionEnv;
+use scheduler::Scheduler;
+
+mod scheduler;
 
 /// How often the engine asks storage whether another process requested cancellation; local
 /// requests (through the same handle) are seen at once.
@@ -102,9 +102,16 @@ enum Lane {
     Workers,
     Async,
     Pods,
+    /// Live `collect_stream()` consumers: they run in this process on a thread of their own and
+    /// mostly wait for their instances, so they hold no executor slot (holding one could leave
+    /// none for the instances they wait for).
+    Stream,
 }
 
 fn lane(step: &PlanStep) -> Lane {
+    if step.streams_live {
+        return Lane::Stream;
+    }
     match step.executor {
         ExecutorKind::InProcess => Lane::InProcess,
         ExecutorKind::Parallel if step.is_async => Lane::Async,
@@ -302,9 +309,9 @@ impl Shared {
         let is_marked = |i: usize| displays.get(i).is_some_and(|key| marked.contains_key(key.as_str()));
         self.record_materializations(step, scope, |i| !is_marked(i), output.materializations);
         if let Some(scope) = scope {
-            self.partition_status(step, scope.positions_where(|i| !is_marked(i)), PartitionTransition::Materialized);
+            self.partition_status(step, scope, |i| !is_marked(i), PartitionTransition::Materialized);
             if !marked.is_empty() {
-                self.partition_status(step, scope.positions_where(is_marked), PartitionTransition::Failed);
+                self.partition_status(step, scope, is_marked, PartitionTransition::Failed);
             }
         }
         self.marked_partitions.lock().extend(output.failed_partitions.iter().map(|(key, _)| key.clone()));
@@ -363,17 +370,24 @@ impl Shared {
         }
     }
 
-    /// Records what happened to the partitions of every asset the step writes.
-    fn partition_status(&self, step: &PlanStep, positions: RangeSet, transition: PartitionTransition) {
-        if positions.is_empty() {
-            return;
-        }
+    /// Records what happened to the covered partitions `keep` accepts (by index into
+    /// `scope.covered`) of every asset the step writes.
+    fn partition_status(
+        &self,
+        step: &PlanStep,
+        scope: &StepScope,
+        keep: impl Fn(usize) -> bool,
+        transition: PartitionTransition,
+    ) {
         for asset_key in step_assets(step) {
-            self.storage.enqueue_partition_status(PartitionStatusChange {
-                asset_key: asset_key.to_string(),
-                transition,
-                positions: positions.clone(),
-            });
+            let positions = scope.positions_where(asset_key, &keep);
+            if !positions.is_empty() {
+                self.storage.enqueue_partition_status(PartitionStatusChange {
+                    asset_key: asset_key.to_string(),
+                    transition,
+                    positions,
+                });
+            }
         }
     }
 
@@ -413,7 +427,7 @@ impl Shared {
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
             if let Some(scope) = &request.partition {
-                self.partition_status(&step, scope.positions_where(|_| true), PartitionTransition::Started);
+                self.partition_status(&step, scope, |_| true, PartitionTransition::Started);
             }
         }
         match self.runner.run_step(request.clone()).await {
@@ -458,7 +472,7 @@ impl Shared {
                 FailureReason::Canceled => PartitionTransition::Abandoned,
                 _ => PartitionTransition::Failed,
             };
-            self.partition_status(step, scope.positions_where(|_| true), transition);
+            self.partition_status(step, scope, |_| true, transition);
         }
         self.runner.on_final_failure(request, failure.clone()).await;
         self.step_failure_event(&step.key, failure.reason, &failure.message);
@@ -519,473 +533,4 @@ enum Attempt {
     Retry { delay: Duration, request: Box<StepRequest>, failure: StepFailure },
     /// The final failure, with its message.
     Failed(String),
-}
-
-/// What the scheduler waits for: an attempt finished, a backoff ended, or a finished step's
-/// events were written (or could not be).
-enum Completion {
-    Body(usize, Result<Attempt, tokio::task::JoinError>),
-    /// The backoff before `attempt` ended: `Ok` to run it, `Err(message)` when the run was
-    /// cancelled meanwhile and the step has been recorded as failed.
-    BackoffOver {
-        index: usize,
-        attempt: u32,
-        outcome: std::result::Result<(), String>,
-    },
-    Durable(usize, rivers_storage::Result<()>),
-}
-
-struct Scheduler {
-    /// The run's plan, growing as steps add fan-out instances; the vectors below are indexed
-    /// by plan position and grow with it.
-    plan: Plan,
-    shared: Arc<Shared>,
-    states: Vec<StepState>,
-    waiting_on: Vec<usize>,
-    downstream: Vec<Vec<usize>>,
-    /// Ready steps by lane, in plan order within a lane: starting steps stops scanning a lane
-    /// once it is full, so a wide fan-out costs no scan per start.
-    ready: BTreeSet<(Lane, usize)>,
-    /// Unfinished (pending, running or backing off) steps per plan level: the level gate.
-    unfinished: std::collections::BTreeMap<u32, usize>,
-    running: HashMap<Lane, usize>,
-    failed: Vec<(String, String)>,
-    /// Events of the run could not be written: the run stops and ends `Failure`.
-    storage_error: Option<rivers_storage::Error>,
-    /// The attempt number a step resumes at after a backoff.
-    attempts: HashMap<usize, u32>,
-    /// Steps that succeeded in an earlier attempt of this run (resume). Growth is not stored:
-    /// a resumed run does not re-add the steps its producers grew before.
-    already_done: std::collections::HashSet<String>,
-    last_remote_cancel_check: Instant,
-    fan_outs: FanOuts,
-    /// Graph steps failing because an internal step failed, with that step's key: the run loop
-    /// records their failure.
-    member_failures: Vec<(usize, StepKey)>,
-}
-
-impl Scheduler {
-    fn new(plan: Plan, shared: &Arc<Shared>, already_done: std::collections::HashSet<String>) -> Self {
-        let steps = plan.len();
-        let mut scheduler = Scheduler {
-            plan,
-            shared: Arc::clone(shared),
-            states: Vec::new(),
-            waiting_on: Vec::new(),
-            downstream: Vec::new(),
-            ready: BTreeSet::new(),
-            unfinished: std::collections::BTreeMap::new(),
-            running: HashMap::new(),
-            failed: Vec::new(),
-            storage_error: None,
-            attempts: HashMap::new(),
-            already_done,
-            last_remote_cancel_check: Instant::now(),
-            fan_outs: FanOuts::default(),
-            member_failures: Vec::new(),
-        };
-        scheduler.track(0..steps);
-        scheduler
-    }
-
-    /// Starts tracking the plan steps at `positions` (new ones, each after its upstreams).
-    fn track(&mut self, positions: impl IntoIterator<Item = usize>) {
-        for position in positions {
-            debug_assert_eq!(position, self.states.len());
-            self.states.push(StepState::Pending);
-            *self.unfinished.entry(self.plan.steps()[position].level).or_default() += 1;
-            self.downstream.push(Vec::new());
-            let mut waiting = 0;
-            let mut blocked = false;
-            for up in &self.plan.steps()[position].upstream_steps {
-                let up = self.plan.position(up).expect("plan upstreams are in the plan");
-                self.downstream[up].push(position);
-                match self.states[up] {
-                    StepState::Succeeded => {}
-                    StepState::Failed | StepState::Skipped => blocked = true,
-                    _ => waiting += 1,
-                }
-            }
-            self.waiting_on.push(waiting);
-            let step = &self.plan.steps()[position];
-            // A fan-out template runs again on resume: it re-reads its producer and re-adds
-            // the instances, of which those that succeeded before are satisfied.
-            if !step.is_fan_out_template() && self.already_done.contains(step.key.as_str()) {
-                self.finish(position, StepState::Succeeded);
-            } else if blocked {
-                self.finish(position, StepState::Skipped);
-                self.skipped_event(position);
-            } else if waiting == 0 {
-                self.make_ready(position);
-            }
-        }
-    }
-
-    fn ready_key(&self, index: usize) -> (Lane, usize) {
-        (lane(&self.plan.steps()[index]), index)
-    }
-
-    fn make_ready(&mut self, index: usize) {
-        self.ready.insert(self.ready_key(index));
-    }
-
-    fn unready(&mut self, index: usize) {
-        self.ready.remove(&self.ready_key(index));
-    }
-
-    /// Step `index` reached a final state (from an unfinished one).
-    fn settled(&mut self, index: usize) {
-        let level = self.plan.steps()[index].level;
-        if let Some(count) = self.unfinished.get_mut(&level) {
-            *count -= 1;
-            if *count == 0 {
-                self.unfinished.remove(&level);
-            }
-        }
-    }
-
-    /// Growth can deepen existing steps: count the unfinished steps per level again.
-    fn recount_levels(&mut self) {
-        self.unfinished.clear();
-        for (step, state) in self.plan.steps().iter().zip(&self.states) {
-            if matches!(state, StepState::Pending | StepState::Running | StepState::BackingOff) {
-                *self.unfinished.entry(step.level).or_default() += 1;
-            }
-        }
-    }
-
-    /// Adds what step `producer` grew to the plan. Fan-in targets must not have started.
-    fn grow(&mut self, producer: usize, growth: PlanGrowth) -> std::result::Result<(), String> {
-        let mut new_edges = Vec::new();
-        for (target, ups) in &growth.fan_in {
-            let position = self.plan.position(target).ok_or_else(|| format!("fan-in names unknown step '{target}'"))?;
-            if self.states[position] != StepState::Pending || self.attempts.contains_key(&position) {
-                return Err(format!("step '{target}' cannot wait for new steps: it has started already"));
-            }
-            let existing = &self.plan.steps()[position].upstream_steps;
-            new_edges.extend(ups.iter().filter(|up| !existing.contains(up)).map(|up| (position, up.clone())));
-        }
-        let added = self.plan.grow(growth).map_err(|err| err.to_string())?;
-        tracing::debug!(
-            step = %self.plan.steps()[producer].key,
-            added = added.len(),
-            "the plan grew"
-        );
-        self.fan_outs.placed(&self.plan, &added);
-        self.track(added);
-        self.recount_levels();
-        for (target, up) in new_edges {
-            let up = self.plan.position(&up).expect("grown plans hold their fan-in upstreams");
-            self.downstream[up].push(target);
-            match self.states[up] {
-                StepState::Succeeded => {}
-                StepState::Failed | StepState::Skipped => {
-                    if self.states[target] == StepState::Pending {
-                        self.finish(target, StepState::Skipped);
-                        self.skipped_event(target);
-                    }
-                }
-                _ => {
-                    self.waiting_on[target] += 1;
-                    self.unready(target);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn capacity(&self, lane: Lane) -> usize {
-        let options = &self.shared.options;
-        match lane {
-            Lane::InProcess => 1,
-            Lane::Workers => options.max_workers.max(1),
-            Lane::Async => options.max_async_concurrent.unwrap_or(usize::MAX),
-            Lane::Pods => usize::MAX,
-        }
-    }
-
-    fn skipped_event(&self, index: usize) {
-        self.shared.event(EventType::StepSkipped, Some(self.plan.steps()[index].key.to_string()), Vec::new());
-    }
-
-    fn finish(&mut self, index: usize, state: StepState) {
-        let was_unfinished =
-            matches!(self.states[index], StepState::Pending | StepState::Running | StepState::BackingOff);
-        self.states[index] = state;
-        self.unready(index);
-        if was_unfinished && matches!(state, StepState::Succeeded | StepState::Failed | StepState::Skipped) {
-            self.settled(index);
-        }
-        match state {
-            StepState::Succeeded => {
-                self.fan_outs.instance_succeeded(&self.plan.steps()[index]);
-                for position in 0..self.downstream[index].len() {
-                    let down = self.downstream[index][position];
-                    self.waiting_on[down] -= 1;
-                    if self.waiting_on[down] == 0 && self.states[down] == StepState::Pending {
-                        self.make_ready(down);
-                    }
-                }
-            }
-            StepState::Failed | StepState::Skipped => {
-                let cause = self.plan.steps()[index].key.clone();
-                let mut stack = self.downstream[index].clone();
-                while let Some(down) = stack.pop() {
-                    if self.states[down] != StepState::Pending {
-                        continue;
-                    }
-                    self.unready(down);
-                    if self.plan.steps()[down].fails_with_members {
-                        // A graph asset fails with its internal steps; its own failure (hooks,
-                        // event) is recorded by the run loop, and cascades from there.
-                        self.states[down] = StepState::Running;
-                        self.member_failures.push((down, cause.clone()));
-                        continue;
-                    }
-                    self.states[down] = StepState::Skipped;
-                    self.settled(down);
-                    self.skipped_event(down);
-                    stack.extend(self.downstream[down].iter().copied());
-                }
-            }
-            StepState::Pending | StepState::Running | StepState::BackingOff => {}
-        }
-    }
-
-    /// With level grouping, the only level that may start steps.
-    fn level_gate(&self) -> Option<u32> {
-        if !self.plan.level_grouping {
-            return None;
-        }
-        self.unfinished.keys().next().copied()
-    }
-
-    /// The lane with steps running, if any (with level grouping, the active batch).
-    fn active_lane(&self) -> Option<Lane> {
-        self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane)
-    }
-
-    async fn check_cancellation(&mut self) {
-        // After a lost write the run is ending anyway, and polling a store that is gone would
-        // only hold the loop up.
-        if self.shared.cancelled.load(Ordering::SeqCst) || self.storage_error.is_some() {
-            return;
-        }
-        let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
-        let requested = self.shared.cancel_requested()
-            || (remote_due
-                && {
-                    self.last_remote_cancel_check = Instant::now();
-                    // A store that cannot be read cannot say the run was cancelled; whatever made
-                    // it unreachable surfaces through the run's writes, which name what was lost.
-                    self.shared.storage.is_cancelled(&self.shared.options.run_id).await.unwrap_or_else(|err| {
-                    tracing::warn!(run_id = %self.shared.options.run_id, error = %err, "could not check for cancellation");
-                    false
-                })
-                });
-        if requested {
-            self.shared.cancelled.store(true, Ordering::SeqCst);
-            self.stop();
-            self.shared.runner.cancel_running(&self.shared.options.run_id);
-        }
-    }
-
-    async fn drive(&mut self) {
-        let mut in_flight: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
-        // Cancellation is also looked for while steps run, not only when one finishes, so
-        // that long-running steps can be interrupted.
-        let mut cancel_check = tokio::time::interval(CANCEL_CHECK);
-        cancel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            self.check_cancellation().await;
-            if !self.shared.stopping.load(Ordering::SeqCst) {
-                self.start_ready(&mut in_flight);
-            }
-            self.fail_graphs_of_failed_members(&mut in_flight);
-            if in_flight.is_empty() {
-                break;
-            }
-            let completion = tokio::select! {
-                completion = in_flight.next() => completion,
-                _ = cancel_check.tick(), if !self.shared.cancelled.load(Ordering::SeqCst) => continue,
-            };
-            let Some(completion) = completion else { break };
-            match completion {
-                Completion::Durable(index, Ok(())) => self.finish(index, StepState::Succeeded),
-                Completion::Durable(index, Err(err)) => self.lost_success(index, err),
-                Completion::BackoffOver { index, attempt, outcome: Ok(()) } => {
-                    self.states[index] = StepState::Pending;
-                    self.attempts.insert(index, attempt);
-                    self.make_ready(index);
-                }
-                Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
-                Completion::Body(index, outcome) => {
-                    let step = Arc::clone(&self.plan.steps()[index]);
-                    if let Some(n) = self.running.get_mut(&lane(&step)) {
-                        *n -= 1;
-                    }
-                    self.fan_outs.track_running(&step, false);
-                    self.attempt_over(index, outcome, &mut in_flight);
-                }
-            }
-        }
-    }
-
-    /// Records the failure of graph steps whose internal steps failed (failure hooks, then the
-    /// `StepFailure`), as if their own attempt had failed.
-    fn fail_graphs_of_failed_members(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
-        for (index, cause) in std::mem::take(&mut self.member_failures) {
-            let shared = Arc::clone(&self.shared);
-            let step = Arc::clone(&self.plan.steps()[index]);
-            in_flight.push(Box::pin(async move {
-                let message = format!("internal step '{cause}' of graph asset '{}' failed", step.node_name);
-                let request = shared.request(&step, 1, Vec::new());
-                let message = shared.fail_step(&step, request, StepFailure::new(message, FailureReason::Error)).await;
-                Completion::BackoffOver { index, attempt: 1, outcome: Err(message) }
-            }));
-        }
-    }
-
-    /// Starts every ready step the lanes (and, with level grouping, the active level) allow.
-    fn start_ready(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
-        let gate = self.level_gate();
-        for lane in [Lane::InProcess, Lane::Workers, Lane::Async, Lane::Pods] {
-            if gate.is_some() && self.active_lane().is_some_and(|active| active != lane) {
-                continue;
-            }
-            let mut from = 0;
-            while self.running.get(&lane).copied().unwrap_or(0) < self.capacity(lane) {
-                let Some(&(_, index)) = self.ready.range((lane, from)..=(lane, usize::MAX)).next() else { break };
-                from = index + 1;
-                let step = &self.plan.steps()[index];
-                // Grown steps follow the initial ones whatever their level: skip, not stop.
-                if gate.is_some_and(|level| step.level != level) {
-                    continue;
-                }
-                if let Some(last) = self.fan_outs.blocked_until(step) {
-                    from = last + 1; // the other instances of a capped map wait as well
-                    continue;
-                }
-                self.start(index, lane, in_flight);
-            }
-        }
-    }
-
-    fn start(&mut self, index: usize, lane: Lane, in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>) {
-        *self.running.entry(lane).or_default() += 1;
-        let step = Arc::clone(&self.plan.steps()[index]);
-        self.fan_outs.track_running(&step, true);
-        let fan_in = self.fan_outs.fan_in_for(&self.plan, &step);
-        self.ready.remove(&(lane, index));
-        self.states[index] = StepState::Running;
-        let attempt = self.attempts.remove(&index).unwrap_or(1);
-        let shared = Arc::clone(&self.shared);
-        let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in));
-        in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
-    }
-
-    fn attempt_over(
-        &mut self,
-        index: usize,
-        outcome: Result<Attempt, tokio::task::JoinError>,
-        in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
-    ) {
-        match outcome {
-            Ok(Attempt::Succeeded(mut output, scope)) => {
-                let mut growth = std::mem::take(&mut output.growth);
-                if let Some(keys) = output.fan_out.take() {
-                    let template = Arc::clone(&self.plan.steps()[index]);
-                    match self.fan_outs.growth(&self.plan, &template, keys) {
-                        Ok(expansion) => {
-                            growth.steps.extend(expansion.steps);
-                            growth.fan_in.extend(expansion.fan_in);
-                        }
-                        Err(problem) => {
-                            self.shared.step_failure_event(&template.key, FailureReason::Error, &problem);
-                            self.step_failed(index, problem);
-                            return;
-                        }
-                    }
-                }
-                if !growth.is_empty()
-                    && let Err(problem) = self.grow(index, growth)
-                {
-                    // Nothing of the step is recorded as succeeded: its values are not
-                    // materializations of this run.
-                    let message = format!("the step added steps the plan cannot take: {problem}");
-                    self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Error, &message);
-                    self.step_failed(index, message);
-                    return;
-                }
-                self.shared.record_success(&self.plan.steps()[index], scope.as_deref(), *output);
-                if self.shared.durable {
-                    // A step counts as done (for dependents, and for `resume` after a crash)
-                    // only once its StepSuccess is stored. The executor slot is free already,
-                    // so independent steps run while the commit happens; in-memory stores die
-                    // with the process and skip the wait.
-                    let storage = self.shared.storage.clone();
-                    let run_id = self.shared.options.run_id.clone();
-                    in_flight
-                        .push(Box::pin(async move { Completion::Durable(index, storage.flush_run(&run_id).await) }));
-                } else {
-                    self.finish(index, StepState::Succeeded);
-                }
-            }
-            Ok(Attempt::Retry { delay, request, failure }) => {
-                // The slot is released for the wait (R39) and claimed again by the retry.
-                self.states[index] = StepState::BackingOff;
-                let shared = Arc::clone(&self.shared);
-                let step = Arc::clone(&self.plan.steps()[index]);
-                let attempt = request.attempt + 1;
-                in_flight.push(Box::pin(async move {
-                    let waited = shared.wait_backoff(delay).await;
-                    let outcome = if !waited || shared.cancel_requested() {
-                        // Cancelled during the backoff: the step ends here, classified canceled.
-                        Err(shared
-                            .fail_step(&step, *request, StepFailure { reason: FailureReason::Canceled, ..failure })
-                            .await)
-                    } else if shared.stopping.load(Ordering::SeqCst) {
-                        // The run starts no further attempt: the last failure is the step's.
-                        Err(shared.fail_step(&step, *request, failure).await)
-                    } else {
-                        Ok(())
-                    };
-                    Completion::BackoffOver { index, attempt, outcome }
-                }));
-            }
-            Ok(Attempt::Failed(message)) => self.step_failed(index, message),
-            Err(join_error) => {
-                // A panicking runner is a bug; the step fails (and the run with it) instead of
-                // hanging or being guessed successful.
-                let message = format!("the step runner panicked: {join_error}");
-                let key = &self.plan.steps()[index].key;
-                tracing::error!(step = %key, "{message}");
-                self.shared.step_failure_event(key, FailureReason::Infrastructure, &message);
-                self.step_failed(index, message);
-            }
-        }
-    }
-
-    /// Starts no further step or attempt; steps waiting out a backoff end when it is over.
-    fn stop(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-    }
-
-    fn step_failed(&mut self, index: usize, message: String) {
-        self.failed.push((self.plan.steps()[index].key.to_string(), message));
-        self.finish(index, StepState::Failed);
-        if self.shared.options.stop_on_failure {
-            self.stop();
-        }
-    }
-
-    /// The step ran, but its success is not on record: it has not succeeded (resume will run
-    /// it again), and nothing more of this run can be trusted to the store.
-    fn lost_success(&mut self, index: usize, err: rivers_storage::Error) {
-        let message = format!("the step's events were not stored: {err}");
-        self.shared.step_failure_event(&self.plan.steps()[index].key, FailureReason::Infrastructure, &message);
-        self.step_failed(index, message);
-        self.stop();
-        self.storage_error.get_or_insert(err);
-    }
 }

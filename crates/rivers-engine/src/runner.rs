@@ -22,7 +22,8 @@ pub struct StepRequest {
     pub partition: Option<std::sync::Arc<StepScope>>,
     /// A multi-asset step: the outputs to persist (the selected ones); empty otherwise.
     pub output_selection: Vec<String>,
-    /// The fan-outs this step gathers (`collect()` consumers), with their instance keys.
+    /// The fan-outs this step gathers (`collect()` / `collect_stream()` consumers), with their
+    /// instance keys.
     pub fan_in: Vec<FanIn>,
     /// 1-based attempt number.
     pub attempt: u32,
@@ -33,6 +34,15 @@ pub struct StepRequest {
     /// Opaque id of the exception-class allow-list of the step's retry policy, for the
     /// runner to match failures against (it owns the exception objects).
     pub retry_class_filter: Option<usize>,
+}
+
+impl StepRequest {
+    /// The step reads a fan-out's outcomes while its instances run ([`FanIn::live`]): it must
+    /// run in the process driving the run, on a thread it may block (whatever its executor),
+    /// since the outcomes reach it through memory.
+    pub fn reads_live(&self) -> bool {
+        self.fan_in.iter().any(|fan_in| fan_in.live)
+    }
 }
 
 /// One persisted asset value (or a returned `Materialization`).

@@ -33,6 +33,8 @@ struct ParamFields {
     has_default: bool,
     #[pyo3(attribute("source"))]
     source: Option<String>,
+    #[pyo3(attribute("gather"))]
+    gather: Option<String>,
 }
 
 /// A multi-asset output with the multi-asset's defaults applied
@@ -212,6 +214,7 @@ impl PyNodeSpec {
                         name: p.name,
                         has_default: p.has_default,
                         source: p.source,
+                        gather: p.gather.map(|g| g.parse()).transpose().map_err(invalid)?,
                     })
                 })
                 .collect::<PyResult<_>>()?,
@@ -373,6 +376,21 @@ impl PyGraph {
         Ok(PyGraph { graph })
     }
 
+    /// Which `tasks=` entries among `candidates` (positions in `nodes`, entries that a graph
+    /// asset also calls) exist only inside graph assets ([`AssetGraph::graph_only_tasks`]).
+    #[staticmethod]
+    fn graph_only_tasks(
+        nodes: Vec<PyRef<'_, PyNodeSpec>>,
+        candidates: Vec<usize>,
+        resource_keys: Vec<String>,
+    ) -> PyResult<Vec<usize>> {
+        if let Some(&bad) = candidates.iter().find(|&&id| id >= nodes.len()) {
+            return Err(PyValueError::new_err(format!("candidate {bad} is not a position in nodes")));
+        }
+        let nodes: Vec<NodeDef> = nodes.iter().map(|spec| spec.def.clone()).collect();
+        Ok(AssetGraph::graph_only_tasks(&nodes, &candidates, &resource_keys))
+    }
+
     /// The repository's definitions as JSON (`rivers_core::DefinitionsSnapshot`): the nodes of
     /// this graph, `jobs` and the repository-wide defaults.
     #[pyo3(signature = (jobs, default_executor, default_retry = None))]
@@ -471,10 +489,10 @@ impl PyPlan {
             return Err(PartitionValidationError::new_err(why));
         }
         let env = storage.sync(py, rivers_engine::partition_env(storage.inner(), &self.0))?;
-        for (node, definition) in self.partitioned_steps() {
+        for (name, definition) in self.partitioned_names() {
             if let Err(why) = definition.individuals(&key, &env) {
                 return Err(PartitionValidationError::new_err(format!(
-                    "Invalid partition_key '{key}' for '{node}': {why}"
+                    "Invalid partition_key '{key}' for '{name}': {why}"
                 )));
             }
         }
@@ -483,11 +501,21 @@ impl PyPlan {
 }
 
 impl PyPlan {
-    /// `(node name, definition)` of the plan's partitioned steps.
+    /// `(name, definition)` of the plan's partitioned steps: the node's name, or for a
+    /// multi-asset step the selected output whose definition it runs under.
     fn partitioned_steps(&self) -> impl Iterator<Item = (&str, &Arc<Partitions>)> {
         self.0.steps().iter().filter_map(|step| {
             let definition = step.partitions.as_ref()?.definition.as_ref()?;
-            Some((step.node_name.as_str(), definition))
+            Some((step.outputs.first().unwrap_or(&step.node_name).as_str(), definition))
         })
+    }
+
+    /// [`PyPlan::partitioned_steps`], and the selected outputs of multi-asset steps that
+    /// declare definitions of their own.
+    fn partitioned_names(&self) -> impl Iterator<Item = (&str, &Arc<Partitions>)> {
+        let outputs = self.0.steps().iter().filter_map(|step| step.partitions.as_ref()).flat_map(|partitions| {
+            partitions.other_outputs.iter().map(|(name, definition)| (name.as_str(), definition))
+        });
+        self.partitioned_steps().chain(outputs)
     }
 }

@@ -40,7 +40,9 @@ type AttemptResult = PyResult<Result<StepOutput, StepFailure>>;
 
 impl PyStepRunner {
     async fn run_sync(session: Arc<Py<PyAny>>, request: StepRequest) -> Result<StepOutput, StepFailure> {
-        let in_process = request.executor == ExecutorKind::InProcess;
+        // A live stream consumer runs in this process whatever its executor, and waits for
+        // its instances: on the blocking pool, never on a runtime worker.
+        let in_process = request.executor == ExecutorKind::InProcess && !request.reads_live();
         let call = move || -> AttemptResult {
             Python::attach(|py| {
                 let outcome = session.call_method1(py, "run_step", (PyStepRequest::from(&request),))?;
@@ -49,7 +51,8 @@ impl PyStepRunner {
         };
         // In-process steps run one at a time: `block_in_place` runs the call on this worker
         // (tokio moves its other tasks elsewhere) and saves two thread hand-offs per step.
-        // Steps that wait on the subprocess pool use the blocking pool, so many can wait.
+        // Steps that wait on the subprocess pool or on their instances use the blocking pool,
+        // so many can wait.
         let joined =
             if in_process { Ok(tokio::task::block_in_place(call)) } else { tokio::task::spawn_blocking(call).await };
         match joined {

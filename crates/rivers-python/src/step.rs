@@ -8,17 +8,71 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rivers_core::FailureReason;
 use rivers_core::partitions::PartitionKey;
-use rivers_engine::{CapturedOutput, InputScope, Materialized, StepFailure, StepOutput, StepRequest, StepScope};
+use rivers_engine::{
+    CapturedOutput, FanIn, InputScope, InstanceFeed, InstanceOutcome, Materialized, StepFailure, StepOutput,
+    StepRequest, StepScope,
+};
 
+use crate::error::BindingError;
 use crate::partitions::key_to_py;
+use crate::runtime::{block_on, runtime};
 
-/// The instance keys of a fan-out a step gathers, in element and in completion order.
+/// The instance keys of a fan-out a step gathers, in element and in completion order, and for
+/// a `collect_stream()` consumer the instances' outcomes.
 #[pyclass(name = "FanIn", module = "rivers._core", frozen, get_all)]
 #[derive(Clone)]
 pub(crate) struct PyFanIn {
     template: String,
     keys: Vec<String>,
     completed: Vec<String>,
+    outcomes: Option<PyInstanceFeed>,
+    live: bool,
+}
+
+impl From<&FanIn> for PyFanIn {
+    fn from(fan_in: &FanIn) -> Self {
+        PyFanIn {
+            template: fan_in.template.clone(),
+            keys: fan_in.keys.clone(),
+            completed: fan_in.completed.clone(),
+            outcomes: fan_in.outcomes.clone().map(PyInstanceFeed),
+            live: fan_in.live,
+        }
+    }
+}
+
+/// An instance's outcome as Python reads it: `(key, None)` when it succeeded, `(key, message)`
+/// when it failed.
+type PyOutcome = (String, Option<String>);
+
+fn py_outcome(outcome: InstanceOutcome) -> PyOutcome {
+    let failure = outcome.failure().map(str::to_string);
+    match outcome {
+        InstanceOutcome::Succeeded { key } | InstanceOutcome::Failed { key, .. } => (key, failure),
+    }
+}
+
+/// The outcomes of a fan-out's instances in the order they ended, read by a `collect_stream()`
+/// consumer while they run.
+#[pyclass(name = "InstanceFeed", module = "rivers._core", frozen)]
+#[derive(Clone)]
+pub(crate) struct PyInstanceFeed(InstanceFeed);
+
+#[pymethods]
+impl PyInstanceFeed {
+    /// The `index`-th outcome to be delivered, waiting for it with the GIL released; `None`
+    /// when the run ended first.
+    fn outcome(&self, py: Python<'_>, index: usize) -> PyResult<Option<PyOutcome>> {
+        let feed = self.0.clone();
+        let outcome =
+            block_on(py, runtime().handle(), async move { Ok::<_, BindingError>(feed.outcome(index).await) })?;
+        Ok(outcome.map(py_outcome))
+    }
+
+    /// The outcomes delivered so far, without waiting.
+    fn delivered(&self) -> Vec<PyOutcome> {
+        self.0.delivered().into_iter().map(py_outcome).collect()
+    }
 }
 
 /// One step attempt the engine asks Python to run.
@@ -46,11 +100,7 @@ impl From<&StepRequest> for PyStepRequest {
             mapping_key: request.mapping_key.clone(),
             partition: request.partition.clone().map(PyStepPartition),
             output_selection: request.output_selection.clone(),
-            fan_in: request
-                .fan_in
-                .iter()
-                .map(|f| PyFanIn { template: f.template.clone(), keys: f.keys.clone(), completed: f.completed.clone() })
-                .collect(),
+            fan_in: request.fan_in.iter().map(PyFanIn::from).collect(),
             attempt: request.attempt,
             executor: request.executor.as_str(),
             is_async: request.is_async,
@@ -262,6 +312,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStepRequest>()?;
     m.add_class::<PyStepPartition>()?;
     m.add_class::<PyFanIn>()?;
+    m.add_class::<PyInstanceFeed>()?;
     m.add_class::<PyCapturedOutput>()?;
     m.add_class::<PyStepMaterialization>()?;
     m.add_class::<PyStepSucceeded>()?;

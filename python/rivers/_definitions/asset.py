@@ -515,12 +515,13 @@ class SingleAsset(Asset):
     def __reduce__(self) -> Any:
         # Module-level assets travel to worker processes by reference and are re-imported there;
         # closures and objects of `__main__` cannot be re-imported and travel by value.
-        module, qualname = self.fn.__module__, self.fn.__qualname__
-        if "<locals>" in qualname or module == "__main__":
+        if not travels_by_reference(self.fn):
             # The cached core form of the definition is process-local; workers do not need it.
+            # The state is the third item, set after the object exists, so objects that point
+            # back at it (a graph's internal nodes) unpickle to this same object.
             state = {key: value for key, value in self.__dict__.items() if key != "_node_spec"}
-            return (_rebuild_asset, (type(self), state))
-        return (_import_asset, (module, qualname, self.name))
+            return (_new_asset, (type(self),), state)
+        return (_import_asset, (self.fn.__module__, self.fn.__qualname__, self.name))
 
 
 def _same_policy(a: Any, b: Any) -> bool:
@@ -530,10 +531,15 @@ def _same_policy(a: Any, b: Any) -> bool:
     return not isinstance(a, str) and not isinstance(b, str) and repr(a) == repr(b)
 
 
-def _rebuild_asset(cls: type, state: dict[str, Any]) -> Any:
-    asset: Any = object.__new__(cls)
-    asset.__dict__.update(state)
-    return asset
+def travels_by_reference(fn: Callable[..., Any]) -> bool:
+    """Whether workers re-import the asset of ``fn`` rather than receive it by value:
+    module-level functions of importable modules do; closures and ``__main__`` objects do not."""
+    return "<locals>" not in fn.__qualname__ and fn.__module__ != "__main__"
+
+
+def _new_asset(cls: type) -> Any:
+    """An empty asset of ``cls`` for pickle to fill with its state (``__new__`` refuses)."""
+    return object.__new__(cls)
 
 
 def _import_asset(module: str, qualname: str, name: str) -> Any:

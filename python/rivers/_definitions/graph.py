@@ -17,6 +17,7 @@ from rivers._definitions.asset import (
     SingleAsset,
     _check_io_handler,
     _check_retry,
+    travels_by_reference,
 )
 from rivers._definitions.composition import RecordedNode, record_graph
 from rivers.exceptions import AssetDefinitionError
@@ -145,7 +146,12 @@ class GraphTaskNode:
         return self.task.run_in_step()  # type: ignore[no-any-return]
 
     def __reduce__(self) -> Any:
-        return (_graph_node, (self.graph, self.name))
+        if travels_by_reference(self.graph.fn):
+            return (_graph_node, (self.graph, self.name))
+        # A graph that travels by value is rebuilt from its state, which holds this node: the
+        # node travels by value too (a lookup by name would run before the graph has its nodes).
+        # The cached core form of the definition is process-local; workers do not need it.
+        return (_new_graph_node, (), {key: value for key, value in self.__dict__.items() if key != "_node_spec"})
 
     def __repr__(self) -> str:
         return f"GraphTaskNode({self.name!r})"
@@ -153,3 +159,8 @@ class GraphTaskNode:
 
 def _graph_node(graph: GraphAsset, name: str) -> GraphTaskNode:
     return graph.node(name)
+
+
+def _new_graph_node() -> GraphTaskNode:
+    """An empty internal node for pickle to fill with its state."""
+    return object.__new__(GraphTaskNode)

@@ -1,10 +1,12 @@
 """The Python half of dynamic fan-out: turning a producer's value into keyed elements, and
 gathering instance outputs for ``collect()`` / ``collect_stream()`` consumers. The engine owns
-the expansion itself (instance steps, barriers, concurrency caps)."""
+the expansion itself (instance steps, barriers, concurrency caps) and hands a live
+``collect_stream()`` consumer the instances' outcomes as they end (``_core.InstanceFeed``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rivers._definitions.composition import DynamicOutput
@@ -45,28 +47,100 @@ def keyed_elements(template: str, producer: str, value: Any) -> dict[str, Any]:
     return elements
 
 
-def gathered(gather: str, template: str, keys: list[str], completed: list[str], consumer: str, handler: Any) -> Any:
-    """A ``collect()`` list (element order) or a ``collect_stream()`` iterator (completion
-    order, or element order when ordered) over the instances' stored outputs."""
-    order = completed if gather == "stream" else keys
-    values = [
-        handler.load_input(InputContext(instance_name(template, key), consumer, None, None, None)) for key in order
-    ]
+def gathered(gather: str, fan_in: Any, consumer: str, handler: Any) -> Any:
+    """The value of a parameter wired to a fan-out: a ``collect()`` list (element order), or
+    what a ``collect_stream()`` consumer iterates (completion order, element order when
+    ordered), opened afresh by each attempt of the step (``StreamSource.open``)."""
+
+    def load(key: str) -> Any:
+        return handler.load_input(InputContext(instance_name(fan_in.template, key), consumer, None, None, None))
+
     if gather == "collect":
-        return values
-    return _Stream(values)
+        return [load(key) for key in fan_in.keys]
+    ordered = gather == "stream_ordered"
+    feed = fan_in.outcomes
+    if feed is None:  # the step also collect()s this fan-out: every instance succeeded
+        order = fan_in.keys if ordered else fan_in.completed
+        return _Preloaded(fan_in.template, [(key, load(key), None) for key in order])
+    if fan_in.live:
+        return _LiveStream(feed, fan_in.template, list(fan_in.keys), ordered, load)
+    # Every instance has ended: read the values now, so that the stream can travel to a worker.
+    delivered = feed.delivered()
+    if ordered:
+        failures = dict(delivered)
+        delivered = [(key, failures.get(key, "it had not ended when the step started")) for key in fan_in.keys]
+    items = [(key, None if failure is not None else load(key), failure) for key, failure in delivered]
+    return _Preloaded(fan_in.template, items)
 
 
-class _Stream(Iterator[Any]):
-    """The iterator a ``collect_stream()`` consumer receives (picklable, for workers)."""
+def _failed(template: str, key: str, message: str) -> ExecutionError:
+    return ExecutionError(f"fan-out instance '{instance_name(template, key)}' failed: {message}")
 
-    def __init__(self, values: list[Any]) -> None:
-        self._values = values
-        self._next = 0
 
-    def __next__(self) -> Any:
-        if self._next >= len(self._values):
-            raise StopIteration
-        value = self._values[self._next]
-        self._next += 1
-        return value
+class StreamSource(ABC):
+    """What a ``collect_stream()`` parameter is bound to on a step spec: each attempt of the
+    step opens a fresh iterator (a generator) over the instances' outputs."""
+
+    @abstractmethod
+    def open(self) -> Iterator[Any]: ...
+
+
+class _Preloaded(StreamSource):
+    """The outputs of instances that have all ended, read before the step started
+    (picklable, for workers): ``(key, value, failure message or None)`` in stream order."""
+
+    def __init__(self, template: str, items: list[tuple[str, Any, str | None]]) -> None:
+        self._template = template
+        self._items = items
+
+    def open(self) -> Iterator[Any]:
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        for key, value, failure in self._items:
+            if failure is not None:
+                raise _failed(self._template, key, failure)
+            yield value
+
+
+class _LiveStream(StreamSource):
+    """The outcomes of instances still running, read from the engine's feed as they end. Only
+    in the process that drives the run, where the feed is."""
+
+    def __init__(self, feed: Any, template: str, keys: list[str], ordered: bool, load: Callable[[str], Any]) -> None:
+        self._feed = feed
+        self._template = template
+        self._keys = keys
+        self._ordered = ordered
+        self._load = load
+
+    def open(self) -> Iterator[Any]:
+        return self._in_element_order() if self._ordered else self._in_completion_order()
+
+    def _outcome(self, index: int) -> tuple[str, str | None]:
+        """The ``index``-th outcome to be delivered; blocks (without the GIL) until it is."""
+        outcome = self._feed.outcome(index)
+        if outcome is None:
+            raise ExecutionError(
+                f"the run ended before every instance of '{self._template}' did ({index} of {len(self._keys)} ended)"
+            )
+        return outcome
+
+    def _value(self, key: str, failure: str | None) -> Any:
+        if failure is not None:
+            raise _failed(self._template, key, failure)
+        return self._load(key)
+
+    def _in_completion_order(self) -> Iterator[Any]:
+        for index in range(len(self._keys)):
+            yield self._value(*self._outcome(index))
+
+    def _in_element_order(self) -> Iterator[Any]:
+        ended: dict[str, str | None] = {}
+        read = 0
+        for key in self._keys:
+            while key not in ended:
+                ended_key, failure = self._outcome(read)
+                ended[ended_key] = failure
+                read += 1
+            yield self._value(key, ended.pop(key))

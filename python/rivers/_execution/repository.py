@@ -44,6 +44,7 @@ from rivers._execution.io_context import InputContext
 from rivers._execution.partitions import step_partitions
 from rivers._execution.run import RunSession
 from rivers._execution.step import InputSpec, OutputTarget, StepSpec
+from rivers._execution.worker import detach_enclosing_namespaces
 from rivers.exceptions import (
     AssetDefinitionError,
     AssetNotFoundError,
@@ -140,7 +141,7 @@ class CodeRepository:
             if isinstance(task, Task) and task.fn is None:
                 raise TaskDefinitionError(f"task '{task.name}' wraps no function; apply @rs.Task(...) to a function")
         self._assets = list(assets)
-        self._tasks = list(tasks or [])
+        self._tasks = self._standalone_tasks(list(tasks or []), resources or {})
         self._schedules = list(schedules or [])
         self._sensors = list(sensors or [])
         self._default_executor = default_executor
@@ -189,6 +190,24 @@ class CodeRepository:
         self._validate_jobs(self._graph)
         for job in self._jobs.values():
             job._repository = self
+
+    def _standalone_tasks(self, tasks: list[Any], resources: dict[str, Any]) -> list[Any]:
+        """The ``tasks=`` entries that become standalone nodes. An entry that a registered graph
+        asset also calls, and whose parameters do not all resolve by the standalone rules, is
+        the graph's internal node only (its graph body wires those parameters): it gets no
+        standalone node, and no error (graph-and-tasks.md R7, R60; docs/decisions.md)."""
+        in_graphs = {
+            id(node.task) for asset in self._assets if isinstance(asset, GraphAsset) for node in asset.internal_nodes
+        }
+        candidates = [position for position, task in enumerate(tasks) if id(task) in in_graphs]
+        if not candidates:
+            return tasks
+        assets = self._asset_nodes()
+        specs = [self._node_spec(node) for node in [*assets, *tasks]]
+        offset = len(assets)
+        dropped = _core.Graph.graph_only_tasks(specs, [offset + c for c in candidates], list(resources))
+        omitted = {position - offset for position in dropped}
+        return [task for position, task in enumerate(tasks) if position not in omitted]
 
     # -- validation ------------------------------------------------------------------------
 
@@ -320,15 +339,20 @@ class CodeRepository:
             if collecting:
                 gc.enable()
 
-    def _all_nodes(self) -> list[Any]:
-        """Registered nodes in registration order: assets (a graph asset followed by its
-        internal nodes), then standalone tasks."""
+    def _asset_nodes(self) -> list[Any]:
+        """Registered assets in registration order, a graph asset followed by its internal
+        nodes."""
         nodes: list[Any] = []
         for asset in self._assets:
             nodes.append(asset)
             if isinstance(asset, GraphAsset):
                 nodes.extend(asset.internal_nodes)
-        return [*nodes, *self._tasks]
+        return nodes
+
+    def _all_nodes(self) -> list[Any]:
+        """Registered nodes in registration order: assets (a graph asset followed by its
+        internal nodes), then standalone tasks."""
+        return [*self._asset_nodes(), *self._tasks]
 
     def _validate_jobs(self, graph: Any) -> None:
         executor = self._executor_for(None)
@@ -420,10 +444,21 @@ class CodeRepository:
                     raise ConfigurationError(f"setup() of resource '{key}' failed: {err}") from err
                 self._set_up.append(resource)
         self._handlers = {name: self._handler_of(name) for name in self._by_name}
+        self._detach_shipped_classes()
         storage._register_definitions(graph)
         self._graph = graph
         self._storage = storage
         self._resolved = True
+
+    def _detach_shipped_classes(self) -> None:
+        """Classes of what parallel steps ship to workers (handlers, resources, config models)
+        travel without the namespace they were defined in (``detach_enclosing_namespaces``)."""
+        shipped: list[Any] = [type(handler) for handler in self._handlers.values()]
+        shipped += [type(resource) for resource in self._resources.values()]
+        for node in self._nodes.values():
+            shipped.append(getattr(node, "_config_type", None))
+            shipped += [type(dep.io_handler) for dep in getattr(node, "deps", ()) if dep.io_handler is not None]
+        detach_enclosing_namespaces(shipped)
 
     def _ensure_resolved(self) -> None:
         if not self._resolved:
@@ -532,14 +567,7 @@ class CodeRepository:
         for param in node._params:
             fan_in = fan_ins.get(param.source) if param.gather is not None else None
             if fan_in is not None:
-                values[param.name] = gathered(
-                    param.gather,
-                    param.source,
-                    fan_in.keys,
-                    fan_in.completed,
-                    request.step_key,
-                    self._handlers[param.source],
-                )
+                values[param.name] = gathered(param.gather, fan_in, request.step_key, self._handlers[param.source])
         return values
 
     @staticmethod
@@ -673,7 +701,10 @@ class CodeRepository:
 
     def _apply_partitions(self, spec: StepSpec, request: Any) -> StepSpec:
         if request.partition is not None:
-            spec.partitions = step_partitions(request.partition, self._definition_of, spec.node.name)
+            # A multi-asset step runs under its first selected output's definition (outputs may
+            # declare their own).
+            name = spec.output_selection[0] if isinstance(spec.node, MultiAsset) else spec.node.name
+            spec.partitions = step_partitions(request.partition, self._definition_of, name)
         return spec
 
     def materialize(

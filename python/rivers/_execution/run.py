@@ -76,6 +76,12 @@ def _refuse_kubernetes(request: _core.StepRequest) -> None:
         )
 
 
+def in_worker(request: _core.StepRequest) -> bool:
+    """Whether a sync step runs in a loky worker: steps of the parallel executor do, except
+    a ``collect_stream()`` consumer reading its instances live, whose feed is in this process."""
+    return request.executor == "parallel" and not any(fan_in.live for fan_in in request.fan_in)
+
+
 def core_materializations(persisted: list[Persisted]) -> list[_core.StepMaterialization]:
     return [_core.StepMaterialization(p.asset_key, p.metadata, p.data_version, p.code_version) for p in persisted]
 
@@ -141,7 +147,7 @@ class RunSession:
             _refuse_kubernetes(request)
             if spec.fan_out is not None:
                 return _core.StepSucceeded([], None, spec.fan_out)
-            if request.executor == "parallel":
+            if in_worker(request):
                 persisted, error, captured, failed_partitions = self._in_worker(spec)
                 if error is not None:
                     return self._failed(request, error, captured, persisted)  # type: ignore[arg-type]
@@ -220,7 +226,7 @@ class RunSession:
                 file=sys.stderr,
             )
             return
-        if request.executor == "parallel" and not request.is_async:
+        if in_worker(request) and not request.is_async:
             from rivers._execution.worker import build_payload, run_failure_hooks_in_worker
 
             worker_pool(self._max_workers).submit(run_failure_hooks_in_worker, build_payload(spec), message).result()

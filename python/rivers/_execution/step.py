@@ -22,6 +22,7 @@ from rivers._definitions.metadata import MetadataValue, encode
 from rivers._definitions.results import Materialization, Observation, Output
 from rivers._execution.context import AssetExecutionContext, SelfDependency, TaskExecutionContext
 from rivers._execution.coroutines import run_coroutine
+from rivers._execution.fan_out import StreamSource
 from rivers._execution.io_context import InputContext, OutputContext
 from rivers._execution.partitions import WHOLE, StepPartitions
 from rivers.exceptions import ExecutionError, ResultDefinitionError
@@ -130,7 +131,9 @@ def _bind(spec: StepSpec, context: Any) -> dict[str, Any]:
             args = getattr(param.annotation, "__args__", None)
             kwargs[param.name] = SelfDependency(_load_self(spec, args[0] if args else None))
         elif param.name in spec.constants:
-            kwargs[param.name] = spec.constants[param.name]
+            value = spec.constants[param.name]
+            # A collect_stream() value: a fresh iterator for each attempt.
+            kwargs[param.name] = value.open() if isinstance(value, StreamSource) else value
         elif param.name in spec.inputs:
             source = spec.inputs[param.name]
             partition = spec.partitions.input(source.upstream) if spec.partitions is not None else WHOLE

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, get_args
 
 from rivers._execution.capture import Captured, StepCapture
 from rivers._execution.step import InputSpec, Persisted, StepSpec, run_failure_hooks, run_step_body
@@ -30,6 +31,33 @@ def resolve_ref(ref: tuple[Any, ...]) -> Any:
     if ref[0] == "ref":
         return getattr(importlib.import_module(ref[1]), ref[2])
     return ref[1]
+
+
+def detach_enclosing_namespaces(classes: Iterable[Any]) -> None:
+    """Lets locally defined pydantic classes (handlers, resources, config models) travel to
+    workers without what surrounded their definition.
+
+    pydantic keeps the local variables of the function that defined a model class
+    (``__pydantic_parent_namespace__``) to resolve forward references later; a class that
+    travels by value is pickled with that namespace, which may hold anything (the storage a
+    test or script opened before defining the class, a connection, ...). A complete model no
+    longer needs it, so it is dropped, for each class, its bases and the model classes of its
+    fields."""
+    from pydantic import BaseModel
+
+    pending = [cls for cls in classes if isinstance(cls, type)]
+    seen: set[type] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen or not issubclass(cls, BaseModel):
+            continue
+        seen.add(cls)
+        pending.extend(cls.__mro__[1:])
+        if cls.__dict__.get("__pydantic_parent_namespace__") is not None and cls.__pydantic_complete__:
+            cls.__pydantic_parent_namespace__ = None
+        for field in getattr(cls, "__pydantic_fields__", {}).values():
+            annotation = field.annotation
+            pending.extend(arg for arg in (annotation, *get_args(annotation)) if isinstance(arg, type))
 
 
 def resource_ref(resource: Any) -> tuple[Any, ...]:

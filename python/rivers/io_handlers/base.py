@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from rivers._core import PartitionKey
 from rivers._execution.io_context import InputContext, OutputContext
@@ -25,6 +25,29 @@ class BaseIOHandler(BaseSettings, ABC):
     @abstractmethod
     def load_input(self, context: InputContext) -> Any:
         """Returns the stored value."""
+
+
+class BuiltinIOHandler(BaseIOHandler):
+    """Base of the handlers rivers ships (``InMemoryIOHandler``, ``PickleIOHandler``,
+    ``DeltaIOHandler``): their fields come from constructor arguments and defaults only.
+
+    Their field names are generic (``mode``, ``prefix``, ``store``), so reading them from the
+    environment would let an unrelated variable such as ``MODE=append`` change how a handler
+    writes. Subclasses inherit this; a subclass that wants environment variables overrides
+    ``settings_customise_sources`` (user handlers deriving from ``BaseIOHandler`` read them as
+    the specification describes).
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 class IOHandler(Protocol):

@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import PrivateAttr
 
 from rivers._execution.io_context import InputContext, OutputContext
-from rivers.io_handlers.base import BaseIOHandler, storage_key
+from rivers.io_handlers.base import BuiltinIOHandler, storage_key
 
 
-class InMemoryIOHandler(BaseIOHandler):
+class InMemoryIOHandler(BuiltinIOHandler):
     """Stores values in a private dict. Values live as long as the instance and never cross a
     process boundary."""
 

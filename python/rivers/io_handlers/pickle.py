@@ -9,10 +9,10 @@ from typing import Any
 from pydantic_settings import SettingsConfigDict
 
 from rivers._execution.io_context import InputContext, OutputContext
-from rivers.io_handlers.base import BaseIOHandler, partition_suffix
+from rivers.io_handlers.base import BuiltinIOHandler, partition_suffix
 
 
-class PickleIOHandler(BaseIOHandler):
+class PickleIOHandler(BuiltinIOHandler):
     """Pickles values to ``[prefix/]name.pkl`` (``[prefix/]name/<partition>/data.pkl`` when
     partitioned) in any obstore store."""
 

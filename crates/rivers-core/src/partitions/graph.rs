@@ -18,6 +18,10 @@ pub struct StepPartitions {
     pub definition: Option<Arc<Partitions>>,
     /// Data inputs that read partitions (or an unpartitioned upstream through `for_keys`).
     pub inputs: Vec<PartitionedInput>,
+    /// A multi-asset step whose selected outputs declare definitions other than
+    /// [`StepPartitions::definition`] (the first selected output's): those outputs and their
+    /// definitions. A run's key must be valid for each of them too.
+    pub other_outputs: Vec<(String, Arc<Partitions>)>,
 }
 
 /// One input of a step and how its upstream partitions are chosen.
@@ -138,8 +142,25 @@ impl AssetGraph {
     }
 
     /// What the step of node `id` needs to know about partitions; `None` when nothing.
-    pub(crate) fn step_partitions(&self, id: usize) -> Option<StepPartitions> {
-        let definition = self.partitions(id).cloned();
+    /// `outputs` are the selected outputs of a multi-asset step: the step runs under the first
+    /// one's definition.
+    pub(crate) fn step_partitions(&self, id: usize, outputs: &[String]) -> Option<StepPartitions> {
+        let mut output_definitions =
+            self.nodes[id].outputs.iter().enumerate().filter(|(_, output)| outputs.contains(&output.name)).map(
+                |(i, output)| {
+                    let key = KeyRef { node: id, output: Some(i as u32) };
+                    (output.name.clone(), self.key_partitions(key).cloned())
+                },
+            );
+        let (definition, other_outputs) = match output_definitions.next() {
+            Some((_, first)) => {
+                let others = output_definitions
+                    .filter_map(|(name, own)| own.filter(|own| Some(own) != first.as_ref()).map(|own| (name, own)))
+                    .collect();
+                (first, others)
+            }
+            None => (self.partitions(id).cloned(), Vec::new()),
+        };
         // A graph's own step reads its final member's value (a data edge to a member).
         let inputs: Vec<PartitionedInput> = self.upstream[id]
             .iter()
@@ -151,7 +172,7 @@ impl AssetGraph {
                 Some(PartitionedInput { upstream: self.edge_key(edge).to_owned(), definition: upstream, mapping })
             })
             .collect();
-        (definition.is_some() || !inputs.is_empty()).then_some(StepPartitions { definition, inputs })
+        (definition.is_some() || !inputs.is_empty()).then_some(StepPartitions { definition, inputs, other_outputs })
     }
 
     fn check_partition_edges(&self, env: &PartitionEnv) -> Result<()> {

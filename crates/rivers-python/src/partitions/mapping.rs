@@ -161,6 +161,21 @@ impl PyPartitionMapping {
     fn __repr__(&self) -> String {
         format!("PartitionMapping.{}", self.0.name())
     }
+
+    /// Pickles by value, as its JSON form (mappings travel to parallel-executor workers).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let json = serde_json::to_string(&self.0)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot pickle {}: {e}", self.0.name())))?;
+        Ok((py.get_type::<PyPartitionMapping>().getattr("_from_json")?, (json,)))
+    }
+
+    /// Rebuilds a mapping from its pickled JSON form, as its variant class.
+    #[staticmethod]
+    fn _from_json<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
+        let mapping: PartitionMapping = serde_json::from_str(json)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("not a partition mapping: {e}")))?;
+        mapping_to_py(py, mapping)
+    }
 }
 
 #[pymethods]

@@ -17,7 +17,7 @@ from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
 from rivers._execution.io_context import InputContext, OutputContext
-from rivers.io_handlers.base import BaseIOHandler
+from rivers.io_handlers.base import BuiltinIOHandler
 from rivers.io_handlers.delta.base import (
     SCHEMA_MODES,
     WRITE_MODES,
@@ -51,7 +51,7 @@ def _type_name(tp: Any) -> str:
     return f"{module.split('.')[0]}.{name}" if module and module != "builtins" else name
 
 
-class DeltaIOHandler(BaseIOHandler):
+class DeltaIOHandler(BuiltinIOHandler):
     """Writes each node's value to the Delta table ``{table_uri}/{name}`` and reads it back as
     the frame type the consumer's parameter is annotated with.
 
