@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use rivers_core::{AssetGraph, ExecutorKind, LaunchedBy, NodeDef, PlanOptions};
+use rivers_core::{AssetGraph, ExecutorKind, NodeDef, PlanOptions};
 use rivers_engine::{Materialized, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run};
 use rivers_storage::Storage;
 
@@ -54,18 +54,7 @@ fn main() {
         };
         for round in 0..6 {
             let started = Instant::now();
-            let options = RunOptions {
-                run_id: format!("run-{round}"),
-                job_name: None,
-                tags: vec![],
-                priority: 0,
-                partition: None,
-                resume: false,
-                stop_on_failure: false,
-                max_workers: 1,
-                max_async_concurrent: None,
-                launched_by: LaunchedBy::Manual,
-            };
+            let options = RunOptions::manual(format!("run-{round}"), 1);
             execute_run(&storage, &plan, Arc::new(Noop), options).await.expect("run");
             let elapsed = started.elapsed();
             println!("round {round}: {:.3} ms/step", elapsed.as_secs_f64() * 1000.0 / plan.len() as f64);

@@ -53,6 +53,24 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Options of an ad-hoc manual run: no job, tags or partition, priority 0, not resumed,
+    /// going on after a failure, at most `max_workers` sync steps at once on the parallel
+    /// executor and no bound on async ones.
+    pub fn manual(run_id: impl Into<String>, max_workers: usize) -> Self {
+        RunOptions {
+            run_id: run_id.into(),
+            job_name: None,
+            tags: Vec::new(),
+            priority: 0,
+            partition: None,
+            resume: false,
+            stop_on_failure: false,
+            max_workers,
+            max_async_concurrent: None,
+            launched_by: LaunchedBy::Manual,
+        }
+    }
+
     /// The run's partition in display form, when it is one individual partition: what its
     /// step events carry. A run over many partitions (a key with several values, a batched
     /// backfill group) tags its step events with none; its materializations carry theirs.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rivers_core::{
-    AssetGraph, ExecutorKind, FailureReason, Gather, LaunchedBy, MapDef, NodeDef, NodeKind, ParamDef, ParamRole, Plan,
-    PlanOptions, RunStatus,
+    AssetGraph, ExecutorKind, FailureReason, Gather, MapDef, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions,
+    RunStatus,
 };
 use rivers_engine::{
     FanIn, InstanceFeed, InstanceOutcome, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run,
@@ -48,18 +48,7 @@ impl StepRunner for ScriptedRunner {
 }
 
 fn options(run_id: &str) -> RunOptions {
-    RunOptions {
-        run_id: run_id.into(),
-        job_name: None,
-        tags: vec![],
-        priority: 0,
-        partition: None,
-        resume: false,
-        stop_on_failure: false,
-        max_workers: 4,
-        max_async_concurrent: None,
-        launched_by: LaunchedBy::Manual,
-    }
+    RunOptions::manual(run_id, 4)
 }
 
 /// Graph `g`: `g/score` is mapped over `g/items` (capped at `max_concurrency`) and `g/total`

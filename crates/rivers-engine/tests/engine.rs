@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rivers_core::{
-    AssetGraph, Backoff, EventType, ExecutorKind, LaunchedBy, NodeDef, Plan, PlanGrowth, PlanOptions, PlanStep,
-    RetryOn, RetryPolicy, RetrySpec, RunStatus, StepKey,
+    AssetGraph, Backoff, EventType, ExecutorKind, NodeDef, Plan, PlanGrowth, PlanOptions, PlanStep, RetryOn,
+    RetryPolicy, RetrySpec, RunStatus, StepKey,
 };
 use rivers_engine::testing::{FakeRunner, failure, materialized};
 use rivers_engine::{RunOptions, execute_run};
@@ -24,18 +24,7 @@ fn cancel_from_a_step(storage: &Storage, run_id: &str) {
 }
 
 fn options(run_id: &str) -> RunOptions {
-    RunOptions {
-        run_id: run_id.into(),
-        job_name: None,
-        tags: vec![],
-        priority: 0,
-        partition: None,
-        resume: false,
-        stop_on_failure: false,
-        max_workers: 2,
-        max_async_concurrent: None,
-        launched_by: LaunchedBy::Manual,
-    }
+    RunOptions::manual(run_id, 2)
 }
 
 /// a -> b -> c, plus an independent d.
