@@ -290,3 +290,31 @@ def test_backfills_of_graph_assets_and_multi_asset_outputs(make_repo):
     assert repo.storage.count_materialized_partitions("left") == 3
     assert repo.storage.count_materialized_partitions("right") == 0
     assert repo.load_node("pipeline/extract", partition_key="2024-01-02") == "2024-01-02"
+
+
+def test_a_backfill_key_must_be_valid_for_every_selected_output(make_repo):
+    early_days = PD.daily(start=datetime(2024, 1, 1), end=datetime(2024, 2, 1))
+    late_days = PD.daily(start=datetime(2024, 1, 10), end=datetime(2024, 2, 1))
+
+    @rs.Asset.from_multi(
+        output_defs=[rs.AssetDef("early", partitions_def=early_days), rs.AssetDef("late", partitions_def=late_days)]
+    )
+    def staggered(context: rs.AssetExecutionContext) -> dict[str, str]:
+        return {name: context.partition_key for name in context.output_selection}
+
+    repo = make_repo([staggered])
+    days = PKR.single("2024-01-08", "2024-01-11")
+    # Jan 8 and 9 are keys of `early` only: refused before any run, naming the output.
+    for selection in (None, ["staggered"], ["late"], ["early", "late"]):
+        with pytest.raises(PartitionValidationError, match="'late'.*'2024-01-08'|'2024-01-08'.*'late'"):
+            repo.backfill(selection=selection, partition_range=days)
+    assert repo.storage.get_runs() == []
+    result = repo.backfill(selection=["early"], partition_range=days)
+    assert (result.status, result.completed) == ("completed", 4)
+    assert [str(k) for k in repo.storage.get_materialized_partitions("early")] == [
+        "2024-01-08",
+        "2024-01-09",
+        "2024-01-10",
+        "2024-01-11",
+    ]
+    assert repo.storage.get_materialized_partitions("late") == []

@@ -782,7 +782,7 @@ class CodeRepository:
         names = self._backfill_selection(selection)
         executor = self._executor_for(None)
         run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
-        partitioned = [(n, self._definition_of(n)) for n in run_plan.node_names if self._definition_of(n) is not None]
+        partitioned = self._partitioned_targets(run_plan.node_names, names)
         if not partitioned:
             raise PartitionValidationError(
                 f"the backfill selection {names} has no partitioned asset; backfills materialize partitions"
@@ -813,6 +813,21 @@ class CodeRepository:
         run.start(block)
         return run.result(None)
 
+    def _partitioned_targets(self, node_names: list[str], selection: list[str]) -> list[tuple[str, Any]]:
+        """``(name, definition)`` of what a backfill's runs write under partitions: each node,
+        and for a multi-asset each selected output (all of them when the multi-asset itself is
+        selected), since a key must be valid for every selected output's own definition."""
+        targets: list[tuple[str, Any]] = []
+        for name in node_names:
+            node = self._nodes.get(name)
+            if isinstance(node, MultiAsset):
+                chosen = [o for o in node.output_names if o in selection]
+                names = node.output_names if name in selection or not chosen else chosen
+            else:
+                names = [name]
+            targets += [(n, d) for n in names if (d := self._definition_of(n)) is not None]
+        return targets
+
     def _backfill_selection(self, selection: list[str] | None) -> list[str]:
         if selection is not None:
             return list(dict.fromkeys(selection))
@@ -829,7 +844,8 @@ class CodeRepository:
         declared = {
             name: node.backfill_strategy
             for name in partitioned
-            if (node := self._nodes.get(name)) is not None and getattr(node, "backfill_strategy", None) is not None
+            if (node := self._nodes.get(name) or self._by_name.get(name)) is not None
+            and getattr(node, "backfill_strategy", None) is not None
         }
         distinct = {repr(s): s for s in declared.values()}
         if len(distinct) > 1:
@@ -890,7 +906,7 @@ class CodeRepository:
         names = self._backfill_selection(record.get("selection"))
         executor = self._executor_for(None)
         run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
-        partitioned = [(n, self._definition_of(n)) for n in run_plan.node_names if self._definition_of(n) is not None]
+        partitioned = self._partitioned_targets(run_plan.node_names, names)
         keys = list(record.get("unfinished", []))
         try:  # usually every partition is still valid: one check for all of them
             _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=keys)
