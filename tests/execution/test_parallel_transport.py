@@ -97,6 +97,36 @@ def test_a_local_asset_with_a_mapped_input_runs_in_a_worker(handler):
         assert repo.load_node("mixed", partition_key=rs.PartitionKey.single("blue")) == "redx0"
 
 
+def test_subset_and_specific_partitions_inputs_of_a_local_asset_run_in_a_worker(handler):
+    @rs.Asset(io_handler=handler, partitions_def=COLORS)
+    def shade(context: rs.AssetExecutionContext) -> str:
+        return f"{context.partition_key}-shade"
+
+    @rs.Asset(
+        io_handler=handler,
+        partitions_def=rs.PartitionsDefinition.static_(["red", "blue", "green"]),
+        deps=[
+            rs.AssetDef.input("shade", partition_mapping=rs.PartitionMapping.subset()),
+            rs.AssetDef.input("palette", partition_mapping=rs.PartitionMapping.specific_partitions(["red"])),
+        ],
+    )
+    def combined(shade: str | None, palette: str) -> tuple[str | None, str]:
+        return shade, palette
+
+    @rs.Asset(io_handler=handler, partitions_def=COLORS)
+    def palette(context: rs.AssetExecutionContext) -> str:
+        return context.partition_key
+
+    with _parallel_repo([shade, palette, combined]) as repo:
+        for color in ("red", "blue"):
+            key = rs.PartitionKey.single(color)
+            assert repo.materialize(selection=["shade", "palette"], partition_key=key).success
+        for color, expected in (("blue", ("blue-shade", "red")), ("green", (None, "red"))):
+            key = rs.PartitionKey.single(color)
+            assert repo.materialize(selection=["combined"], partition_key=key).success
+            assert repo.load_node("combined", partition_key=key) == expected
+
+
 def test_a_time_window_offset_input_of_a_local_asset_runs_in_a_worker(handler):
     @rs.Asset(io_handler=handler, partitions_def=DAILY)
     def daily(context: rs.AssetExecutionContext) -> str:
