@@ -24,5 +24,5 @@ stage cargo clippy --workspace --exclude surreal-dev-server --all-targets --quie
 stage .venv/bin/ruff check python tests examples benchmarks
 stage .venv/bin/mypy python/rivers
 stage .venv/bin/python -m mypy.stubtest rivers._core --allowlist .mypy-stubtest-allowlist
-stage cargo test --workspace --exclude rivers-python --exclude surreal-dev-server --quiet
+stage cargo test --workspace --exclude rivers-python --exclude surreal-dev-server --lib --tests --quiet
 stage .venv/bin/python -m pytest -q

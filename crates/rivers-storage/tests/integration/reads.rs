@@ -1,9 +1,7 @@
 //! Read paths served from indexed state: latest materializations per asset and partition,
 //! step states, runs newest-first.
 
-mod common;
-
-use common::{new_run, step_event, successful_step};
+use crate::common::{new_run, step_event, successful_step};
 use rivers_core::{EventType, LaunchedBy, RunStatus};
 use rivers_storage::{NewEvent, NewRun, RunFilter, Storage};
 

@@ -1,10 +1,8 @@
 //! The change feed: committed events and run changes reach subscribers, from any connection.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Auth, new_run, start_server, successful_step};
+use crate::common::{Auth, new_run, start_server, successful_step};
 use rivers_core::{EventType, RunStatus};
 use rivers_storage::{Change, ChangeFeed, RemoteTarget, Storage};
 

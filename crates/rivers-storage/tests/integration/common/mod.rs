@@ -1,7 +1,5 @@
 //! Helpers shared by the storage tests: event builders and a real SurrealDB server.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,13 +1,13 @@
 //! Versioned migrations: a store written by schema 1 is refused until migrated, and migrating
 //! derives the indexed state from its history.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rivers_storage::{Error, RunFilter, Storage};
+
+use crate::common;
 use surrealdb::Surreal;
 use surrealdb::engine::local::Db;
 use surrealdb_core::kvs::Datastore;

@@ -1,8 +1,6 @@
 //! The batched writer: group commit, per-run numbering, and failures that are never silent.
 
-mod common;
-
-use common::{new_run, step_event, successful_step};
+use crate::common::{new_run, step_event, successful_step};
 use rivers_core::EventType;
 use rivers_storage::{Error, FailBatches, Storage};
 

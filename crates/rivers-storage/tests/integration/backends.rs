@@ -1,9 +1,7 @@
 //! The three connection modes behind one implementation, embedded locks, and a real
 //! SurrealDB server on loopback for remote mode.
 
-mod common;
-
-use common::{Auth, new_run, start_server, successful_step};
+use crate::common::{Auth, new_run, start_server, successful_step};
 use rivers_core::RunStatus;
 use rivers_storage::{Error, RemoteTarget, Storage, StorageKind};
 

@@ -1,0 +1,9 @@
+//! Integration tests of rivers-storage, in one binary: each module is one topic. (One binary per
+//! topic linked SurrealDB once per topic, which cost more than running the tests.)
+
+mod backends;
+mod changes;
+mod common;
+mod migrations;
+mod reads;
+mod writes;
