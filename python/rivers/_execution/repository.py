@@ -50,6 +50,7 @@ from rivers.exceptions import (
     AssetNotFoundError,
     ConfigurationError,
     ExecutionError,
+    GraphValidationError,
     NodeNotFoundError,
     PartitionValidationError,
     TaskDefinitionError,
@@ -141,6 +142,8 @@ class CodeRepository:
             if isinstance(task, Task) and task.fn is None:
                 raise TaskDefinitionError(f"task '{task.name}' wraps no function; apply @rs.Task(...) to a function")
         self._assets = list(assets)
+        # `tasks=` entries that exist only inside graph assets -> the graphs that call them.
+        self._graph_only: dict[str, list[str]] = {}
         self._tasks = self._standalone_tasks(list(tasks or []), resources or {})
         self._schedules = list(schedules or [])
         self._sensors = list(sensors or [])
@@ -207,7 +210,25 @@ class CodeRepository:
         offset = len(assets)
         dropped = _core.Graph.graph_only_tasks(specs, [offset + c for c in candidates], list(resources))
         omitted = {position - offset for position in dropped}
+        for position in sorted(omitted):
+            task = tasks[position]
+            self._graph_only[task.name] = [
+                asset.name
+                for asset in self._assets
+                if isinstance(asset, GraphAsset) and any(node.task is task for node in asset.internal_nodes)
+            ]
         return [task for position, task in enumerate(tasks) if position not in omitted]
+
+    def _graph_only_hint(self, name: str) -> str:
+        """Why ``name`` is no node of its own when it is a ``tasks=`` entry that exists only
+        inside graph assets; empty otherwise."""
+        graphs = self._graph_only.get(name)
+        if graphs is None or name in self._by_name:
+            return ""
+        return (
+            f"; the task '{name}' registered in tasks= runs only inside the graph asset(s) {graphs} (a parameter is "
+            "wired by the graph body, so it has no standalone node): name the graph instead"
+        )
 
     # -- validation ------------------------------------------------------------------------
 
@@ -357,6 +378,10 @@ class CodeRepository:
     def _validate_jobs(self, graph: Any) -> None:
         executor = self._executor_for(None)
         for job in self._jobs.values():
+            for node in job.assets:
+                hint = self._graph_only_hint(node.name)
+                if hint:
+                    raise GraphValidationError(f"job '{job.name}' includes '{node.name}'{hint}")
             graph.plan_job(job.name, [a.name for a in job.assets], job.allow_incomplete_deps, executor.kind)
 
     def _validate(self) -> Any:
@@ -725,6 +750,10 @@ class CodeRepository:
         self._ensure_resolved()
         if selection is not None:
             selection = list(dict.fromkeys(selection))
+            for name in selection:
+                hint = self._graph_only_hint(name)
+                if hint:
+                    raise AssetNotFoundError(f"selection names '{name}', which is not a node of this repository{hint}")
         executor = self._executor_for(None)
         plan = self._graph.plan(
             selection, include_upstream, executor.kind, retry_spec(retry), retry_spec(self._default_retry)
@@ -993,6 +1022,7 @@ class CodeRepository:
             node = self._nodes.get(name)
             if isinstance(node, MultiAsset):
                 hint = f"; '{name}' is a multi-asset: name one of its outputs {node.output_names}"
+            hint = hint or self._graph_only_hint(name)
             raise NodeNotFoundError(
                 f"'{name}' is not a node of this repository{hint}; known nodes: [{', '.join(self._by_name)}]"
             ) from None
