@@ -107,3 +107,57 @@ def test_uncancelled_run_is_not_flagged():
     result = repo.materialize()
     assert repo.storage.is_cancelled(result.run_id) is False
     assert repo.storage.get_run(result.run_id).status == "Success"
+
+
+def test_resume_runs_a_cancelled_run_to_its_end():
+    storage = rs.Storage.memory()
+    run_id = "cancel-then-resume"
+    cancel = {"now": True}
+    calls: list[str] = []
+
+    @rs.Asset
+    def first() -> int:
+        calls.append("first")
+        if cancel["now"]:
+            storage.request_cancellation(run_id)
+        return 1
+
+    @rs.Asset
+    def second(first: int) -> int:
+        calls.append("second")
+        return first + 1
+
+    repo = make_repo([first, second], resolve=False)
+    repo.resolve(storage=storage)
+    cancelled = repo.materialize(run_id_override=run_id, raise_on_error=False)
+    assert cancelled.success is False
+    assert storage.get_run(run_id).status == "Canceled"
+    assert calls == ["first"]
+
+    cancel["now"] = False
+    resumed = repo.materialize(run_id_override=run_id, resume=True)
+    assert resumed.success
+    assert calls == ["first", "second"]
+    assert storage.get_run(run_id).status == "Success"
+    assert storage.is_cancelled(run_id) is False
+    assert repo.load_node("second") == 2
+
+
+def test_resume_keeps_a_request_on_a_run_that_did_not_end_canceled():
+    storage = rs.Storage.memory()
+    run_id = "pending-cancel"
+
+    @rs.Asset
+    def only() -> int:
+        return 1
+
+    repo = make_repo([only], resolve=False)
+    repo.resolve(storage=storage)
+    assert repo.materialize(run_id_override=run_id).success
+    # Only a run that ended Canceled has its request withdrawn by a resume; any other request
+    # is kept, and the resumed run cancels itself at once.
+    storage.request_cancellation(run_id)
+    resumed = repo.materialize(run_id_override=run_id, resume=True, raise_on_error=False)
+    assert storage.is_cancelled(run_id) is True
+    assert storage.get_run(run_id).status == "Canceled"
+    assert resumed.success is False

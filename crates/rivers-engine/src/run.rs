@@ -172,7 +172,12 @@ pub async fn execute_run(
     options: RunOptions,
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
-    if storage.get_run(&run_id).await?.is_some() {
+    if let Some(existing) = storage.get_run(&run_id).await? {
+        // Resuming a cancelled run withdraws the request that ended it; a request pending on a
+        // run that has not ended survives the restart.
+        if options.resume && existing.status == RunStatus::Canceled {
+            storage.clear_cancellation(&run_id).await?;
+        }
         storage.set_run_status(&run_id, RunStatus::Running).await?;
     } else {
         storage

@@ -189,6 +189,14 @@ impl Storage {
             .await
     }
 
+    /// Withdraws a run's cancellation request, on this handle and in storage: `resume` of a
+    /// run that ended `Canceled` runs again instead of cancelling itself at once.
+    pub async fn clear_cancellation(&self, run_id: &str) -> Result<()> {
+        self.inner.cancelled.lock().remove(run_id);
+        self.execute("UPDATE type::record('run', $id) SET cancel_requested = false RETURN NONE", json!({"id": run_id}))
+            .await
+    }
+
     /// Whether cancellation was requested through this handle (no database round trip).
     pub fn is_cancel_requested_locally(&self, run_id: &str) -> bool {
         self.inner.cancelled.lock().contains(run_id)
