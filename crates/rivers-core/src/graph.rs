@@ -1,6 +1,7 @@
 //! The asset graph: nodes, their edges, and the validation that makes a set of definitions a
 //! well-formed DAG.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 use petgraph::algo::{tarjan_scc, toposort};
@@ -154,30 +155,47 @@ impl AssetGraph {
     /// the graph's internal node. Dropping one entry can leave another without the upstream
     /// its parameter named, so the check repeats until nothing more is dropped. Returns the
     /// dropped ids, ascending.
-    pub fn graph_only_tasks(nodes: &[NodeDef], candidates: &[usize], resource_keys: &[String]) -> Vec<usize> {
+    pub fn graph_only_tasks<N: Borrow<NodeDef>>(
+        nodes: &[N],
+        candidates: &[usize],
+        resource_keys: &[String],
+    ) -> Vec<usize> {
+        // How many nodes produce each loadable name (a clash is `build`'s to report).
+        let mut producers: HashMap<&str, usize> = HashMap::new();
+        for node in nodes {
+            for name in node.borrow().output_names() {
+                *producers.entry(name).or_default() += 1;
+            }
+        }
+        let mut pending: Vec<usize> = candidates.to_vec();
         let mut dropped: Vec<usize> = Vec::new();
         loop {
-            let names: HashSet<&str> = nodes
-                .iter()
-                .enumerate()
-                .filter(|(id, _)| !dropped.contains(id))
-                .flat_map(|(_, node)| node.output_names())
-                .collect();
             let resolves = |node: &NodeDef| {
-                node.params.iter().all(|param| match param.role {
-                    ParamRole::Named => {
-                        names.contains(param.name.as_str()) || resource_keys.contains(&param.name) || param.has_default
-                    }
-                    _ => true,
+                node.params.iter().all(|param| {
+                    param.role != ParamRole::Named
+                        || producers.contains_key(param.name.as_str())
+                        || resource_keys.contains(&param.name)
+                        || param.has_default
                 })
             };
-            let newly: Vec<usize> =
-                candidates.iter().copied().filter(|id| !dropped.contains(id) && !resolves(&nodes[*id])).collect();
+            let (newly, kept): (Vec<usize>, Vec<usize>) =
+                pending.iter().partition(|&&id| !resolves(nodes[id].borrow()));
             if newly.is_empty() {
                 dropped.sort_unstable();
                 return dropped;
             }
+            for &id in &newly {
+                for name in nodes[id].borrow().output_names() {
+                    if let Some(count) = producers.get_mut(name) {
+                        *count -= 1;
+                        if *count == 0 {
+                            producers.remove(name);
+                        }
+                    }
+                }
+            }
             dropped.extend(newly);
+            pending = kept;
         }
     }
 

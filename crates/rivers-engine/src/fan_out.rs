@@ -130,7 +130,10 @@ impl Needs {
 struct Expansion {
     keys: Vec<String>,
     completed: Vec<String>,
-    /// Keys of the instances whose outcome was delivered.
+    /// A dependent reads it with `collect_stream()`: outcomes are logged for it. A fan-out
+    /// only `collect()`ed needs nothing but `completed`.
+    streamed: bool,
+    /// Keys of the instances whose outcome was delivered (streamed fan-outs only).
     ended: HashSet<String>,
     outcomes: watch::Sender<Vec<InstanceOutcome>>,
     running: usize,
@@ -140,10 +143,11 @@ struct Expansion {
 }
 
 impl Expansion {
-    fn new(keys: Vec<String>) -> Self {
+    fn new(keys: Vec<String>, streamed: bool) -> Self {
         Expansion {
             keys,
             completed: Vec::new(),
+            streamed,
             ended: HashSet::new(),
             outcomes: watch::Sender::new(Vec::new()),
             running: 0,
@@ -170,13 +174,10 @@ impl FanOuts {
         let steps: Vec<PlanStep> =
             keys.iter().map(|key| template.mapped_instance(key, vec![template.key.clone()])).collect();
         let instance_keys: Vec<StepKey> = steps.iter().map(|s| s.key.clone()).collect();
-        let fan_in = plan
-            .steps()
-            .iter()
-            .filter(|step| step.upstream_steps.contains(&template.key))
-            .map(|step| (step.key.clone(), instance_keys.clone()))
-            .collect();
-        self.expansions.insert(template.node_name.clone(), Expansion::new(keys));
+        let dependents = plan.steps().iter().filter(|step| step.upstream_steps.contains(&template.key));
+        let streamed = dependents.clone().any(|step| step.streams.contains(&template.node_name));
+        let fan_in = dependents.map(|step| (step.key.clone(), instance_keys.clone())).collect();
+        self.expansions.insert(template.node_name.clone(), Expansion::new(keys, streamed));
         Ok(PlanGrowth { steps, fan_in })
     }
 
@@ -221,6 +222,12 @@ impl FanOuts {
     pub(crate) fn instance_ended(&mut self, step: &PlanStep, outcome: Result<(), String>) {
         let (Some(key), Some(_)) = (&step.mapping_key, step.map) else { return };
         let Some(expansion) = self.expansions.get_mut(&step.node_name) else { return };
+        if !expansion.streamed {
+            if outcome.is_ok() {
+                expansion.completed.push(key.clone());
+            }
+            return;
+        }
         if !expansion.ended.insert(key.clone()) {
             return;
         }
@@ -240,7 +247,7 @@ impl FanOuts {
         let mut positions = Vec::new();
         for expansion in self.expansions.values() {
             let Some(first) = expansion.first_position else { continue };
-            if expansion.ended.len() == expansion.keys.len() {
+            if !expansion.streamed || expansion.ended.len() == expansion.keys.len() {
                 continue;
             }
             positions.extend((first..=expansion.last_position).filter(|&position| {

@@ -60,16 +60,21 @@ pub struct StepScope {
 }
 
 impl StepScope {
-    /// The positions, on asset `asset_key`'s grid, of the covered partitions `keep` accepts
-    /// (by index into `covered`).
-    pub fn positions_where(&self, asset_key: &str, keep: impl Fn(usize) -> bool) -> RangeSet {
-        let positions = self
-            .output_positions
-            .iter()
-            .find(|(output, _)| output == asset_key)
-            .map_or(&self.positions, |(_, positions)| positions);
-        RangeSet::from_positions(positions.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, p)| *p))
+    /// The positions of the covered partitions `keep` accepts (by index into `covered`), on
+    /// the step's grid.
+    pub fn positions_where(&self, keep: impl Fn(usize) -> bool) -> RangeSet {
+        select(&self.positions, keep)
     }
+
+    /// The same on output `asset_key`'s own grid; `None` when the output shares the step's.
+    pub fn output_positions_where(&self, asset_key: &str, keep: impl Fn(usize) -> bool) -> Option<RangeSet> {
+        let (_, positions) = self.output_positions.iter().find(|(output, _)| output == asset_key)?;
+        Some(select(positions, keep))
+    }
+}
+
+fn select(positions: &[u128], keep: impl Fn(usize) -> bool) -> RangeSet {
+    RangeSet::from_positions(positions.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, p)| *p))
 }
 
 impl Default for StepScope {

@@ -402,8 +402,13 @@ impl Shared {
         keep: impl Fn(usize) -> bool,
         transition: PartitionTransition,
     ) {
+        // The step's grid is shared by every output without one of its own: computed once.
+        let mut shared = None;
         for asset_key in step_assets(step) {
-            let positions = scope.positions_where(asset_key, &keep);
+            let positions = match scope.output_positions_where(asset_key, &keep) {
+                Some(own) => own,
+                None => shared.get_or_insert_with(|| scope.positions_where(&keep)).clone(),
+            };
             if !positions.is_empty() {
                 self.storage.enqueue_partition_status(PartitionStatusChange {
                     asset_key: asset_key.to_string(),

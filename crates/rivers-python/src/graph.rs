@@ -387,7 +387,7 @@ impl PyGraph {
         if let Some(&bad) = candidates.iter().find(|&&id| id >= nodes.len()) {
             return Err(PyValueError::new_err(format!("candidate {bad} is not a position in nodes")));
         }
-        let nodes: Vec<NodeDef> = nodes.iter().map(|spec| spec.def.clone()).collect();
+        let nodes: Vec<&NodeDef> = nodes.iter().map(|spec| &spec.def).collect();
         Ok(AssetGraph::graph_only_tasks(&nodes, &candidates, &resource_keys))
     }
 

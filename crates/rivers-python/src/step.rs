@@ -89,6 +89,8 @@ pub(crate) struct PyStepRequest {
     executor: &'static str,
     is_async: bool,
     retry_class_filter: Option<usize>,
+    /// [`StepRequest::reads_live`]: the step runs in this process whatever its executor.
+    reads_live: bool,
 }
 
 impl From<&StepRequest> for PyStepRequest {
@@ -105,6 +107,7 @@ impl From<&StepRequest> for PyStepRequest {
             executor: request.executor.as_str(),
             is_async: request.is_async,
             retry_class_filter: request.retry_class_filter,
+            reads_live: request.reads_live(),
         }
     }
 }

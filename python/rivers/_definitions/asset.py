@@ -516,11 +516,9 @@ class SingleAsset(Asset):
         # Module-level assets travel to worker processes by reference and are re-imported there;
         # closures and objects of `__main__` cannot be re-imported and travel by value.
         if not travels_by_reference(self.fn):
-            # The cached core form of the definition is process-local; workers do not need it.
             # The state is the third item, set after the object exists, so objects that point
             # back at it (a graph's internal nodes) unpickle to this same object.
-            state = {key: value for key, value in self.__dict__.items() if key != "_node_spec"}
-            return (_new_asset, (type(self),), state)
+            return (new_definition, (type(self),), shipped_state(self))
         return (_import_asset, (self.fn.__module__, self.fn.__qualname__, self.name))
 
 
@@ -537,9 +535,16 @@ def travels_by_reference(fn: Callable[..., Any]) -> bool:
     return "<locals>" not in fn.__qualname__ and fn.__module__ != "__main__"
 
 
-def _new_asset(cls: type) -> Any:
-    """An empty asset of ``cls`` for pickle to fill with its state (``__new__`` refuses)."""
+def new_definition(cls: type) -> Any:
+    """An empty definition object (asset, task, internal node) of ``cls`` for pickle to fill
+    with its state (their ``__new__`` refuses, or decorates)."""
     return object.__new__(cls)
+
+
+def shipped_state(definition: Any) -> dict[str, Any]:
+    """The state a definition travels by value with: all but its cached core form
+    (``_node_spec``), which is process-local and which workers do not need."""
+    return {key: value for key, value in definition.__dict__.items() if key != "_node_spec"}
 
 
 def _import_asset(module: str, qualname: str, name: str) -> Any:

@@ -17,6 +17,8 @@ from rivers._definitions.asset import (
     SingleAsset,
     _check_io_handler,
     _check_retry,
+    new_definition,
+    shipped_state,
     travels_by_reference,
 )
 from rivers._definitions.composition import RecordedNode, record_graph
@@ -150,8 +152,7 @@ class GraphTaskNode:
             return (_graph_node, (self.graph, self.name))
         # A graph that travels by value is rebuilt from its state, which holds this node: the
         # node travels by value too (a lookup by name would run before the graph has its nodes).
-        # The cached core form of the definition is process-local; workers do not need it.
-        return (_new_graph_node, (), {key: value for key, value in self.__dict__.items() if key != "_node_spec"})
+        return (new_definition, (GraphTaskNode,), shipped_state(self))
 
     def __repr__(self) -> str:
         return f"GraphTaskNode({self.name!r})"
@@ -159,8 +160,3 @@ class GraphTaskNode:
 
 def _graph_node(graph: GraphAsset, name: str) -> GraphTaskNode:
     return graph.node(name)
-
-
-def _new_graph_node() -> GraphTaskNode:
-    """An empty internal node for pickle to fill with its state."""
-    return object.__new__(GraphTaskNode)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rivers import _core
-from rivers._definitions.asset import ParamSpec, inspect_function
+from rivers._definitions.asset import ParamSpec, inspect_function, new_definition, shipped_state
 from rivers.exceptions import AssetDefinitionError, TaskDefinitionError
 
 _RESERVED = ("/", "[", "]")
@@ -105,9 +105,7 @@ class _TaskBase:
         reference = self._reference()
         if reference is not None:
             return (_import_task, (*reference, self.name))
-        # The cached core form of the definition is process-local; workers do not need it.
-        state = {key: value for key, value in self.__dict__.items() if key != "_node_spec"}
-        return (_rebuild_task, (type(self), state))
+        return (new_definition, (type(self),), shipped_state(self))
 
     def _reference(self) -> tuple[str, str] | None:
         module_name, qualname = self._origin()
@@ -329,12 +327,6 @@ class BashTask(_TaskBase):
 
 def _strip_trailing_newlines(text: str) -> str:
     return text.rstrip("\r\n")
-
-
-def _rebuild_task(cls: type, state: dict[str, Any]) -> Any:
-    task: Any = object.__new__(cls)
-    task.__dict__.update(state)
-    return task
 
 
 def _import_task(module: str, qualname: str, name: str | None) -> Any:

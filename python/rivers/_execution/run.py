@@ -79,7 +79,7 @@ def _refuse_kubernetes(request: _core.StepRequest) -> None:
 def in_worker(request: _core.StepRequest) -> bool:
     """Whether a sync step runs in a loky worker: steps of the parallel executor do, except
     a ``collect_stream()`` consumer reading its instances live, whose feed is in this process."""
-    return request.executor == "parallel" and not any(fan_in.live for fan_in in request.fan_in)
+    return request.executor == "parallel" and not request.reads_live
 
 
 def core_materializations(persisted: list[Persisted]) -> list[_core.StepMaterialization]:

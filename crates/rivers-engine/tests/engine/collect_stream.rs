@@ -6,16 +6,12 @@
 //! never by timing. Every wait is bounded by `PATIENCE` so that a missing delivery fails the
 //! test instead of hanging it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use rivers_core::{
-    AssetGraph, ExecutorKind, FailureReason, Gather, MapDef, NodeDef, NodeKind, ParamDef, ParamRole, Plan, PlanOptions,
-    RunStatus,
-};
+use rivers_core::{ExecutorKind, FailureReason, Gather, Plan, RunStatus};
 use rivers_engine::{
     FanIn, InstanceFeed, InstanceOutcome, RunOptions, StepFailure, StepOutput, StepRequest, StepRunner, execute_run,
 };
@@ -51,30 +47,9 @@ fn options(run_id: &str) -> RunOptions {
     RunOptions::manual(run_id, 4)
 }
 
-/// Graph `g`: `g/score` is mapped over `g/items` (capped at `max_concurrency`) and `g/total`
-/// streams it (`collect_stream()`); the graph step waits for all of them.
+/// Graph `g` of `mapped_graph_plan`, its `g/total` streaming the scores (`collect_stream()`).
 fn streaming_plan(executor: ExecutorKind, max_concurrency: Option<u32>) -> Plan {
-    let internal = |name: &str| NodeDef { graph: Some("g".into()), ..NodeDef::task(name) };
-    let wired = |name: &str, source: &str, gather| ParamDef {
-        role: ParamRole::Wired,
-        source: Some(source.into()),
-        gather,
-        ..ParamDef::named(name)
-    };
-    let mut score = internal("g/score");
-    score.params.push(wired("item", "g/items", None));
-    score.map = Some(MapDef { max_concurrency });
-    let mut total = internal("g/total");
-    total.params.push(wired("scores", "g/score", Some(Gather::Stream)));
-    let graph = NodeDef {
-        kind: NodeKind::Graph,
-        members: vec!["g/total".into(), "g/items".into(), "g/score".into()],
-        ..NodeDef::asset("g")
-    };
-    AssetGraph::build(vec![internal("g/items"), score, total, graph], &[], HashMap::new())
-        .unwrap()
-        .plan(None, false, &PlanOptions { executor, run_retry: None, default_retry: None })
-        .unwrap()
+    super::mapped_graph_plan(max_concurrency, executor, Some(Gather::Stream))
 }
 
 /// What the consumer `g/total` saw: its fan-in when it started, and the outcomes it read.

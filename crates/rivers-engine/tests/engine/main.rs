@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rivers_core::{
-    AssetGraph, Backoff, EventType, ExecutorKind, NodeDef, Plan, PlanGrowth, PlanOptions, PlanStep, RetryOn,
+    AssetGraph, Backoff, EventType, ExecutorKind, Gather, NodeDef, Plan, PlanGrowth, PlanOptions, PlanStep, RetryOn,
     RetryPolicy, RetrySpec, RunStatus, StepKey,
 };
 use rivers_engine::testing::{FakeRunner, failure, materialized};
@@ -594,20 +594,22 @@ async fn outputs_persisted_before_a_failure_are_recorded_and_the_failure_names_e
 }
 
 /// Graph `g`: `g/items` produces elements, `g/score` is mapped over them (capped at
-/// `max_concurrency`), `g/total` collects the scores; the graph step waits for all of them.
-fn mapped_graph_plan(max_concurrency: Option<u32>, executor: ExecutorKind) -> Plan {
+/// `max_concurrency`), `g/total` gathers the scores (`collect()` without a `gather`, else as
+/// `gather` says); the graph step waits for all of them.
+fn mapped_graph_plan(max_concurrency: Option<u32>, executor: ExecutorKind, gather: Option<Gather>) -> Plan {
     use rivers_core::{MapDef, NodeKind, ParamDef, ParamRole};
     let internal = |name: &str| NodeDef { graph: Some("g".into()), ..NodeDef::task(name) };
-    let wired = |name: &str, source: &str| ParamDef {
+    let wired = |name: &str, source: &str, gather| ParamDef {
         role: ParamRole::Wired,
         source: Some(source.into()),
+        gather,
         ..ParamDef::named(name)
     };
     let mut score = internal("g/score");
-    score.params.push(wired("item", "g/items"));
+    score.params.push(wired("item", "g/items", None));
     score.map = Some(MapDef { max_concurrency });
     let mut total = internal("g/total");
-    total.params.push(wired("scores", "g/score"));
+    total.params.push(wired("scores", "g/score", gather));
     let graph = NodeDef {
         kind: NodeKind::Graph,
         members: vec!["g/total".into(), "g/items".into(), "g/score".into()],
@@ -649,7 +651,7 @@ async fn the_engine_expands_a_template_into_keyed_instances_and_gathers_them_in_
     });
     let mut opts = options("fan-out");
     opts.max_workers = 4;
-    let plan = mapped_graph_plan(None, ExecutorKind::Parallel);
+    let plan = mapped_graph_plan(None, ExecutorKind::Parallel, None);
     let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
     for key in ["g/score[north]", "g/score[south]", "g/score[west]"] {
@@ -676,7 +678,7 @@ async fn max_concurrency_caps_the_running_instances_of_one_map() {
     let runner = FakeRunner::holding(HOLD, template_reporting(vec!["0", "1", "2", "3", "4", "5"]));
     let mut opts = options("capped");
     opts.max_workers = 6;
-    let plan = mapped_graph_plan(Some(2), ExecutorKind::Parallel);
+    let plan = mapped_graph_plan(Some(2), ExecutorKind::Parallel, None);
     let outcome = execute_run(&storage, &plan, runner.clone(), opts).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.failed);
     assert_eq!(runner.peak_concurrency(ExecutorKind::Parallel), 2);
@@ -686,7 +688,7 @@ async fn max_concurrency_caps_the_running_instances_of_one_map() {
 async fn an_empty_fan_out_runs_its_consumers_with_no_keys_and_duplicate_keys_fail_the_template() {
     let storage = Storage::memory().await.unwrap();
     let runner = FakeRunner::new(template_reporting(vec![]));
-    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess, None);
     let outcome = execute_run(&storage, &plan, runner.clone(), options("empty")).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Success);
     assert!(runner.called().contains(&"g/total".to_string()));
@@ -702,7 +704,7 @@ async fn an_empty_fan_out_runs_its_consumers_with_no_keys_and_duplicate_keys_fai
 #[tokio::test]
 async fn resume_reruns_the_template_and_only_the_unfinished_instances() {
     let storage = Storage::memory().await.unwrap();
-    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess, None);
     let body = template_reporting(vec!["0", "1", "2"]);
     let runner = FakeRunner::new(move |request| {
         if request.step_key == "g/score[1]" {
@@ -735,7 +737,7 @@ async fn a_graph_step_fails_with_its_internal_step_and_runs_its_failure_hooks() 
         }
         body(request)
     });
-    let plan = mapped_graph_plan(None, ExecutorKind::InProcess);
+    let plan = mapped_graph_plan(None, ExecutorKind::InProcess, None);
     let outcome = execute_run(&storage, &plan, runner.clone(), options("graph-fails")).await.unwrap();
     assert_eq!(outcome.status, RunStatus::Failure);
     let failed: Vec<&str> = outcome.failed.iter().map(|(key, _)| key.as_str()).collect();
