@@ -8,7 +8,7 @@ Orders are proven by causality (instances wait for what the consumer marked), ne
 definitions live in ``stream_parallel_defs`` (importable by loky workers).
 """
 
-import contextlib
+import functools
 import os
 
 import pytest
@@ -16,15 +16,9 @@ import pytest
 import rivers as rs
 from rivers.exceptions import ExecutionError
 
+from .parallel_repo import parallel_repo
 
-@contextlib.contextmanager
-def _parallel_repo(assets, max_workers=3):
-    repo = rs.CodeRepository(assets=assets, default_executor=rs.Executor.parallel(max_workers=max_workers))
-    repo.resolve(storage=rs.Storage.memory())
-    try:
-        yield repo
-    finally:
-        repo.shutdown()
+_parallel_repo = functools.partial(parallel_repo, max_workers=3)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ Parallel-executor definitions live in ``fanout_parallel_defs`` (importable by lo
 """
 
 import asyncio
-import contextlib
+import functools
 import os
 import pickle
 from collections import Counter
@@ -15,6 +15,8 @@ import pytest
 
 import rivers as rs
 from rivers.exceptions import AssetDefinitionError, ExecutionError, TaskDefinitionError
+
+from .parallel_repo import parallel_repo
 
 
 def _events(repo, run_id):
@@ -34,15 +36,7 @@ def _instances(repo, run_id, prefix):
     return [key for key in _started(repo, run_id) if key.startswith(prefix + "[")]
 
 
-@contextlib.contextmanager
-def _parallel_repo(assets, max_workers=3, **kwargs):
-    kwargs.setdefault("default_executor", rs.Executor.parallel(max_workers=max_workers))
-    repo = rs.CodeRepository(assets=assets, **kwargs)
-    repo.resolve(storage=rs.Storage.memory())
-    try:
-        yield repo
-    finally:
-        repo.shutdown()
+_parallel_repo = functools.partial(parallel_repo, max_workers=3)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Parallel-executor definitions live in ``fanout_parallel_defs`` (importable by lo
 """
 
 import asyncio
-import contextlib
+import functools
 import os
 import sys
 from collections import Counter
@@ -24,6 +24,8 @@ from rivers.exceptions import (
     NodeNotFoundError,
     TaskDefinitionError,
 )
+
+from .parallel_repo import parallel_repo
 
 # Attempts per task name, for the retry tests (R63). Cleared by the tests that use it.
 ATTEMPTS: Counter = Counter()
@@ -65,15 +67,7 @@ def _two_step_graph(calls, **graph_kwargs):
     return g
 
 
-@contextlib.contextmanager
-def _parallel_repo(assets, max_workers=2, **kwargs):
-    kwargs.setdefault("default_executor", rs.Executor.parallel(max_workers=max_workers))
-    repo = rs.CodeRepository(assets=assets, **kwargs)
-    repo.resolve(storage=rs.Storage.memory())
-    try:
-        yield repo
-    finally:
-        repo.shutdown()
+_parallel_repo = functools.partial(parallel_repo, max_workers=2)
 
 
 @pytest.fixture
