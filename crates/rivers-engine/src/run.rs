@@ -174,9 +174,12 @@ pub async fn execute_run(
     let run_id = options.run_id.clone();
     if let Some(existing) = storage.get_run(&run_id).await? {
         // Resuming a cancelled run withdraws the request that ended it; a request pending on a
-        // run that has not ended survives the restart.
+        // run that has not ended (made from any process) survives the restart, which then
+        // starts cancelled instead of waiting for its first poll of the stored flag.
         if options.resume && existing.status == RunStatus::Canceled {
             storage.clear_cancellation(&run_id).await?;
+        } else if existing.cancel_requested {
+            storage.request_cancellation(&run_id).await?;
         }
         storage.set_run_status(&run_id, RunStatus::Running).await?;
     } else {
