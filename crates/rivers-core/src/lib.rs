@@ -23,4 +23,4 @@ pub use graph::AssetGraph;
 pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};
 pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
 pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
-pub use vocab::{EventType, ExecutorKind, FailureReason, LaunchedBy, RunStatus};
+pub use vocab::{EventType, ExecutorKind, FailureReason, LaunchedBy, RunBackendKind, RunStatus};

@@ -82,6 +82,29 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, RunStatus::Success | RunStatus::Failure | RunStatus::Canceled)
     }
+
+    /// The statuses a run may move to `next` from, along the lifecycle of
+    /// repository-and-execution.md: `Queued → NotStarted → Running → terminal`, `Queued →
+    /// Canceled`, `NotStarted → Failure` (a launch failure or start timeout), and a terminal run
+    /// back to `Running` when a process attaches to it to execute it again (`run_id_override`,
+    /// with or without `resume`). A run created directly is created `Running`; nothing moves a
+    /// run back to `Queued` or `NotStarted`.
+    pub fn predecessors(next: RunStatus) -> &'static [RunStatus] {
+        use RunStatus::{Canceled, Failure, NotStarted, Queued, Running, Success};
+        match next {
+            Queued => &[],
+            NotStarted => &[Queued],
+            Running => &[NotStarted, Success, Failure, Canceled],
+            Success => &[Running],
+            Failure => &[NotStarted, Running],
+            Canceled => &[Queued, Running],
+        }
+    }
+
+    /// Whether the lifecycle allows moving from `self` to `next`.
+    pub fn may_become(self, next: RunStatus) -> bool {
+        RunStatus::predecessors(next).contains(&self)
+    }
 }
 
 vocabulary! {
@@ -156,6 +179,19 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Where a run executes, which decides who recovers it when its process dies: a local run
+    /// is failed by run monitoring, a Kubernetes run is restarted by its operator.
+    #[derive(Default)]
+    RunBackendKind {
+        /// In the launching process or a local subprocess (the default).
+        #[default]
+        Local => "local",
+        /// A Kubernetes run pod.
+        Kubernetes => "kubernetes",
+    }
+}
+
 /// Origin of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -197,6 +233,28 @@ impl LaunchedBy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_lifecycle_moves_forward_and_only_attaching_reopens_a_finished_run() {
+        use RunStatus::{Canceled, Failure, NotStarted, Queued, Running, Success};
+        let allowed = [
+            (Queued, NotStarted),
+            (Queued, Canceled),
+            (NotStarted, Running),
+            (NotStarted, Failure),
+            (Running, Success),
+            (Running, Failure),
+            (Running, Canceled),
+            (Success, Running),
+            (Failure, Running),
+            (Canceled, Running),
+        ];
+        for from in RunStatus::ALL {
+            for to in RunStatus::ALL {
+                assert_eq!(from.may_become(*to), allowed.contains(&(*from, *to)), "{from} -> {to}");
+            }
+        }
+    }
 
     #[test]
     fn spellings_round_trip() {

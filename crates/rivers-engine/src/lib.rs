@@ -10,6 +10,7 @@
 mod error;
 mod fan_out;
 mod launch;
+mod liveness;
 mod partitions;
 mod run;
 mod runner;
@@ -19,6 +20,7 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use fan_out::{FanIn, InstanceFeed, InstanceOutcome};
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
+pub use liveness::{HEARTBEAT_INTERVAL_VAR, HEARTBEAT_TIMEOUT_VAR, Liveness};
 pub use partitions::{InputScope, RunPartition, StepScope, run_env as partition_env};
 pub use run::{RunOptions, RunOutcome, execute_run};
 pub use runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

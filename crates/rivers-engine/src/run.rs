@@ -6,11 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rivers_core::{EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunStatus, StepKey};
-use rivers_storage::{NewEvent, NewRun, PartitionStatusChange, PartitionTransition, Storage, StorageKind};
+use rivers_core::{
+    EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunBackendKind, RunStatus, StepKey,
+};
+use rivers_storage::{
+    NewEvent, NewRun, PartitionStatusChange, PartitionTransition, PlannedBy, RunClaim, RunOwner, Storage, StorageKind,
+};
 
 use crate::error::Result;
 use crate::fan_out::FanIn;
+use crate::liveness::{Heartbeat, Liveness};
 use crate::partitions::{RunPartition, StepScope, run_env, step_scope};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
 use rivers_core::partitions::PartitionEnv;
@@ -50,6 +55,10 @@ pub struct RunOptions {
     pub max_async_concurrent: Option<usize>,
     /// Origin of the run.
     pub launched_by: LaunchedBy,
+    /// Where the run executes (who recovers it if this process dies).
+    pub backend: RunBackendKind,
+    /// Heartbeat settings while this process owns the run.
+    pub liveness: Liveness,
 }
 
 impl RunOptions {
@@ -68,6 +77,8 @@ impl RunOptions {
             max_workers,
             max_async_concurrent: None,
             launched_by: LaunchedBy::Manual,
+            backend: RunBackendKind::Local,
+            liveness: Liveness::default(),
         }
     }
 
@@ -160,11 +171,13 @@ struct Shared {
 
 /// Executes `plan` as run `options.run_id`, recording the run and its events in `storage`.
 ///
-/// Creates the run record, or attaches to an existing one with the same id. Step failures are
-/// reported in the outcome, never as errors.
+/// Creates the run record, owned by this process, or opens an existing one with the same id
+/// (`Storage::open_run`): this process claims it when no live process owns it, and otherwise
+/// attaches to it, appending only its steps' events while the owner records the run's start
+/// and outcome (docs/runs.md). Step failures are reported in the outcome, never as errors.
 ///
 /// # Errors
-/// Only storage failures.
+/// Storage failures, a queued run, or a run this process lost to another one while executing.
 pub async fn execute_run(
     storage: &Storage,
     plan: &Plan,
@@ -172,34 +185,62 @@ pub async fn execute_run(
     options: RunOptions,
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
-    if let Some(existing) = storage.get_run(&run_id).await? {
-        // Resuming a cancelled run withdraws the request that ended it; a request pending on a
-        // run that has not ended (made from any process) survives the restart, which then
-        // starts cancelled instead of waiting for its first poll of the stored flag.
-        if options.resume && existing.status == RunStatus::Canceled {
-            storage.clear_cancellation(&run_id).await?;
-        } else if existing.cancel_requested {
-            storage.request_cancellation(&run_id).await?;
+    let owner = Arc::new(RunOwner::for_this_process());
+    let new_run = NewRun {
+        run_id: run_id.clone(),
+        job_name: options.job_name.clone(),
+        status: RunStatus::Running,
+        tags: options.tags.clone(),
+        node_names: plan.node_names(),
+        priority: options.priority,
+        partition_key: options.partition.as_ref().and_then(|p| serde_json::to_value(&p.key).ok()),
+        launched_by: options.launched_by.clone(),
+        backend: options.backend,
+    };
+    let claim = storage.open_run(new_run, &owner, options.resume, options.liveness.dead_after).await?;
+    storage.attach_run(&run_id);
+    let role = match claim {
+        RunClaim::Owned { previous } => {
+            if let Some(previous) = previous {
+                // Resuming a cancelled run withdraws the request that ended it; a request
+                // pending on a run that has not ended (made from any process) survives the
+                // restart, which then starts cancelled instead of waiting for its first poll.
+                if options.resume && previous.status == RunStatus::Canceled {
+                    storage.clear_cancellation(&run_id).await?;
+                } else if previous.cancel_requested {
+                    storage.request_cancellation(&run_id).await?;
+                }
+            }
+            Role::Owner(owner)
         }
-        storage.set_run_status(&run_id, RunStatus::Running).await?;
-    } else {
-        storage
-            .create_run(NewRun {
-                run_id: run_id.clone(),
-                job_name: options.job_name.clone(),
-                status: RunStatus::Running,
-                tags: options.tags.clone(),
-                node_names: plan.node_names(),
-                priority: options.priority,
-                partition_key: options.partition.as_ref().and_then(|p| serde_json::to_value(&p.key).ok()),
-                launched_by: options.launched_by.clone(),
-            })
-            .await?;
-    }
-    storage.attach_run(&run_id).await?;
-    let outcome = drive_run(storage, plan, runner, options).await;
-    storage.detach_run(&run_id);
-    outcome
+        RunClaim::Attached { owner_process } => {
+            tracing::info!(run_id, owner = owner_process, "attached to a run another live process owns");
+            Role::Attached
+        }
+    };
+    let step_keys: Vec<String> = plan.steps().iter().map(|step| step.key.to_string()).collect();
+    let partition = options.partition_display();
+    let planned_by = match (&role, options.resume) {
+        (Role::Attached, _) => PlannedBy::Attached,
+        (Role::Owner(_), true) => PlannedBy::Owner,
+        (Role::Owner(_), false) => PlannedBy::RestartingOwner,
+    };
+    storage.register_run_steps(&run_id, &step_keys, partition.as_deref(), planned_by).await?;
+    let _heartbeat = match &role {
+        Role::Owner(owner) => {
+            Some(Heartbeat::start(storage.clone(), run_id.clone(), Arc::clone(owner), options.liveness.interval))
+        }
+        Role::Attached => None,
+    };
+    drive_run(storage, plan, runner, options, &role).await
+}
+
+/// How this process takes part in a run.
+enum Role {
+    /// It owns the run: it records the run's start and its outcome.
+    Owner(Arc<RunOwner>),
+    /// Another live process owns the run: this one only appends its steps' events.
+    Attached,
 }
 
 async fn drive_run(
@@ -207,6 +248,7 @@ async fn drive_run(
     plan: &Plan,
     runner: Arc<dyn StepRunner>,
     options: RunOptions,
+    role: &Role,
 ) -> Result<RunOutcome> {
     let run_id = options.run_id.clone();
     let already_done = if options.resume {
@@ -230,7 +272,9 @@ async fn drive_run(
         cancelled: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
     });
-    shared.event(EventType::RunStart, None, Vec::new());
+    if matches!(role, Role::Owner(_)) {
+        shared.event(EventType::RunStart, None, Vec::new());
+    }
 
     let mut scheduler = Scheduler::new(plan.clone(), &shared, already_done);
     scheduler.drive().await;
@@ -245,27 +289,37 @@ async fn drive_run(
     } else {
         RunStatus::Success
     };
-    let terminal_event = match status {
-        RunStatus::Success => EventType::RunSuccess,
-        RunStatus::Canceled => EventType::RunCanceled,
-        _ => EventType::RunFailure,
-    };
-    shared.event(terminal_event, None, Vec::new());
-    let completed = states.iter().filter(|s| **s == StepState::Succeeded).count() as i64;
-    let total = plan.len() as i64;
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
-    let recorded = match storage_error {
-        Some(err) => Err(err),
-        None => storage.set_run_outcome(&run_id, status, completed, total, message.as_deref()).await,
+    let recorded = match role {
+        Role::Owner(owner) => {
+            let terminal_event = match status {
+                RunStatus::Success => EventType::RunSuccess,
+                RunStatus::Canceled => EventType::RunCanceled,
+                _ => EventType::RunFailure,
+            };
+            shared.event(terminal_event, None, Vec::new());
+            match storage_error {
+                Some(err) => Err(err),
+                None => storage.finish_run(&run_id, owner, status, message.as_deref()).await,
+            }
+        }
+        // The owner records the run's outcome; this process only makes its steps' events
+        // durable.
+        Role::Attached => match storage_error {
+            Some(err) => Err(err),
+            None => storage.flush_run(&run_id).await,
+        },
     };
     if let Err(err) = recorded {
         // Some of the run's events are not stored: the run did not succeed, whatever its steps
         // did. Record that (the store may be reachable again) and report the storage error.
-        let message = format!("storage error: {err}");
-        if let Err(second) =
-            storage.write_run_outcome(&run_id, RunStatus::Failure, completed, total, Some(&message)).await
+        if let Role::Owner(owner) = role
+            && !matches!(err, rivers_storage::Error::RunTakenOver { .. })
         {
-            tracing::error!(run_id, error = %second, "could not record the failure of a run whose events were lost");
+            let message = format!("storage error: {err}");
+            if let Err(second) = storage.write_finish(&run_id, owner, RunStatus::Failure, Some(&message)).await {
+                tracing::error!(run_id, error = %second, "could not record the failure of a run whose events were lost");
+            }
         }
         return Err(err.into());
     }

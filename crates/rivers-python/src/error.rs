@@ -54,8 +54,13 @@ fn storage_error(err: &rivers_storage::Error) -> PyErr {
     match err {
         S::SchemaMigrationNeeded { .. } => SchemaMigrationNeededError::new_err(err.to_string()),
         S::InvalidStatus(m) => PyValueError::new_err(m.clone()),
-        S::Backend(_) | S::Locked { .. } | S::EventsNotWritten { .. } | S::Decode { .. } | S::InvalidArgument(_) => {
-            StorageError::new_err(err.to_string())
-        }
+        S::Backend(_)
+        | S::Conflict { .. }
+        | S::AlreadyExists(_)
+        | S::RunTakenOver { .. }
+        | S::Locked { .. }
+        | S::EventsNotWritten { .. }
+        | S::Decode { .. }
+        | S::InvalidArgument(_) => StorageError::new_err(err.to_string()),
     }
 }

@@ -198,6 +198,9 @@ pub(crate) struct PyRunRecord {
     partition_key: Option<RunKey>,
     block_reason: Option<String>,
     launched_by: PyLaunchedBy,
+    /// Why a run failed (its first failed step, a storage error, a dead owner): an extension
+    /// of the spec's fields (docs/runs.md).
+    message: Option<String>,
 }
 
 impl From<rivers_storage::RunRecord> for PyRunRecord {
@@ -214,6 +217,7 @@ impl From<rivers_storage::RunRecord> for PyRunRecord {
             partition_key: r.partition_key.and_then(RunKey::from_stored),
             block_reason: r.block_reason,
             launched_by: PyLaunchedBy(r.launched_by),
+            message: r.message,
         }
     }
 }

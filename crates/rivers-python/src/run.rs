@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use rivers_core::{ExecutorKind, FailureReason, LaunchedBy};
+use rivers_core::{ExecutorKind, FailureReason, LaunchedBy, RunBackendKind};
 use rivers_engine::{
-    LaunchOutcome, LaunchedRun, RunOptions, RunPartition, StepFailure, StepOutput, StepRequest, StepRunner,
+    LaunchOutcome, LaunchedRun, Liveness, RunOptions, RunPartition, StepFailure, StepOutput, StepRequest, StepRunner,
 };
 
 use crate::error::BindingError;
@@ -168,6 +168,8 @@ impl PyRunRequest {
                 max_workers,
                 max_async_concurrent,
                 launched_by,
+                backend: RunBackendKind::Local,
+                liveness: Liveness::from_env().map_err(pyo3::exceptions::PyValueError::new_err)?,
             },
         })
     }

@@ -553,6 +553,22 @@ impl PyStorage {
         self.sync(py, async move { s.get_run_progress(&run_id).await })
     }
 
+    /// Fails the `Running` runs whose owner wrote no heartbeat for `older_than` seconds
+    /// (optionally only those of one run backend, `"local"` or `"kubernetes"`) and returns
+    /// their ids. Run monitoring calls this periodically.
+    #[pyo3(signature = (older_than, backend = None))]
+    fn _fail_stale_runs(&self, py: Python<'_>, older_than: f64, backend: Option<String>) -> PyResult<Vec<String>> {
+        let max_age = std::time::Duration::try_from_secs_f64(older_than).map_err(|_| {
+            PyValueError::new_err(format!("older_than must be a non-negative number of seconds, got {older_than}"))
+        })?;
+        let backend = backend
+            .map(|text| text.parse::<rivers_core::RunBackendKind>())
+            .transpose()
+            .map_err(|err| PyValueError::new_err(format!("backend: {err}")))?;
+        let s = self.inner().clone();
+        self.sync(py, async move { s.fail_stale_runs(max_age, backend).await })
+    }
+
     // ---- kv -----------------------------------------------------------------------------
 
     fn kv_get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Option<Bound<'py, PyBytes>>> {
@@ -707,13 +723,13 @@ impl PyStorage {
         data_version: Option<String>,
     ) -> PyResult<String> {
         let s = self.inner().clone();
-        let event = s.enqueue_event(rivers_storage::NewEvent {
+        let event_id = s.enqueue_event(rivers_storage::NewEvent {
             asset_key: Some(asset_key),
             metadata,
             data_version,
             ..rivers_storage::NewEvent::new(rivers_core::EventType::Observation, run_id.clone())
         });
         self.sync(py, async move { s.flush_run(&run_id).await })?;
-        Ok(event.id)
+        Ok(event_id)
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use futures::future::try_join_all;
-use rivers_core::{EventType, LaunchedBy, RunStatus};
+use rivers_core::{EventType, LaunchedBy, RunBackendKind, RunStatus};
 use rivers_storage::{NewEvent, NewRun, RemoteTarget, RunFilter, Storage};
 
 /// Timed repetitions of each query.
@@ -30,9 +30,10 @@ async fn fill(storage: &Storage, runs: usize, events: usize) {
                     priority: 0,
                     partition_key: None,
                     launched_by: LaunchedBy::Manual,
+                    backend: RunBackendKind::Local,
                 })
                 .await?;
-            if i % 3 == 0 { storage.write_run_outcome(&run_id, RunStatus::Success, 1, 1, None).await } else { Ok(()) }
+            if i % 3 == 0 { storage.set_run_outcome(&run_id, RunStatus::Success, 1, 1, None).await } else { Ok(()) }
         }))
         .await
         .unwrap();

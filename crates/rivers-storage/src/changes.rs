@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::records::{RunRecord, StoredEvent};
-use crate::storage::decode_events;
+use crate::storage::decode_segment;
 
 /// How many changes may wait for a slow subscriber before the feed applies back-pressure to
 /// its live queries.
@@ -70,12 +70,10 @@ fn change(table: &'static str, notification: Notification<Value>) -> Option<Resu
     if !matches!(notification.action, Action::Create | Action::Update) {
         return None;
     }
-    let mut record = notification.data;
+    let record = notification.data;
     Some(match table {
-        "event_segment" => match record["events"].take() {
-            Value::Array(events) => decode_events(events).map(Change::Events),
-            _ => return None,
-        },
+        "event_segment" if record["events"].is_array() => decode_segment(record).map(Change::Events),
+        "event_segment" => return None,
         _ => serde_json::from_value(record)
             .map(|run| Change::Run(Box::new(run)))
             .map_err(|source| Error::Decode { what: "run", source }),

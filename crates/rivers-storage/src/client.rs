@@ -20,6 +20,52 @@ use crate::error::{Error, Result};
 /// milliseconds; waiting longer means the server is gone (the SDK would wait for it forever).
 pub(crate) const REMOTE_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many times a query that hit a transaction conflict is sent in all. Conflicts clear as
+/// soon as the competing transaction commits; with the waits of [`conflict_backoff`] the
+/// attempts span about two seconds, enough for dozens of writers contending for one record.
+pub(crate) const CONFLICT_RETRIES: u32 = 12;
+
+/// The randomised wait before attempt `attempt + 1` of a conflicted query: exponential from
+/// 2 ms, capped at 250 ms, with full jitter so that contending writers spread out.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let ceiling = (2u64 << attempt.min(7)).min(250);
+    Duration::from_micros(fastrand::u64(500..=ceiling * 1000))
+}
+
+/// Runs `attempt` until it does not fail with a transaction conflict, at most
+/// [`CONFLICT_RETRIES`] times, waiting [`conflict_backoff`] in between.
+async fn retrying_conflicts<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(Error::Conflict { .. }) if tries < CONFLICT_RETRIES => {
+                tokio::time::sleep(conflict_backoff(tries)).await;
+                tries += 1;
+            }
+            Err(Error::Conflict { detail, .. }) => return Err(Error::Conflict { attempts: tries, detail }),
+            other => return other,
+        }
+    }
+}
+
+/// Removes every statement error from `response` and returns the one to report: a retryable
+/// conflict if any statement hit one (in a failed transaction the other statements only say
+/// they were not executed), else the error of the earliest statement.
+fn first_error(response: &mut surrealdb::IndexedResults) -> Option<Error> {
+    let mut errors: Vec<(usize, Error)> =
+        response.take_errors().into_iter().map(|(index, err)| (index, Error::from(err))).collect();
+    errors.sort_by_key(|(index, _)| *index);
+    let conflict = errors.iter().position(|(_, err)| matches!(err, Error::Conflict { .. }));
+    match conflict {
+        Some(position) => Some(errors.swap_remove(position).1),
+        None => errors.into_iter().next().map(|(_, err)| err),
+    }
+}
+
 /// Where a remote store lives and who signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTarget {
@@ -128,19 +174,25 @@ impl Client {
         Ok(Client::Remote { db })
     }
 
+    /// Selects the namespace and database, which the first use defines (concurrently opening
+    /// handles conflict there, and are retried).
     pub(crate) async fn use_ns_db(&self, namespace: &str, database: &str) -> Result<()> {
-        match self {
-            Client::Local { db, .. } => db.use_ns(namespace).use_db(database).await?,
-            Client::Remote { db } => db.use_ns(namespace).use_db(database).await?,
-        };
-        Ok(())
+        retrying_conflicts(|| async {
+            match self {
+                Client::Local { db, .. } => db.use_ns(namespace).use_db(database).await?,
+                Client::Remote { db } => db.use_ns(namespace).use_db(database).await?,
+            };
+            Ok(())
+        })
+        .await
     }
 
-    /// Runs `sql` with `vars` bound; statement errors are left in the response.
+    /// Runs `sql` with `vars` bound and returns its statements' results.
     ///
     /// # Errors
-    /// `Backend` when the query fails, or when a server does not answer within
-    /// [`REMOTE_QUERY_TIMEOUT`].
+    /// The first statement error; `Conflict` when SurrealDB still reports a retryable
+    /// transaction conflict after [`CONFLICT_RETRIES`] attempts; `Backend` when a server does not
+    /// answer within [`REMOTE_QUERY_TIMEOUT`].
     pub(crate) async fn query(&self, sql: &str, vars: Value) -> Result<surrealdb::IndexedResults> {
         self.query_within(sql, vars, Some(REMOTE_QUERY_TIMEOUT)).await
     }
@@ -148,12 +200,26 @@ impl Client {
     /// [`Client::query`] with a caller-chosen bound on how long a server may take (`None`:
     /// unbounded, for migrations over a whole store). Local stores are never bounded: they
     /// cannot lose a connection.
+    ///
+    /// Several processes write one store, and SurrealDB's transactions are optimistic: a
+    /// transaction that touched a record another one changed meanwhile fails with a conflict
+    /// that "can be retried". Such a query is sent again, whole, after a short randomised
+    /// wait. That is safe because every query this crate sends is either one transaction
+    /// (nothing of it was applied) or a sequence of idempotent statements.
     pub(crate) async fn query_within(
         &self,
         sql: &str,
         vars: Value,
         timeout: Option<Duration>,
     ) -> Result<surrealdb::IndexedResults> {
+        retrying_conflicts(|| async {
+            let mut response = self.send(sql, vars.clone(), timeout).await?;
+            first_error(&mut response).map_or(Ok(response), Err)
+        })
+        .await
+    }
+
+    async fn send(&self, sql: &str, vars: Value, timeout: Option<Duration>) -> Result<surrealdb::IndexedResults> {
         match self {
             Client::Local { db, .. } => Ok(db.query(sql).bind(vars).await?),
             Client::Remote { db } => {

@@ -6,6 +6,29 @@ pub enum Error {
     /// The backend failed (connection, transaction, query, lock).
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// Concurrent writers kept changing the records a transaction touched, through every retry.
+    #[error(
+        "storage write conflict: other processes kept changing the same records through {attempts} \
+         attempt(s); try again ({detail})"
+    )]
+    Conflict {
+        /// How many times the query was sent.
+        attempts: u32,
+        /// SurrealDB's message.
+        detail: String,
+    },
+    /// A record that must be new already exists (a run id taken by another run).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A process finished a run it no longer owns: another process failed it (after missed
+    /// heartbeats) or claimed it meanwhile.
+    #[error("run '{run_id}' is no longer owned by this process: {detail}")]
+    RunTakenOver {
+        /// The run.
+        run_id: String,
+        /// What happened to it.
+        detail: String,
+    },
     /// An embedded store's path is held by another live handle.
     #[error(
         "cannot open embedded storage at {location}: the database is locked by another live handle \
@@ -61,8 +84,26 @@ pub enum Error {
 
 impl From<surrealdb::Error> for Error {
     fn from(err: surrealdb::Error) -> Self {
-        Error::Backend(err.to_string())
+        if is_retryable_conflict(&err) {
+            Error::Conflict { attempts: 1, detail: err.to_string() }
+        } else if err.is_already_exists() {
+            Error::AlreadyExists(err.to_string())
+        } else {
+            Error::Backend(err.to_string())
+        }
     }
+}
+
+/// Whether SurrealDB reports a transaction conflict, which succeeds when retried. Servers
+/// send the kind structurally; the message check covers errors that reach us as text only
+/// (for example a conflict inside a transaction that is reported by its `COMMIT`).
+fn is_retryable_conflict(err: &surrealdb::Error) -> bool {
+    use surrealdb::types::{ErrorDetails, QueryError};
+    if matches!(err.details(), ErrorDetails::Query(Some(QueryError::TransactionConflict))) {
+        return true;
+    }
+    let text = err.to_string();
+    text.contains("Transaction conflict") || text.contains("can be retried") || text.contains("retry the transaction")
 }
 
 /// Result alias of this crate.

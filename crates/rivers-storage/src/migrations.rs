@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "events_as_text", ddl: include_str!("../migrations/0003_events_as_text.surql") },
     Migration { version: 4, name: "run_tag_time", ddl: include_str!("../migrations/0004_run_tag_time.surql") },
     Migration { version: 5, name: "partitions", ddl: include_str!("../migrations/0005_partitions.surql") },
+    Migration { version: 6, name: "shared_runs", ddl: include_str!("../migrations/0006_shared_runs.surql") },
 ];
 
 /// Schema version written by this build.
@@ -41,9 +42,16 @@ const LEASE_TTL: Duration = Duration::from_secs(120);
 
 /// The stamp of a store: `None` for an empty one.
 pub(crate) async fn stored_version(client: &Client) -> Result<Option<i64>> {
-    let mut response = client.query("SELECT VALUE version FROM schema_stamp:current", json!({})).await?;
-    let stamp: Vec<Value> = response.take(0).unwrap_or_default();
-    Ok(stamp.first().and_then(Value::as_i64))
+    // A store nobody initialised has no tables at all; reading the stamp table would fail.
+    let mut response = client
+        .query(
+            "IF (INFO FOR DB).tables.schema_stamp = NONE { RETURN NONE } \
+             ELSE { RETURN (SELECT VALUE version FROM schema_stamp:current)[0] }",
+            json!({}),
+        )
+        .await?;
+    let stamp: Option<Value> = response.take(0)?;
+    Ok(stamp.as_ref().and_then(Value::as_i64))
 }
 
 /// Checks that the store at `location` can be used by this build, creating the schema of an
@@ -65,11 +73,12 @@ pub(crate) async fn ensure_current(client: &Client, location: &str) -> Result<()
     }
 }
 
-/// Applies every migration the store lacks. Idempotent.
+/// Applies every migration the store lacks. Idempotent. While another process migrates the
+/// store (or creates the schema of an empty one), waits for it to finish, then applies
+/// whatever it left to do (usually nothing).
 ///
 /// # Errors
-/// `Backend` when another process holds the migration lease, or a step fails (the stamp then
-/// names the last step that completed).
+/// `Backend` when a step fails (the stamp then names the last step that completed).
 pub(crate) async fn migrate(client: &Client, location: &str) -> Result<()> {
     let holder = uuid::Uuid::new_v4().to_string();
     acquire_lease(client, location, &holder).await?;
@@ -137,6 +146,15 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             event.run_seq = *seq;
         }
         crate::writer::apply_state(client, &events).await?;
+        // Numbering continues after each run's last event (schema 6 moves this to its counter).
+        let lasts: Vec<Value> = next_seq.into_iter().map(|(run, last)| json!({"run": run, "last": last})).collect();
+        client
+            .query_within(
+                "FOR $run IN $lasts { UPDATE type::record('run', $run.run) SET last_event_seq = $run.last RETURN NONE; };",
+                json!({"lasts": lasts}),
+                None,
+            )
+            .await?;
     }
     if version == 5 {
         // Dynamic keys were stamped with their insertion time; number them 0, 1, ... per set in
@@ -164,6 +182,20 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             .await?
             .check()?;
     }
+    if version == 6 {
+        // Event numbers were kept on the run record and assigned in memory by the writing
+        // process; the counters continue from there.
+        client
+            .query_within(
+                "FOR $run IN (SELECT record::id(id) AS id, last_event_seq FROM run WHERE last_event_seq != NONE) { \
+                     UPSERT type::record('run_sequence', $run.id) SET last = $run.last_event_seq RETURN NONE; \
+                 };",
+                json!({}),
+                None,
+            )
+            .await?
+            .check()?;
+    }
     Ok(())
 }
 
@@ -171,22 +203,29 @@ async fn client_rows(client: &Client, sql: &str, vars: Value) -> Result<Vec<Valu
     Ok(client.query(sql, vars).await?.take(0)?)
 }
 
+/// How often a process waiting for another one's migration checks whether it finished.
+const LEASE_POLL: Duration = Duration::from_millis(50);
+
+/// Takes the migration lease, waiting while another live process holds it. A holder renews
+/// its lease before each step, so the wait lasts as long as that migration; a holder that died
+/// frees the store when its lease expires.
 async fn acquire_lease(client: &Client, location: &str, holder: &str) -> Result<()> {
-    let now = crate::clock::now_ns();
-    let rows = client_rows(
-        client,
-        "IF record::exists(schema_lease:current) AND schema_lease:current.expires > $now { RETURN schema_lease:current.holder } \
-         ELSE { UPSERT schema_lease:current CONTENT { holder: $holder, expires: $expires } RETURN NONE; RETURN NONE }",
-        json!({"now": now, "holder": holder, "expires": now + LEASE_TTL.as_nanos() as i64}),
-    )
-    .await?;
-    match rows.first() {
-        Some(Value::String(other)) => Err(Error::Backend(format!(
-            "cannot migrate the database at {location}: another process ({other}) is migrating it; \
-             wait for it to finish (its lease expires within {} s) and try again",
-            LEASE_TTL.as_secs()
-        ))),
-        _ => Ok(()),
+    let mut waiting_for: Option<String> = None;
+    loop {
+        let now = crate::clock::now_ns();
+        let rows = client_rows(
+            client,
+            "IF record::exists(schema_lease:current) AND schema_lease:current.expires > $now { RETURN schema_lease:current.holder } \
+             ELSE { UPSERT schema_lease:current CONTENT { holder: $holder, expires: $expires } RETURN NONE; RETURN NONE }",
+            json!({"now": now, "holder": holder, "expires": now + LEASE_TTL.as_nanos() as i64}),
+        )
+        .await?;
+        let Some(Value::String(other)) = rows.into_iter().next() else { return Ok(()) };
+        if waiting_for.as_deref() != Some(other.as_str()) {
+            tracing::info!(location, holder = %other, "another process is migrating the store; waiting for it");
+            waiting_for = Some(other);
+        }
+        tokio::time::sleep(LEASE_POLL).await;
     }
 }
 

@@ -1,6 +1,6 @@
 //! Stored records and the payloads used to create them.
 
-use rivers_core::{EventType, LaunchedBy, RunStatus};
+use rivers_core::{EventType, LaunchedBy, RunBackendKind, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// One run event, as stored.
@@ -193,6 +193,24 @@ pub struct RunRecord {
     /// Failure message of the outcome.
     #[serde(default)]
     pub message: Option<String>,
+    /// Where the run executes.
+    #[serde(default)]
+    pub backend: RunBackendKind,
+    /// The token of the execution that owns the run while it is `Running`.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The process executing the run (`host pid N`) while it is `Running`.
+    #[serde(default)]
+    pub owner_process: Option<String>,
+    /// That process's host.
+    #[serde(default)]
+    pub owner_host: Option<String>,
+    /// That process's id on its host.
+    #[serde(default)]
+    pub owner_pid: Option<u32>,
+    /// When that process last proved it is alive (ns).
+    #[serde(default)]
+    pub heartbeat: Option<i64>,
 }
 
 /// The fields of a run to create.
@@ -214,6 +232,8 @@ pub struct NewRun {
     pub partition_key: Option<serde_json::Value>,
     /// Origin.
     pub launched_by: LaunchedBy,
+    /// Where the run executes.
+    pub backend: RunBackendKind,
 }
 
 /// One schedule, sensor or condition evaluation.

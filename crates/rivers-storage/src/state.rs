@@ -27,8 +27,9 @@ pub(crate) struct StateUpdates {
     pub(crate) partition_observations: Vec<Value>,
     /// `step_state` rows: the status of each step touched.
     pub(crate) steps: Vec<Value>,
-    /// `{run, seq}`: the highest event number per run in the batch.
-    pub(crate) run_seqs: Vec<Value>,
+    /// `{run, events}`: how many events of each run the batch holds (their numbers are
+    /// assigned at commit).
+    pub(crate) run_counts: Vec<Value>,
 }
 
 /// A step's state as kept in `step_state`.
@@ -57,10 +58,12 @@ struct Latest<K: Ord> {
 }
 
 impl Latest<(String, String)> {
-    /// The `asset_partition` row of `(asset, partition)` with `field` set to the event.
-    fn put_partition(&mut self, asset_key: &str, partition: &str, field: &str, event: &Value) {
+    /// The `asset_partition` row of `(asset, partition)` with `field` set to the event and
+    /// `field_time` to its time (rows only move forward in time).
+    fn put_partition(&mut self, asset_key: &str, partition: &str, field: &str, event: &Value, time: i64) {
         let mut row = json!({"id": [asset_key, partition], "asset_key": asset_key, "partition_key": partition});
         row[field] = event.clone();
+        row[format!("{field}_time")] = json!(time);
         self.put((asset_key.to_string(), partition.to_string()), row);
     }
 }
@@ -85,10 +88,9 @@ impl StateUpdates {
         let mut partition_mats = Latest::default();
         let mut partition_observations = Latest::default();
         let mut steps = Latest::default();
-        let mut run_seqs: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut run_counts: BTreeMap<&str, i64> = BTreeMap::new();
         for (event, text) in events.iter().zip(texts) {
-            let seq = run_seqs.entry(event.run_id.as_str()).or_default();
-            *seq = (*seq).max(event.run_seq);
+            *run_counts.entry(event.run_id.as_str()).or_default() += 1;
             let Some(key) = event.asset_key.as_deref() else { continue };
             match event.event_type {
                 EventType::Materialization | EventType::Observation => {
@@ -106,11 +108,12 @@ impl StateUpdates {
                     };
                     let doc = Value::String(text.clone());
                     if let Some(partition) = &event.partition_key {
-                        partitions.put_partition(key, partition, field, &doc);
+                        partitions.put_partition(key, partition, field, &doc, event.timestamp);
                     }
                     let mut row = json!({"id": key, "asset_key": key});
                     row[version_field] = json!(event.data_version);
                     row[field] = doc;
+                    row[format!("{field}_time")] = json!(event.timestamp);
                     latest.put(key.to_string(), row);
                 }
                 other => {
@@ -132,7 +135,7 @@ impl StateUpdates {
             partition_materializations: partition_mats.into_rows(),
             partition_observations: partition_observations.into_rows(),
             steps: steps.into_rows(),
-            run_seqs: run_seqs.into_iter().map(|(run, seq)| json!({"run": run, "seq": seq})).collect(),
+            run_counts: run_counts.into_iter().map(|(run, events)| json!({"run": run, "events": events})).collect(),
         }
     }
 }
@@ -193,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn step_state_follows_the_last_step_event_and_runs_their_highest_seq() {
+    fn step_state_follows_the_last_step_event_and_runs_count_their_events() {
         let events = [
             event(EventType::StepStart, "r1", Some("a"), None, 4),
             event(EventType::Materialization, "r1", Some("a"), None, 5),
@@ -205,8 +208,8 @@ mod tests {
         let statuses: Vec<(&Value, &Value)> = updates.steps.iter().map(|s| (&s["run_id"], &s["status"])).collect();
         assert_eq!(statuses, [(&json!("r1"), &json!("Success")), (&json!("r2"), &json!("Skipped"))]);
         assert_eq!(
-            updates.run_seqs,
-            [json!({"run": "r1", "seq": 6}), json!({"run": "r2", "seq": 2}), json!({"run": "r3", "seq": 1})]
+            updates.run_counts,
+            [json!({"run": "r1", "events": 3}), json!({"run": "r2", "events": 1}), json!({"run": "r3", "events": 1})]
         );
     }
 }

@@ -20,10 +20,11 @@ mod assets;
 mod backfills;
 mod events;
 mod kv;
+mod ownership;
 mod partition_status;
 mod runs;
 
-pub use events::EnqueuedEvent;
+pub use ownership::{PlannedBy, RunClaim, RunOwner};
 pub(crate) use partition_status::apply_changes as apply_partition_changes;
 pub use partition_status::{PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition};
 pub use runs::RunFilter;
@@ -67,8 +68,6 @@ struct Inner {
     /// Runs whose cancellation was requested through this handle: checked between steps
     /// without a database round trip.
     cancelled: Mutex<HashSet<String>>,
-    /// Next event number per run attached through this handle (`attach_run`).
-    run_seqs: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -92,6 +91,33 @@ pub(crate) fn decode_events(items: Vec<Value>) -> Result<Vec<StoredEvent>> {
         })
         .map(|decoded| decoded.map_err(|source| Error::Decode { what: "event", source }))
         .collect()
+}
+
+/// The events of one stored segment (a row with `events` and, since schema 6, `run_seq_ends`),
+/// numbered in their runs. Numbers are assigned when a segment commits: `run_seq_ends` says
+/// where each run's numbers end, and the segment's events of that run take the numbers up to
+/// it, in order. Older segments carry their numbers in the events.
+pub(crate) fn decode_segment(mut row: Value) -> Result<Vec<StoredEvent>> {
+    let Value::Array(items) = row["events"].take() else { return Ok(Vec::new()) };
+    let mut events = decode_events(items)?;
+    let Value::Array(ends) = row["run_seq_ends"].take() else { return Ok(events) };
+    let mut counts: HashMap<&str, i64> = HashMap::with_capacity(ends.len());
+    for event in &events {
+        *counts.entry(event.run_id.as_str()).or_default() += 1;
+    }
+    let mut next: HashMap<String, i64> = HashMap::with_capacity(ends.len());
+    for end in &ends {
+        if let (Some(run), Some(last)) = (end["run"].as_str(), end["last"].as_i64()) {
+            next.insert(run.to_owned(), last - counts.get(run).copied().unwrap_or(0) + 1);
+        }
+    }
+    for event in &mut events {
+        if let Some(seq) = next.get_mut(&event.run_id) {
+            event.run_seq = *seq;
+            *seq += 1;
+        }
+    }
+    Ok(events)
 }
 
 /// The JSON text an event is stored as.
@@ -190,16 +216,7 @@ impl Storage {
         }
         let client = Arc::new(client);
         let writer = Writer::spawn(Arc::clone(&client));
-        Ok(Storage {
-            inner: Arc::new(Inner {
-                client,
-                kind,
-                location,
-                writer,
-                cancelled: Mutex::new(HashSet::new()),
-                run_seqs: Mutex::new(HashMap::new()),
-            }),
-        })
+        Ok(Storage { inner: Arc::new(Inner { client, kind, location, writer, cancelled: Mutex::new(HashSet::new()) }) })
     }
 
     /// Shuts a connection down and waits until nothing references its datastore any more, so

@@ -45,6 +45,8 @@ pub(crate) enum Command {
     Event(Box<StoredEvent>),
     Log(StoredLog),
     PartitionStatus(PartitionStatusChange),
+    /// Steps a run's plan grew by (fan-out instances): counted in its progress.
+    PlannedSteps(PlannedSteps),
     /// Resolves once everything enqueued before it was written, with an error if any of it
     /// was lost, or (when scoped to a run) if that run lost events at any time.
     Flush {
@@ -53,6 +55,14 @@ pub(crate) enum Command {
     },
     /// Forgets a run's lost events (a resumed run starts clean).
     ResetRun(String),
+}
+
+/// Steps added to a run's plan while it runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct PlannedSteps {
+    pub(crate) run_id: String,
+    pub(crate) step_keys: Vec<String>,
+    pub(crate) partition: Option<String>,
 }
 
 /// Events of one run that could not be written.
@@ -152,6 +162,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
     let mut status: Vec<PartitionStatusChange> = Vec::new();
+    let mut planned: Vec<PlannedSteps> = Vec::new();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut open = true;
     while open {
@@ -164,6 +175,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
                     Command::Event(event) => events.push(*event),
                     Command::Log(log) => logs.push(log),
                     Command::PartitionStatus(change) => status.push(change),
+                    Command::PlannedSteps(steps) => planned.push(steps),
                     Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
                     Command::ResetRun(run_id) => {
                         lost.remove(&run_id);
@@ -189,8 +201,9 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             }
         }
         let mut batch_error = None;
-        if !events.is_empty() || !logs.is_empty() || !status.is_empty() {
-            if let Err(err) = write_with_retry(&client, &faults, &events, &logs, &status).await {
+        if !events.is_empty() || !logs.is_empty() || !status.is_empty() || !planned.is_empty() {
+            let batch = Batch { events: &events, logs: &logs, planned: &planned };
+            if let Err(err) = write_with_retry(&client, &faults, &batch, &status).await {
                 tracing::error!(error = %err, events = events.len(), logs = logs.len(),
                                 "a batch of run events could not be written");
                 record_lost(&mut lost, &events, &logs, &err.to_string());
@@ -199,6 +212,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             events.clear();
             logs.clear();
             status.clear();
+            planned.clear();
         }
         for waiter in waiters.drain(..) {
             let outcome = match (&waiter.run_id, &batch_error) {
@@ -237,11 +251,17 @@ fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &
     }
 }
 
+/// What one group commit writes.
+struct Batch<'a> {
+    events: &'a [StoredEvent],
+    logs: &'a [StoredLog],
+    planned: &'a [PlannedSteps],
+}
+
 async fn write_with_retry(
     client: &Client,
     faults: &Faults,
-    events: &[StoredEvent],
-    logs: &[StoredLog],
+    batch: &Batch<'_>,
     status: &[PartitionStatusChange],
 ) -> Result<()> {
     // One id for every attempt of this batch: an attempt that timed out may still have been
@@ -251,7 +271,7 @@ async fn write_with_retry(
     let mut is_retry = false;
     loop {
         let attempt = match faults.check(is_retry) {
-            Ok(()) => match write_batch(client, Some(&segment), events, logs).await {
+            Ok(()) => match write_batch(client, Some(&segment), batch).await {
                 // Status follows its events; a retry re-reads it, and re-writes the events
                 // idempotently.
                 Ok(()) => apply_partition_changes(client, status).await,
@@ -280,13 +300,14 @@ const WRITE_BATCH: &str = include_str!("queries/write_batch.surql");
 /// state from history this way).
 pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Result<()> {
     for chunk in events.chunks(MAX_BATCH) {
-        write_batch(client, None, chunk, &[]).await?;
+        write_batch(client, None, &Batch { events: chunk, logs: &[], planned: &[] }).await?;
     }
     Ok(())
 }
 
 /// Writes one batch; `segment` names the event segment to append (`None`: state only).
-async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEvent], logs: &[StoredLog]) -> Result<()> {
+async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) -> Result<()> {
+    let Batch { events, logs, planned } = *batch;
     // Each event is serialised once: the segment and the state rows hold the same text.
     let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
     let updates = StateUpdates::from_events(events, &texts);
@@ -310,7 +331,8 @@ async fn write_batch(client: &Client, segment: Option<&str>, events: &[StoredEve
         .query_within(
             WRITE_BATCH,
             json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": texts,
-                   "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates}),
+                   "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates,
+                   "planned": planned}),
             Some(WRITE_ATTEMPT_TIMEOUT),
         )
         .await?

@@ -174,6 +174,12 @@ impl Scheduler {
             "the plan grew"
         );
         self.fan_outs.placed(&self.plan, &added);
+        let keys = added.iter().map(|&position| self.plan.steps()[position].key.to_string()).collect();
+        self.shared.storage.enqueue_planned_steps(
+            &self.shared.options.run_id,
+            keys,
+            self.shared.partition_display.clone(),
+        );
         self.track(added);
         self.recount_levels();
         for (target, up) in new_edges {

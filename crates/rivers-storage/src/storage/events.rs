@@ -13,54 +13,22 @@ use crate::records::{NewEvent, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
-use super::{Storage, decode_events};
+use super::{Storage, decode_events, decode_segment};
 use crate::error::{Error, Result};
-
-/// What an enqueued event was assigned (the event itself goes to the writer).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnqueuedEvent {
-    /// The event's id.
-    pub id: String,
-    /// Its number in its run.
-    pub run_seq: i64,
-}
 
 impl Storage {
     // ---- writing ------------------------------------------------------------------------
 
-    /// Prepares this handle to write events of `run_id`: numbering continues after the run's
-    /// last stored event (a resumed run), and earlier lost writes of the run are forgotten.
-    ///
-    /// # Errors
-    /// `Backend` when the run record cannot be read.
-    pub async fn attach_run(&self, run_id: &str) -> Result<()> {
-        let rows =
-            self.rows("SELECT VALUE last_event_seq FROM type::record('run', $id)", json!({"id": run_id})).await?;
-        let last = rows.first().and_then(Value::as_i64).unwrap_or(0);
-        self.inner.run_seqs.lock().insert(run_id.to_string(), last);
+    /// Prepares this handle to write events of `run_id` again (a re-executed or resumed run):
+    /// earlier lost writes of the run are forgotten.
+    pub fn attach_run(&self, run_id: &str) {
         let _ = self.inner.writer.sender.send(Command::ResetRun(run_id.to_string()));
-        Ok(())
     }
 
-    /// Stops numbering events of `run_id` on this handle (its run has ended).
-    pub fn detach_run(&self, run_id: &str) {
-        self.inner.run_seqs.lock().remove(run_id);
-    }
-
-    /// Enqueues an event for the batched writer and returns the id and run number it was given.
-    /// Never blocks; whether it was written is known from the next [`Storage::flush_run`].
-    pub fn enqueue_event(&self, event: NewEvent) -> EnqueuedEvent {
-        let run_seq = {
-            let mut seqs = self.inner.run_seqs.lock();
-            // The run is attached almost always: number without copying its id.
-            if let Some(seq) = seqs.get_mut(&event.run_id) {
-                *seq += 1;
-                *seq
-            } else {
-                seqs.insert(event.run_id.clone(), 1);
-                1
-            }
-        };
+    /// Enqueues an event for the batched writer and returns the id it was given. Its number in
+    /// its run is assigned when its batch commits. Never blocks; whether it was written is
+    /// known from the next [`Storage::flush_run`].
+    pub fn enqueue_event(&self, event: NewEvent) -> String {
         let stored = StoredEvent {
             id: uuid::Uuid::now_v7().to_string(),
             event_type: event.event_type,
@@ -68,16 +36,23 @@ impl Storage {
             run_id: event.run_id,
             partition_key: event.partition_key,
             timestamp: now_ns(),
-            run_seq,
+            run_seq: 0,
             metadata: event.metadata,
             data_version: event.data_version,
             code_version: event.code_version,
             input_data_versions: event.input_data_versions,
         };
-        let enqueued = EnqueuedEvent { id: stored.id.clone(), run_seq };
+        let id = stored.id.clone();
         // A closed channel means the writer is gone; the next flush reports it.
         let _ = self.inner.writer.sender.send(Command::Event(Box::new(stored)));
-        enqueued
+        id
+    }
+
+    /// Enqueues steps a running plan grew by (fan-out instances), written with the next batch
+    /// before their events: they count towards the run's progress like the planned ones.
+    pub fn enqueue_planned_steps(&self, run_id: &str, step_keys: Vec<String>, partition: Option<String>) {
+        let steps = crate::writer::PlannedSteps { run_id: run_id.into(), step_keys, partition };
+        let _ = self.inner.writer.sender.send(Command::PlannedSteps(steps));
     }
 
     /// Enqueues one step execution's captured output (written with the next batch).
@@ -134,13 +109,11 @@ impl Storage {
     pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
         self.flush().await?;
         let rows = self
-            .rows("SELECT VALUE events FROM event_segment WHERE run_ids CONTAINS $run", json!({"run": run_id}))
+            .rows("SELECT events, run_seq_ends FROM event_segment WHERE run_ids CONTAINS $run", json!({"run": run_id}))
             .await?;
         let mut events = Vec::new();
         for row in rows {
-            if let Value::Array(items) = row {
-                events.extend(decode_events(items)?.into_iter().filter(|e| e.run_id == run_id));
-            }
+            events.extend(decode_segment(row)?.into_iter().filter(|e| e.run_id == run_id));
         }
         // Events numbered before sequence numbers existed (schema 1) sort by time.
         events.sort_by_key(|e| (e.run_seq, e.timestamp));
@@ -154,15 +127,14 @@ impl Storage {
         // enough for `limit` events.
         let rows = self
             .rows(
-                "SELECT seq, events FROM event_segment WHERE asset_keys CONTAINS $key ORDER BY seq DESC LIMIT $limit",
+                "SELECT seq, events, run_seq_ends FROM event_segment WHERE asset_keys CONTAINS $key \
+                 ORDER BY seq DESC LIMIT $limit",
                 json!({"key": asset_key, "limit": limit}),
             )
             .await?;
         let mut events = Vec::new();
-        for mut row in rows {
-            if let Value::Array(items) = row["events"].take() {
-                events.extend(decode_events(items)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)));
-            }
+        for row in rows {
+            events.extend(decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)));
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         events.truncate(limit);

@@ -13,7 +13,19 @@ impl Storage {
     // ---- runs ---------------------------------------------------------------------------
 
     /// Creates a run record.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when a run with this id exists; `Backend` for a failed write.
     pub async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
+        let doc = Self::run_document(run)?;
+        let record: RunRecord =
+            serde_json::from_value(doc.clone()).map_err(|source| Error::Decode { what: "run", source })?;
+        self.insert_run(doc).await?;
+        Ok(record)
+    }
+
+    /// The stored document of a new run.
+    pub(super) fn run_document(run: NewRun) -> Result<Value> {
         let record = RunRecord {
             run_id: run.run_id,
             job_name: run.job_name,
@@ -30,6 +42,12 @@ impl Storage {
             completed_steps: 0,
             total_steps: 0,
             message: None,
+            backend: run.backend,
+            owner: None,
+            owner_process: None,
+            owner_host: None,
+            owner_pid: None,
+            heartbeat: None,
         };
         let mut doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
         // The indexed companion of a field that is not directly indexable: the backfill a run
@@ -38,18 +56,24 @@ impl Storage {
             rivers_core::LaunchedBy::Backfill { backfill_id } => json!(backfill_id),
             _ => Value::Null,
         };
-        // Each tag also gets a `run_tag` row, which pages runs by tag newest-first.
+        Ok(doc)
+    }
+
+    /// Writes a new run document; each tag also gets a `run_tag` row, which pages runs by tag
+    /// newest-first.
+    pub(super) async fn insert_run(&self, doc: Value) -> Result<()> {
         self.execute(
-            "UPSERT type::record('run', $id) CONTENT $doc RETURN NONE; \
+            "BEGIN TRANSACTION; \
+             CREATE type::record('run', $doc.run_id) CONTENT $doc RETURN NONE; \
              FOR $tag IN $doc.tags { \
-                 UPSERT type::record('run_tag', [$id, $tag[0], $tag[1]]) \
-                     CONTENT { key: $tag[0], value: $tag[1], run_id: $id, start_time: $doc.start_time } \
+                 UPSERT type::record('run_tag', [$doc.run_id, $tag[0], $tag[1]]) \
+                     CONTENT { key: $tag[0], value: $tag[1], run_id: $doc.run_id, start_time: $doc.start_time } \
                      RETURN NONE; \
-             };",
-            json!({"id": record.run_id, "doc": doc}),
+             }; \
+             COMMIT TRANSACTION;",
+            json!({"doc": doc}),
         )
-        .await?;
-        Ok(record)
+        .await
     }
 
     /// The run, or `None`.
@@ -92,13 +116,23 @@ impl Storage {
         decode("run", self.rows(&sql, vars).await?)
     }
 
-    /// Moves a run to `status` (non-terminal transitions such as `Running`).
-    pub async fn set_run_status(&self, run_id: &str, status: RunStatus) -> Result<()> {
-        self.execute(
-            "UPDATE type::record('run', $id) SET status = $status RETURN NONE",
-            json!({"id": run_id, "status": status.as_str()}),
-        )
-        .await
+    /// Moves a run to `status` if the lifecycle allows it from the run's current status
+    /// (`RunStatus::predecessors`), in one compare-and-set. `false` when it does not (the run
+    /// is missing, or another process moved it first).
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn transition_run(&self, run_id: &str, status: RunStatus) -> Result<bool> {
+        let from: Vec<&str> = RunStatus::predecessors(status).iter().map(|s| s.as_str()).collect();
+        let end = status.is_terminal().then(now_ns);
+        let rows = self
+            .rows(
+                "UPDATE type::record('run', $id) SET status = $status, end_time = $end WHERE status IN $from \
+                 RETURN VALUE true",
+                json!({"id": run_id, "status": status.as_str(), "from": from, "end": end}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Parses the status of `set_run_outcome`: `Success`, `Failure`, `Canceled` and
@@ -117,11 +151,15 @@ impl Storage {
         }
     }
 
-    /// Persists a run's terminal outcome, after every event of the run is durable.
+    /// Persists a run's terminal outcome with its progress counts, after every event of the
+    /// run is durable: the record a run pod writes when its run ends (platform.md). Allowed
+    /// from the statuses the lifecycle allows, and over an earlier outcome (a run pod records
+    /// the outcome of the run its executor already finished).
     ///
     /// # Errors
-    /// `EventsNotWritten` when some of the run's events were lost (the outcome is not
-    /// written then: the caller records a failure instead); `Backend` for a failed write.
+    /// `EventsNotWritten` when some of the run's events were lost (the outcome is not written
+    /// then); `InvalidArgument` for a missing run or one whose status does not allow `status`;
+    /// `Backend` for a failed write.
     pub async fn set_run_outcome(
         &self,
         run_id: &str,
@@ -131,29 +169,28 @@ impl Storage {
         message: Option<&str>,
     ) -> Result<()> {
         self.flush_run(run_id).await?;
-        self.write_run_outcome(run_id, status, completed_steps, total_steps, message).await
-    }
-
-    /// Writes a run's terminal outcome without waiting for its events (used to record the
-    /// failure of a run whose events could not all be written).
-    ///
-    /// # Errors
-    /// `Backend` for a failed write.
-    pub async fn write_run_outcome(
-        &self,
-        run_id: &str,
-        canonical: RunStatus,
-        completed_steps: i64,
-        total_steps: i64,
-        message: Option<&str>,
-    ) -> Result<()> {
-        self.execute(
-            "UPDATE type::record('run', $id) SET status = $status, completed_steps = $done, total_steps = $total, \
-             message = $message, end_time = $end RETURN NONE",
-            json!({"id": run_id, "status": canonical.as_str(), "done": completed_steps, "total": total_steps,
-                   "message": message, "end": now_ns()}),
-        )
-        .await
+        let mut from: Vec<&str> = RunStatus::predecessors(status).iter().map(|s| s.as_str()).collect();
+        from.extend(RunStatus::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()));
+        let rows = self
+            .rows(
+                "UPDATE type::record('run', $id) SET status = $status, completed_steps = $done, total_steps = $total, \
+                     message = $message, end_time = $end, owner = NONE, owner_process = NONE, owner_host = NONE, owner_pid = NONE \
+                 WHERE status IN $from RETURN VALUE true",
+                json!({"id": run_id, "status": status.as_str(), "done": completed_steps, "total": total_steps,
+                       "message": message, "end": now_ns(), "from": from}),
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(match self.get_run(run_id).await? {
+                None => Error::InvalidArgument(format!("cannot record an outcome of run '{run_id}': no such run")),
+                Some(run) => Error::InvalidArgument(format!(
+                    "cannot record outcome {status} of run '{run_id}': it is {}{}",
+                    run.status,
+                    if run.status == RunStatus::Queued { "; cancel it with cancel_queued_run" } else { "" }
+                )),
+            });
+        }
+        Ok(())
     }
 
     /// `(completed_steps, total_steps)` of a run; `(0, 0)` when unknown.
@@ -166,19 +203,16 @@ impl Storage {
         self.get_runs(usize::MAX >> 1, Some(RunStatus::Queued)).await
     }
 
-    /// Cancels a queued run; `false` when the run is not queued.
+    /// Cancels a queued run in one compare-and-set; `false` when the run is not queued.
     pub async fn cancel_queued_run(&self, run_id: &str) -> Result<bool> {
-        match self.get_run(run_id).await? {
-            Some(run) if run.status == RunStatus::Queued => {
-                self.execute(
-                    "UPDATE type::record('run', $id) SET status = 'Canceled', end_time = $end RETURN NONE",
-                    json!({"id": run_id, "end": now_ns()}),
-                )
-                .await?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let rows = self
+            .rows(
+                "UPDATE type::record('run', $id) SET status = 'Canceled', end_time = $end WHERE status = 'Queued' \
+                 RETURN VALUE true",
+                json!({"id": run_id, "end": now_ns()}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Sets the cooperative cancellation flag of a run. A run not created yet is flagged on this

@@ -19,7 +19,7 @@ async fn observe_a_run(writer: &Storage, feed: &mut ChangeFeed) {
     let Change::Run(run) = next(feed).await else { panic!("expected the new run first") };
     assert_eq!((run.run_id.as_str(), run.status), ("r", RunStatus::Running));
 
-    writer.attach_run("r").await.unwrap();
+    writer.attach_run("r");
     successful_step(writer, "r", "a");
     writer.flush_run("r").await.unwrap();
     let mut events = Vec::new();
@@ -35,7 +35,7 @@ async fn observe_a_run(writer: &Storage, feed: &mut ChangeFeed) {
     let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(types, [EventType::StepStart, EventType::Materialization, EventType::StepSuccess]);
 
-    writer.write_run_outcome("r", RunStatus::Success, 1, 1, None).await.unwrap();
+    writer.set_run_outcome("r", RunStatus::Success, 1, 1, None).await.unwrap();
     loop {
         if let Change::Run(run) = next(feed).await
             && run.status == RunStatus::Success

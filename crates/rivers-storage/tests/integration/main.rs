@@ -6,4 +6,5 @@ mod changes;
 mod common;
 mod migrations;
 mod reads;
+mod shared_runs;
 mod writes;

@@ -40,10 +40,13 @@ async fn check_migrated(storage: &Storage) {
     // History reads keep working, in run order, and new events continue the numbering.
     let events = storage.get_events_for_run("crashed").await.unwrap();
     assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e9", "e10", "e11", "e12", "e13"]);
-    storage.attach_run("crashed").await.unwrap();
-    let next = storage.enqueue_event(common::step_event(rivers_core::EventType::StepSuccess, "crashed", "b"));
-    assert_eq!(next.run_seq, 6);
+    storage.attach_run("crashed");
+    storage.enqueue_event(common::step_event(rivers_core::EventType::StepSuccess, "crashed", "b"));
     storage.flush_run("crashed").await.unwrap();
+    let events = storage.get_events_for_run("crashed").await.unwrap();
+    let (last, earlier) = events.split_last().unwrap();
+    assert_eq!(earlier.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e9", "e10", "e11", "e12", "e13"]);
+    assert_eq!((last.event_type, last.run_seq), (rivers_core::EventType::StepSuccess, 6));
     assert_eq!(
         storage.get_runs(10, None).await.unwrap().iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
         ["crashed", "done"]
@@ -67,7 +70,7 @@ async fn an_embedded_v1_store_is_refused_then_migrated() {
     write_v1_store(dir.path()).await;
 
     let refused = Storage::embedded(dir.path()).await.unwrap_err();
-    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 5, .. }), "{refused}");
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 6, .. }), "{refused}");
     assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
 
     Storage::migrate_embedded(dir.path()).await.unwrap();

@@ -23,7 +23,7 @@ async fn latest_materialization_per_asset_and_per_partition() {
     storage.enqueue_event(step_event(EventType::StepSuccess, "r2", "a"));
 
     let latest = storage.get_latest_materialization("a", None).await.unwrap().unwrap();
-    assert_eq!(latest.id, last.id);
+    assert_eq!(latest.id, last);
     assert_eq!(latest.data_version.as_deref(), Some("p2"));
     let first_day = storage.get_latest_materialization("a", Some("2024-01-01")).await.unwrap().unwrap();
     assert_eq!((first_day.run_id.as_str(), first_day.data_version.as_deref()), ("r1", Some("p1")));
@@ -32,7 +32,7 @@ async fn latest_materialization_per_asset_and_per_partition() {
     assert_eq!(storage.get_materialized_partitions("a").await.unwrap(), ["2024-01-01", "2024-01-02"]);
 
     let record = storage.get_asset_record("a").await.unwrap().unwrap();
-    assert_eq!(record.last_event_id.as_deref(), Some(last.id.as_str()));
+    assert_eq!(record.last_event_id.as_deref(), Some(last.as_str()));
     assert_eq!(record.last_run_id.as_deref(), Some("r2"));
 }
 
@@ -68,7 +68,7 @@ async fn runs_page_newest_first_with_status_filter() {
     for i in 0..30 {
         storage.create_run(new_run(&format!("run-{i:02}"))).await.unwrap();
         if i % 3 == 0 {
-            storage.write_run_outcome(&format!("run-{i:02}"), RunStatus::Success, 1, 1, None).await.unwrap();
+            storage.set_run_outcome(&format!("run-{i:02}"), RunStatus::Success, 1, 1, None).await.unwrap();
         }
     }
     let newest: Vec<String> = storage.get_runs(5, None).await.unwrap().into_iter().map(|r| r.run_id).collect();

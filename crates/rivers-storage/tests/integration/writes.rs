@@ -9,8 +9,8 @@ async fn events_are_numbered_per_run_and_read_back_in_run_order() {
     let storage = Storage::memory().await.unwrap();
     storage.create_run(new_run("r1")).await.unwrap();
     storage.create_run(new_run("r2")).await.unwrap();
-    storage.attach_run("r1").await.unwrap();
-    storage.attach_run("r2").await.unwrap();
+    storage.attach_run("r1");
+    storage.attach_run("r2");
     successful_step(&storage, "r1", "a");
     successful_step(&storage, "r2", "a");
     successful_step(&storage, "r1", "b");
@@ -27,13 +27,13 @@ async fn a_resumed_run_continues_its_numbering() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::embedded(dir.path()).await.unwrap();
     storage.create_run(new_run("r")).await.unwrap();
-    storage.attach_run("r").await.unwrap();
+    storage.attach_run("r");
     successful_step(&storage, "r", "a");
     storage.flush_run("r").await.unwrap();
     storage.close().await.unwrap();
 
     let storage = Storage::embedded(dir.path()).await.unwrap();
-    storage.attach_run("r").await.unwrap();
+    storage.attach_run("r");
     successful_step(&storage, "r", "b");
     storage.flush_run("r").await.unwrap();
     let events = storage.get_events_for_run("r").await.unwrap();
@@ -45,7 +45,7 @@ async fn a_resumed_run_continues_its_numbering() {
 async fn a_transient_failure_is_retried_and_nothing_is_lost() {
     let storage = Storage::memory().await.unwrap();
     storage.create_run(new_run("r")).await.unwrap();
-    storage.attach_run("r").await.unwrap();
+    storage.attach_run("r");
     storage.fail_batches(FailBatches { first: 1, attempts: 2 });
     successful_step(&storage, "r", "a");
     storage.flush_run("r").await.unwrap();
@@ -58,7 +58,7 @@ async fn a_transient_failure_is_retried_and_nothing_is_lost() {
 async fn a_batch_that_keeps_failing_is_reported_to_every_waiter_and_the_run() {
     let storage = Storage::memory().await.unwrap();
     storage.create_run(new_run("r")).await.unwrap();
-    storage.attach_run("r").await.unwrap();
+    storage.attach_run("r");
     successful_step(&storage, "r", "a");
     storage.flush_run("r").await.unwrap();
 
@@ -85,7 +85,7 @@ async fn a_batch_that_keeps_failing_is_reported_to_every_waiter_and_the_run() {
     assert_eq!(stored, vec![Some("a".to_string()); 3]);
     assert_eq!(storage.succeeded_steps("r", None).await.unwrap().into_iter().collect::<Vec<_>>(), ["a"]);
     // Attaching the run again (a resume) starts it clean.
-    storage.attach_run("r").await.unwrap();
+    storage.attach_run("r");
     storage.flush_run("r").await.unwrap();
 }
 

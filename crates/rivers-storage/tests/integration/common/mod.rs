@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rivers_core::{EventType, LaunchedBy, RunStatus};
+use rivers_core::{EventType, LaunchedBy, RunBackendKind, RunStatus};
 use rivers_storage::{NewEvent, NewRun, Storage};
 
 pub(crate) fn new_run(run_id: &str) -> NewRun {
@@ -18,6 +18,7 @@ pub(crate) fn new_run(run_id: &str) -> NewRun {
         priority: 0,
         partition_key: None,
         launched_by: LaunchedBy::Manual,
+        backend: RunBackendKind::Local,
     }
 }
 
