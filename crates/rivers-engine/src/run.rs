@@ -10,7 +10,8 @@ use rivers_core::{
     EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunBackendKind, RunStatus, StepKey,
 };
 use rivers_storage::{
-    NewEvent, NewRun, PartitionStatusChange, PartitionTransition, PlannedBy, RunClaim, RunOwner, Storage, StorageKind,
+    NewEvent, NewRun, PartitionStatusChange, PartitionTransition, PlanRegistration, RunClaim, RunOwner, Storage,
+    StorageKind,
 };
 
 use crate::error::Result;
@@ -201,6 +202,7 @@ pub async fn execute_run(
     storage.attach_run(&run_id);
     let role = match claim {
         RunClaim::Owned { previous } => {
+            let restarting = previous.is_some() && !options.resume;
             if let Some(previous) = previous {
                 // Resuming a cancelled run withdraws the request that ended it; a request
                 // pending on a run that has not ended (made from any process) survives the
@@ -211,7 +213,7 @@ pub async fn execute_run(
                     storage.request_cancellation(&run_id).await?;
                 }
             }
-            Role::Owner(owner)
+            Role::Owner { owner, restarting }
         }
         RunClaim::Attached { owner_process } => {
             tracing::info!(run_id, owner = owner_process, "attached to a run another live process owns");
@@ -219,15 +221,15 @@ pub async fn execute_run(
         }
     };
     let step_keys: Vec<String> = plan.steps().iter().map(|step| step.key.to_string()).collect();
-    let partition = options.partition_display();
-    let planned_by = match (&role, options.resume) {
-        (Role::Attached, _) => PlannedBy::Attached,
-        (Role::Owner(_), true) => PlannedBy::Owner,
-        (Role::Owner(_), false) => PlannedBy::RestartingOwner,
+    // A re-execution from the start (an existing run, without `resume`) counts its progress
+    // from zero; a new, resumed or attached execution adds to it.
+    let registration = match &role {
+        Role::Owner { restarting: true, .. } => PlanRegistration::Restart,
+        _ => PlanRegistration::Add,
     };
-    storage.register_run_steps(&run_id, &step_keys, partition.as_deref(), planned_by).await?;
+    storage.register_run_steps(&run_id, &step_keys, registration).await?;
     let _heartbeat = match &role {
-        Role::Owner(owner) => {
+        Role::Owner { owner, .. } => {
             Some(Heartbeat::start(storage.clone(), run_id.clone(), Arc::clone(owner), options.liveness.interval))
         }
         Role::Attached => None,
@@ -237,8 +239,9 @@ pub async fn execute_run(
 
 /// How this process takes part in a run.
 enum Role {
-    /// It owns the run: it records the run's start and its outcome.
-    Owner(Arc<RunOwner>),
+    /// It owns the run: it records the run's start and its outcome. `restarting`: it executes
+    /// a run that existed again from the start.
+    Owner { owner: Arc<RunOwner>, restarting: bool },
     /// Another live process owns the run: this one only appends its steps' events.
     Attached,
 }
@@ -272,7 +275,7 @@ async fn drive_run(
         cancelled: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
     });
-    if matches!(role, Role::Owner(_)) {
+    if matches!(role, Role::Owner { .. }) {
         shared.event(EventType::RunStart, None, Vec::new());
     }
 
@@ -291,7 +294,7 @@ async fn drive_run(
     };
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
     let recorded = match role {
-        Role::Owner(owner) => {
+        Role::Owner { owner, .. } => {
             let terminal_event = match status {
                 RunStatus::Success => EventType::RunSuccess,
                 RunStatus::Canceled => EventType::RunCanceled,
@@ -313,7 +316,7 @@ async fn drive_run(
     if let Err(err) = recorded {
         // Some of the run's events are not stored: the run did not succeed, whatever its steps
         // did. Record that (the store may be reachable again) and report the storage error.
-        if let Role::Owner(owner) = role
+        if let Role::Owner { owner, .. } = role
             && !matches!(err, rivers_storage::Error::RunTakenOver { .. })
         {
             let message = format!("storage error: {err}");

@@ -30,8 +30,8 @@ pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
 pub use storage::{
-    PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlannedBy, RunClaim, RunFilter,
-    RunOwner, Storage, StorageKind,
+    PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim,
+    RunFilter, RunOwner, Storage, StorageKind,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -30,6 +30,9 @@ pub(crate) struct StateUpdates {
     /// `{run, events}`: how many events of each run the batch holds (their numbers are
     /// assigned at commit).
     pub(crate) run_counts: Vec<Value>,
+    /// `{run, ids}`: the `step_state` ids of each run's steps the batch records as succeeded
+    /// (the batch counts those that never succeeded before towards the run's progress).
+    pub(crate) successes: Vec<Value>,
 }
 
 /// A step's state as kept in `step_state`.
@@ -123,13 +126,22 @@ impl StateUpdates {
                             (event.run_id.clone(), key.to_string(), partition.clone()),
                             json!({"id": [event.run_id, key, partition], "run_id": event.run_id,
                                    "step_key": key, "partition_key": event.partition_key,
-                                   "status": status, "updated": event.timestamp}),
+                                   "status": status, "updated": event.timestamp,
+                                   "counted": status == StepStatus::Success}),
                         );
                     }
                 }
             }
         }
+        let mut successes: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+        for row in steps.rows.values().filter(|row| row["counted"] == Value::Bool(true)) {
+            if let Some(run) = row["run_id"].as_str() {
+                successes.entry(run).or_default().push(&row["id"]);
+            }
+        }
+        let successes = successes.into_iter().map(|(run, ids)| json!({"run": run, "ids": ids})).collect();
         StateUpdates {
+            successes,
             materializations: mats.into_rows(),
             observations: observations.into_rows(),
             partition_materializations: partition_mats.into_rows(),

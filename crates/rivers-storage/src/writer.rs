@@ -46,7 +46,7 @@ pub(crate) enum Command {
     Log(StoredLog),
     PartitionStatus(PartitionStatusChange),
     /// Steps a run's plan grew by (fan-out instances): counted in its progress.
-    PlannedSteps(PlannedSteps),
+    PlanGrowth(PlanGrowth),
     /// Resolves once everything enqueued before it was written, with an error if any of it
     /// was lost, or (when scoped to a run) if that run lost events at any time.
     Flush {
@@ -57,12 +57,13 @@ pub(crate) enum Command {
     ResetRun(String),
 }
 
-/// Steps added to a run's plan while it runs.
+/// Steps a step added to its run's plan while the run executes (fan-out instances).
 #[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct PlannedSteps {
+pub(crate) struct PlanGrowth {
     pub(crate) run_id: String,
-    pub(crate) step_keys: Vec<String>,
+    pub(crate) producer: String,
     pub(crate) partition: Option<String>,
+    pub(crate) added: usize,
 }
 
 /// Events of one run that could not be written.
@@ -162,7 +163,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
     let mut status: Vec<PartitionStatusChange> = Vec::new();
-    let mut planned: Vec<PlannedSteps> = Vec::new();
+    let mut growths: Vec<PlanGrowth> = Vec::new();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut open = true;
     while open {
@@ -175,7 +176,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
                     Command::Event(event) => events.push(*event),
                     Command::Log(log) => logs.push(log),
                     Command::PartitionStatus(change) => status.push(change),
-                    Command::PlannedSteps(steps) => planned.push(steps),
+                    Command::PlanGrowth(growth) => growths.push(growth),
                     Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
                     Command::ResetRun(run_id) => {
                         lost.remove(&run_id);
@@ -201,8 +202,8 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             }
         }
         let mut batch_error = None;
-        if !events.is_empty() || !logs.is_empty() || !status.is_empty() || !planned.is_empty() {
-            let batch = Batch { events: &events, logs: &logs, planned: &planned };
+        if !events.is_empty() || !logs.is_empty() || !status.is_empty() || !growths.is_empty() {
+            let batch = Batch { events: &events, logs: &logs, growths: &growths };
             if let Err(err) = write_with_retry(&client, &faults, &batch, &status).await {
                 tracing::error!(error = %err, events = events.len(), logs = logs.len(),
                                 "a batch of run events could not be written");
@@ -212,7 +213,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             events.clear();
             logs.clear();
             status.clear();
-            planned.clear();
+            growths.clear();
         }
         for waiter in waiters.drain(..) {
             let outcome = match (&waiter.run_id, &batch_error) {
@@ -255,7 +256,7 @@ fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &
 struct Batch<'a> {
     events: &'a [StoredEvent],
     logs: &'a [StoredLog],
-    planned: &'a [PlannedSteps],
+    growths: &'a [PlanGrowth],
 }
 
 async fn write_with_retry(
@@ -300,14 +301,14 @@ const WRITE_BATCH: &str = include_str!("queries/write_batch.surql");
 /// state from history this way).
 pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Result<()> {
     for chunk in events.chunks(MAX_BATCH) {
-        write_batch(client, None, &Batch { events: chunk, logs: &[], planned: &[] }).await?;
+        write_batch(client, None, &Batch { events: chunk, logs: &[], growths: &[] }).await?;
     }
     Ok(())
 }
 
 /// Writes one batch; `segment` names the event segment to append (`None`: state only).
 async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) -> Result<()> {
-    let Batch { events, logs, planned } = *batch;
+    let Batch { events, logs, growths } = *batch;
     // Each event is serialised once: the segment and the state rows hold the same text.
     let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
     let updates = StateUpdates::from_events(events, &texts);
@@ -332,7 +333,7 @@ async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) 
             WRITE_BATCH,
             json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": texts,
                    "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates,
-                   "planned": planned}),
+                   "growths": growths}),
             Some(WRITE_ATTEMPT_TIMEOUT),
         )
         .await?

@@ -174,11 +174,11 @@ impl Scheduler {
             "the plan grew"
         );
         self.fan_outs.placed(&self.plan, &added);
-        let keys = added.iter().map(|&position| self.plan.steps()[position].key.to_string()).collect();
-        self.shared.storage.enqueue_planned_steps(
+        self.shared.storage.enqueue_plan_growth(
             &self.shared.options.run_id,
-            keys,
+            self.plan.steps()[producer].key.as_str(),
             self.shared.partition_display.clone(),
+            added.len(),
         );
         self.track(added);
         self.recount_levels();

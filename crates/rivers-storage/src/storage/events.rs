@@ -48,11 +48,12 @@ impl Storage {
         id
     }
 
-    /// Enqueues steps a running plan grew by (fan-out instances), written with the next batch
-    /// before their events: they count towards the run's progress like the planned ones.
-    pub fn enqueue_planned_steps(&self, run_id: &str, step_keys: Vec<String>, partition: Option<String>) {
-        let steps = crate::writer::PlannedSteps { run_id: run_id.into(), step_keys, partition };
-        let _ = self.inner.writer.sender.send(Command::PlannedSteps(steps));
+    /// Enqueues that step `producer` of a run added `added` steps to the run's plan
+    /// (fan-out instances), written with the next batch: the run's total counts them once,
+    /// however often the producer is executed.
+    pub fn enqueue_plan_growth(&self, run_id: &str, producer: &str, partition: Option<String>, added: usize) {
+        let growth = crate::writer::PlanGrowth { run_id: run_id.into(), producer: producer.into(), partition, added };
+        let _ = self.inner.writer.sender.send(Command::PlanGrowth(growth));
     }
 
     /// Enqueues one step execution's captured output (written with the next batch).

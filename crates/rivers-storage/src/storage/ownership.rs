@@ -108,18 +108,16 @@ pub enum RunClaim {
     },
 }
 
-/// Which process registers planned steps ([`Storage::register_run_steps`]).
+/// How [`Storage::register_run_steps`] counts a process's planned steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlannedBy {
-    /// The run's owner, executing it for the first time or resuming it: `total_steps` becomes
-    /// its plan's size.
-    Owner,
-    /// The run's owner, executing a finished run again from the start (`run_id_override`
-    /// without `resume`): as `Owner`, and the steps' earlier states are cleared, so that each
-    /// success of this execution counts once.
-    RestartingOwner,
-    /// A process attached to a run another one owns: adds the steps nobody registered yet.
-    Attached,
+pub enum PlanRegistration {
+    /// The owner of a new or resumed run, or a process attached to a run another one owns:
+    /// the steps no process registered yet are added to the run's total.
+    Add,
+    /// The owner executing a run that existed again from the start (`run_id_override` without
+    /// `resume`): the total becomes its plan's size, and every step of the run counts again
+    /// when it succeeds.
+    Restart,
 }
 
 /// How many times opening a run re-reads it when its status changes under the caller (each
@@ -294,8 +292,8 @@ impl Storage {
         Ok(())
     }
 
-    /// Registers the steps one process plans to execute in a run (their progress is counted
-    /// from then on): see [`PlannedBy`].
+    /// Registers the steps one process plans to execute in a run, for its progress count
+    /// (`total_steps`): see [`PlanRegistration`].
     ///
     /// # Errors
     /// `Backend` for a failed write.
@@ -303,22 +301,21 @@ impl Storage {
         &self,
         run_id: &str,
         step_keys: &[String],
-        partition: Option<&str>,
-        planned_by: PlannedBy,
+        registration: PlanRegistration,
     ) -> Result<()> {
+        // The run's plan record lists every step some process registered; the total counts
+        // them (plus what fan-outs added), so a step two processes plan counts once.
         self.execute(
             "BEGIN TRANSACTION; \
-             LET $rows = array::map($steps, |$k| { id: [$run, $k, $partition ?? ''], run_id: $run, step_key: $k, \
-                 partition_key: $partition, planned: true }); \
-             LET $new = array::len(array::filter($rows, |$r| !record::exists(type::record('step_state', $r.id)))); \
-             INSERT INTO step_state $rows ON DUPLICATE KEY UPDATE planned = true, \
-                 status = IF $restart THEN NONE ELSE status END, \
-                 counted = IF $restart THEN false ELSE counted END RETURN NONE; \
-             UPDATE type::record('run', $run) SET total_steps = IF $owner THEN array::len($steps) \
-                 ELSE (total_steps ?? 0) + $new END RETURN NONE; \
+             LET $plan = type::record('run_plan', $run); \
+             LET $before = (SELECT VALUE steps FROM $plan)[0] ?? []; \
+             LET $after = IF $restart THEN $steps ELSE array::union($before, $steps) END; \
+             UPSERT $plan SET steps = $after RETURN NONE; \
+             IF $restart { UPDATE step_state SET counted = false, grown = 0 WHERE run_id = $run RETURN NONE; }; \
+             UPDATE type::record('run', $run) SET total_steps = IF $restart THEN array::len($after) \
+                 ELSE (total_steps ?? 0) + array::len($after) - array::len($before) END RETURN NONE; \
              COMMIT TRANSACTION;",
-            json!({"run": run_id, "steps": step_keys, "partition": partition,
-                   "owner": planned_by != PlannedBy::Attached, "restart": planned_by == PlannedBy::RestartingOwner}),
+            json!({"run": run_id, "steps": step_keys, "restart": registration == PlanRegistration::Restart}),
         )
         .await
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rivers_core::{EventType, RunBackendKind, RunStatus};
-use rivers_storage::{Error, FailBatches, NewEvent, PlannedBy, RemoteTarget, RunClaim, RunOwner, Storage};
+use rivers_storage::{Error, FailBatches, NewEvent, PlanRegistration, RemoteTarget, RunClaim, RunOwner, Storage};
 
 use crate::common::{self, new_run, step_event, successful_step};
 
@@ -216,17 +216,15 @@ async fn progress_counts_each_planned_step_once_across_writers() {
     let owner = RunOwner::for_this_process();
     owner_handle.open_run(new_run("r"), &owner, false, ALIVE).await.unwrap();
     let keys = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
-    owner_handle.register_run_steps("r", &keys(&["a", "b"]), None, PlannedBy::Owner).await.unwrap();
+    owner_handle.register_run_steps("r", &keys(&["a", "b"]), PlanRegistration::Add).await.unwrap();
     // A step process plans one step the owner planned and one it did not.
-    step_handle.register_run_steps("r", &keys(&["b", "c"]), None, PlannedBy::Attached).await.unwrap();
+    step_handle.register_run_steps("r", &keys(&["b", "c"]), PlanRegistration::Add).await.unwrap();
     assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (0, 3));
     successful_step(owner_handle, "r", "a");
     successful_step(step_handle, "r", "b");
     successful_step(step_handle, "r", "c");
     // A repeated success of a step (a retried write, a second execution) counts once.
     step_handle.enqueue_event(step_event(EventType::StepSuccess, "r", "c"));
-    // Steps nobody planned (not in any plan) do not count.
-    successful_step(step_handle, "r", "unplanned");
     owner_handle.flush_run("r").await.unwrap();
     step_handle.flush_run("r").await.unwrap();
     assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (3, 3));
@@ -234,9 +232,14 @@ async fn progress_counts_each_planned_step_once_across_writers() {
     successful_step(step_handle, "r", "b");
     step_handle.flush_run("r").await.unwrap();
     assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (3, 3));
-    // A plan that grows while it runs adds its new steps.
-    owner_handle.enqueue_planned_steps("r", keys(&["c", "d"]), None);
-    successful_step(owner_handle, "r", "d");
+    // A step that adds steps to the plan (fan-out instances) adds them to the total once,
+    // however often it is executed.
+    owner_handle.enqueue_plan_growth("r", "a", None, 2);
+    owner_handle.enqueue_plan_growth("r", "a", None, 2);
+    successful_step(owner_handle, "r", "a[0]");
     owner_handle.flush_run("r").await.unwrap();
-    assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (4, 4));
+    assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (4, 5));
+    successful_step(owner_handle, "r", "a[0]");
+    owner_handle.flush_run("r").await.unwrap();
+    assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (4, 5));
 }
