@@ -1,7 +1,7 @@
 """Type stubs of the native module ``rivers._core``."""
 
 import datetime
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import Any, Literal, final
 
@@ -194,7 +194,6 @@ class Storage:
     def async_get_dynamic_partitions(self, name: str) -> Awaitable[list[str]]: ...
     def async_has_dynamic_partition(self, name: str, key: str) -> Awaitable[bool]: ...
     def _register_definitions(self, graph: Graph) -> None: ...
-    def _put_backfill(self, backfill_id: str, record: str) -> None: ...
     def _get_backfill(self, backfill_id: str) -> str | None: ...
     def _request_backfill_cancel(self, backfill_id: str) -> bool: ...
 
@@ -693,6 +692,30 @@ class LaunchedRun:
 
 def execute_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> RunOutcome: ...
 def launch_run(storage: Storage, plan: Plan, session: Any, request: RunRequest) -> LaunchedRun: ...
+
+@final
+class BackfillOutcome:
+    status: str
+    completed: int
+    failed: int
+    canceled: int
+    run_ids: list[str]
+
+def run_backfill(
+    storage: Storage,
+    plan: Plan,
+    backfill: BackfillPlan,
+    prepare: Callable[[int], tuple[Any, RunRequest]],
+    *,
+    backfill_id: str,
+    selection: list[str] | None,
+    failure_policy: str,
+    max_concurrency: int,
+    tags: list[tuple[str, str]],
+    config: str | None,
+    block: bool,
+) -> BackfillOutcome: ...
+def cancel_backfill(storage: Storage, backfill_id: str) -> bool: ...
 
 @final
 class CommandResult:

@@ -124,6 +124,24 @@ def test_stop_on_failure_cancels_what_did_not_finish(make_repo):  # R44
     assert result.completed + result.failed + result.canceled == result.num_partitions
 
 
+def test_rerun_covers_the_partitions_a_stopped_backfill_never_started(make_repo):
+    failing = {"2024-01-01"}
+    repo = day_repo(make_repo, fail_on=failing)
+    first = repo.backfill(
+        partition_range=PKR.single("2024-01-01", "2024-01-04"), failure_policy="stop_on_failure", max_concurrency=1
+    )
+    assert (first.failed, first.canceled, len(first.run_ids)) == (1, 3, 1)
+    # The three never started count as canceled: a rerun covers them with the failed one.
+    again = repo.rerun_backfill(first.backfill_id, dry_run=True)
+    assert sorted(str(k) for k in again.partition_keys) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+    failing.clear()
+    rerun = repo.rerun_backfill(first.backfill_id)
+    assert (rerun.status, rerun.completed) == ("completed", 4)
+    stored = repo.get_backfill(rerun.backfill_id)
+    assert stored.launched_by.kind == "manual"
+    assert (stored.total_partitions, stored.completed_partitions, stored.run_ids) == (4, 4, rerun.run_ids)
+
+
 def test_dry_run_plans_without_running_or_storing(make_repo):  # R45
     repo = day_repo(make_repo)
     result = repo.backfill(partition_range=JANUARY_1_TO_10, dry_run=True, strategy=BS.single_run())

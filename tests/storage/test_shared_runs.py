@@ -145,6 +145,7 @@ def test_a_process_attaching_to_a_run_whose_owner_died_takes_it_over(surreal_ser
     owner = _start("cancel_resume_run.py", server.endpoint, run_id, str(tmp_path), "fresh", env=env)
     try:
         _wait_for(tmp_path / "started", owner)
+        time.sleep(0.5)  # the owner's first events are committed (a batch lingers 2 ms)
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=30)
     finally:

@@ -23,4 +23,6 @@ pub use graph::AssetGraph;
 pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};
 pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
 pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
-pub use vocab::{EventType, ExecutorKind, FailureReason, LaunchedBy, RunBackendKind, RunStatus};
+pub use vocab::{
+    BackfillState, EventType, ExecutorKind, FailurePolicy, FailureReason, LaunchedBy, RunBackendKind, RunStatus,
+};

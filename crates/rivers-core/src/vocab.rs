@@ -180,6 +180,49 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// Lifecycle of a backfill: `Requested` (submitted for another process to execute) →
+    /// `InProgress` → one of the terminal statuses. Python reports both non-terminal states as
+    /// `"in_progress"`.
+    BackfillState {
+        /// Submitted; no coordinator has taken it yet.
+        Requested => "requested",
+        /// A coordinator is launching its runs.
+        InProgress => "in_progress",
+        /// Every partition completed.
+        Completed => "completed",
+        /// At least one partition failed, or the backfill itself failed.
+        Failed => "failed",
+        /// Stopped by `cancel_backfill`.
+        Canceled => "canceled",
+    }
+}
+
+impl BackfillState {
+    /// Whether the backfill has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, BackfillState::Completed | BackfillState::Failed | BackfillState::Canceled)
+    }
+
+    /// The status Python reports: both non-terminal states read `"in_progress"`.
+    pub fn reported(self) -> &'static str {
+        match self {
+            BackfillState::Requested => BackfillState::InProgress.as_str(),
+            other => other.as_str(),
+        }
+    }
+}
+
+vocabulary! {
+    /// What a backfill does after a partition fails.
+    FailurePolicy {
+        /// Failures do not stop other partitions.
+        Continue => "continue",
+        /// The first failed partition stops the backfill; unfinished partitions are canceled.
+        StopOnFailure => "stop_on_failure",
+    }
+}
+
+vocabulary! {
     /// Where a run executes, which decides who recovers it when its process dies: a local run
     /// is failed by run monitoring, a Kubernetes run is restarted by its operator.
     #[derive(Default)]

@@ -7,6 +7,9 @@ pub enum Error {
     /// Storage failed while recording the run.
     #[error(transparent)]
     Storage(#[from] rivers_storage::Error),
+    /// A backfill could not prepare one of its runs (the backfill ends `failed` with this).
+    #[error("backfill run: {0}")]
+    BackfillRun(String),
     /// A launched run's task ended without an outcome (it panicked); the run record may still
     /// say it is running.
     #[error("run {run_id} stopped without an outcome: its task panicked; see the log for the panic")]

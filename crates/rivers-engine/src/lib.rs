@@ -7,6 +7,7 @@
 //! in-process and loky executors, and the tests here drive it with plain closures
 //! ([`testing::FakeRunner`], behind the `testing` feature).
 
+mod backfill;
 mod error;
 mod fan_out;
 mod launch;
@@ -17,6 +18,10 @@ mod runner;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backfill::{
+    BackfillJob, BackfillOutcome, BackfillRuns, LiveRegistration, cancel_live_backfill, coordinate_backfill,
+    is_live_backfill, register_live_backfill,
+};
 pub use error::{Error, Result};
 pub use fan_out::{FanIn, InstanceFeed, InstanceOutcome};
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};

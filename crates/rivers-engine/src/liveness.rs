@@ -76,9 +76,9 @@ impl Liveness {
     }
 }
 
-/// Writes `owner`'s heartbeat on `run_id` every `interval` until dropped.
+/// Writes `owner`'s heartbeat on `run_id` every `interval` until stopped (or dropped).
 pub(crate) struct Heartbeat {
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Heartbeat {
@@ -104,13 +104,24 @@ impl Heartbeat {
                 }
             }
         });
-        Heartbeat { task }
+        Heartbeat { task: Some(task) }
+    }
+
+    /// Stops the heartbeats and waits until the task has let go of its storage handle, so
+    /// that a store closed right after the run is released at once.
+    pub(crate) async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

@@ -228,13 +228,17 @@ pub async fn execute_run(
         _ => PlanRegistration::Add,
     };
     storage.register_run_steps(&run_id, &step_keys, registration).await?;
-    let _heartbeat = match &role {
+    let heartbeat = match &role {
         Role::Owner { owner, .. } => {
             Some(Heartbeat::start(storage.clone(), run_id.clone(), Arc::clone(owner), options.liveness.interval))
         }
         Role::Attached => None,
     };
-    drive_run(storage, plan, runner, options, &role).await
+    let outcome = drive_run(storage, plan, runner, options, &role).await;
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.stop().await;
+    }
+    outcome
 }
 
 /// How this process takes part in a run.

@@ -44,7 +44,9 @@ impl BindingError {
     pub(crate) fn engine_ref(err: &rivers_engine::Error) -> PyErr {
         match err {
             rivers_engine::Error::Storage(storage) => storage_error(storage),
-            rivers_engine::Error::Aborted { .. } => pyo3::exceptions::PyRuntimeError::new_err(err.to_string()),
+            rivers_engine::Error::Aborted { .. } | rivers_engine::Error::BackfillRun(_) => {
+                pyo3::exceptions::PyRuntimeError::new_err(err.to_string())
+            }
         }
     }
 }

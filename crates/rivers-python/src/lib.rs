@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backfill;
 mod command;
 mod error;
 mod exceptions;
@@ -38,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::PyBackoff>()?;
     partitions::register(m)?;
     run::register(m)?;
+    backfill::register(m)?;
     step::register(m)?;
 
     let storage_module = PyModule::new(py, "storage")?;

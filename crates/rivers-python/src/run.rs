@@ -123,7 +123,7 @@ impl StepRunner for PyStepRunner {
 /// The settings of one run, built by the repository.
 #[pyclass(name = "RunRequest", module = "rivers._core", frozen)]
 pub(crate) struct PyRunRequest {
-    options: RunOptions,
+    pub(crate) options: RunOptions,
 }
 
 #[pymethods]
@@ -205,7 +205,7 @@ impl From<rivers_engine::RunOutcome> for PyRunOutcome {
     }
 }
 
-fn runner(session: Py<PyAny>) -> Arc<dyn StepRunner> {
+pub(crate) fn runner(session: Py<PyAny>) -> Arc<dyn StepRunner> {
     Arc::new(PyStepRunner { session: Arc::new(session) })
 }
 

@@ -691,19 +691,14 @@ impl PyStorage {
         })
     }
 
-    /// Creates or replaces a backfill record (JSON text), for the backfill coordinator.
-    fn _put_backfill(&self, py: Python<'_>, backfill_id: String, record: &str) -> PyResult<()> {
-        let record: serde_json::Value =
-            serde_json::from_str(record).map_err(|e| PyValueError::new_err(format!("not a backfill record: {e}")))?;
-        let s = self.inner().clone();
-        self.sync(py, async move { s.put_backfill(&backfill_id, record).await })
-    }
-
     /// A backfill record as JSON text, or `None`.
     fn _get_backfill(&self, py: Python<'_>, backfill_id: String) -> PyResult<Option<String>> {
         let s = self.inner().clone();
         let record = self.sync(py, async move { s.get_backfill(&backfill_id).await })?;
-        Ok(record.map(|r| r.to_string()))
+        record
+            .map(|record| serde_json::to_string(&record))
+            .transpose()
+            .map_err(|err| crate::exceptions::StorageError::new_err(format!("cannot encode a backfill record: {err}")))
     }
 
     /// Leaves a cancel marker on a backfill that has not ended.

@@ -28,7 +28,9 @@ pub use changes::{Change, ChangeFeed};
 pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
-pub use records::{AssetRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick};
+pub use records::{
+    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick,
+};
 pub use storage::{
     PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim,
     RunFilter, RunOwner, Storage, StorageKind,

@@ -106,13 +106,17 @@ async fn apply_pending(client: &Client, location: &str, holder: &str) -> Result<
         if !fresh {
             backfill(client, migration.version).await?;
         }
-        client
-            .query(
-                "UPSERT schema_stamp:current SET version = $version RETURN NONE",
-                json!({"version": migration.version}),
-            )
-            .await?
-            .check()?;
+        // A new store is stamped once, when complete: a process opening it meanwhile sees no
+        // stamp and waits for this migration instead of finding an older schema.
+        if !fresh || migration.version == SCHEMA_VERSION {
+            client
+                .query(
+                    "UPSERT schema_stamp:current SET version = $version RETURN NONE",
+                    json!({"version": migration.version}),
+                )
+                .await?
+                .check()?;
+        }
         if fresh {
             tracing::debug!(version = migration.version, name = migration.name, location, "created schema");
         } else {
@@ -195,6 +199,30 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             )
             .await?
             .check()?;
+        // Backfill records held their strategy as JSON text and one list of the failed and
+        // canceled partitions; they become typed records.
+        let records: Vec<Value> = client
+            .query_within("SELECT record::id(id) AS key, strategy, unfinished FROM backfill", json!({}), None)
+            .await?
+            .take(0)?;
+        let converted: Vec<Value> = records
+            .into_iter()
+            .filter_map(|row| {
+                let strategy = match &row["strategy"] {
+                    Value::String(text) => serde_json::from_str(text).ok()?,
+                    other => other.clone(),
+                };
+                Some(json!({"key": row["key"], "strategy": strategy, "failed_keys": row["unfinished"]}))
+            })
+            .collect();
+        client
+            .query_within(
+                "FOR $row IN $rows { UPDATE type::record('backfill', $row.key) SET strategy = $row.strategy, \
+                     failed_keys = $row.failed_keys ?? [], canceled_keys = [], unfinished = NONE RETURN NONE; };",
+                json!({"rows": converted}),
+                None,
+            )
+            .await?;
     }
     Ok(())
 }

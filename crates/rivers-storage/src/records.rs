@@ -1,6 +1,7 @@
 //! Stored records and the payloads used to create them.
 
-use rivers_core::{EventType, LaunchedBy, RunBackendKind, RunStatus};
+use rivers_core::partitions::{BackfillStrategy, BackfillTarget};
+use rivers_core::{BackfillState, EventType, FailurePolicy, LaunchedBy, RunBackendKind, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// One run event, as stored.
@@ -265,4 +266,91 @@ pub struct StoredTick {
     /// Sensor cursor after the tick.
     #[serde(default)]
     pub cursor: Option<String>,
+}
+
+/// A backfill, as stored: its request (what it is planned from), its progress and outcome.
+/// Written whole once when it is submitted, then changed by targeted updates only (counters,
+/// run ids, outcome sets, status, the cancel marker), so writers in several processes never
+/// overwrite each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackfillRecord {
+    /// Backfill id.
+    pub backfill_id: String,
+    /// Lifecycle status.
+    pub status: BackfillState,
+    /// Asset names requested (`None`: every partitioned asset).
+    #[serde(default)]
+    pub selection: Option<Vec<String>>,
+    /// The partitions requested, as planned from.
+    #[serde(default)]
+    pub target: Option<BackfillTarget>,
+    /// How partitions are grouped into runs.
+    pub strategy: BackfillStrategy,
+    /// What a failed partition does to the rest.
+    pub failure_policy: FailurePolicy,
+    /// Most runs executing at once.
+    pub max_concurrency: u32,
+    /// Tags applied to every run.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// Run config (JSON), when it is JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Individual partitions planned.
+    pub num_partitions: u64,
+    /// Runs planned.
+    pub num_runs: u64,
+    /// Partitions completed.
+    #[serde(default)]
+    pub completed: u64,
+    /// Partitions failed.
+    #[serde(default)]
+    pub failed: u64,
+    /// Partitions canceled (never finished).
+    #[serde(default)]
+    pub canceled: u64,
+    /// Runs created, in launch order.
+    #[serde(default)]
+    pub run_ids: Vec<String>,
+    /// Display keys of the failed partitions.
+    #[serde(default)]
+    pub failed_keys: Vec<String>,
+    /// Display keys of the canceled partitions (never finished, or never started).
+    #[serde(default)]
+    pub canceled_keys: Vec<String>,
+    /// Why the backfill itself failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Origin.
+    pub launched_by: LaunchedBy,
+    /// Another process asked the coordinator to stop.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// Submission time (ns).
+    #[serde(default)]
+    pub created: i64,
+}
+
+/// What some finished runs of a backfill changed, written in one targeted update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BackfillProgress {
+    /// Partitions completed.
+    pub completed: u64,
+    /// Partitions failed.
+    pub failed: u64,
+    /// Partitions canceled.
+    pub canceled: u64,
+    /// Runs created.
+    pub run_ids: Vec<String>,
+    /// Display keys of partitions failed.
+    pub failed_keys: Vec<String>,
+    /// Display keys of partitions canceled.
+    pub canceled_keys: Vec<String>,
+}
+
+impl BackfillProgress {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        *self == BackfillProgress::default()
+    }
 }

@@ -28,15 +28,16 @@ from rivers._execution.backfill import (
     DEFAULT_PRIORITY as DEFAULT_BACKFILL_PRIORITY,
 )
 from rivers._execution.backfill import (
-    BackfillRequestSpec,
     BackfillResult,
-    BackfillRun,
     BackfillStatus,
     backfill_priority,
     check_arguments,
-    live_backfill,
+    config_json,
     new_backfill_id,
+    remember_config,
+    remembered_config,
     status_from_record,
+    unfinished_keys,
 )
 from rivers._execution.fan_out import gathered, keyed_elements
 from rivers._execution.handles import RunHandle, RunResult
@@ -817,15 +818,9 @@ class CodeRepository:
                 f"the backfill selection {names} has no partitioned asset; backfills materialize partitions"
             )
         strategy = self._backfill_strategy(strategy, [name for name, _ in partitioned])
-        spec = BackfillRequestSpec(
-            selection=selection,
-            strategy=strategy,
-            failure_policy=failure_policy,
-            max_concurrency=max_concurrency,
-            tags=[(str(k), str(v)) for k, v in (tags or [])],
-            config=self._check_config(config) or None,
-        )
-        priority = backfill_priority(spec.tags)
+        tags = [(str(k), str(v)) for k, v in (tags or [])]
+        config = self._check_config(config) or None
+        backfill_priority(tags)  # checks rivers/priority before anything is stored
         plan = _core.BackfillPlan.build(
             self.storage,
             partitioned,
@@ -838,9 +833,39 @@ class CodeRepository:
             return BackfillResult(
                 backfill_id, plan.num_partitions, plan.num_runs, "completed", 0, 0, 0, [], True, plan.partition_keys()
             )
-        run = BackfillRun(self, backfill_id, plan, spec, run_plan, priority)
-        run.start(block)
-        return run.result(None)
+
+        def prepare(index: int) -> tuple[RunSession, Any]:
+            """The session and request of the backfill's run ``index``."""
+            return self._prepare_run(
+                run_plan, executor, None, tags, config, None, False, False, None, backfill=(backfill_id, plan, index)
+            )
+
+        remember_config(backfill_id, config)
+        outcome = _core.run_backfill(
+            self.storage,
+            run_plan,
+            plan,
+            prepare,
+            backfill_id=backfill_id,
+            selection=selection,
+            failure_policy=failure_policy,
+            max_concurrency=max_concurrency,
+            tags=tags,
+            config=config_json(config),
+            block=block,
+        )
+        return BackfillResult(
+            backfill_id=backfill_id,
+            num_partitions=plan.num_partitions,
+            num_runs=plan.num_runs,
+            status=outcome.status,
+            completed=outcome.completed,
+            failed=outcome.failed,
+            canceled=outcome.canceled,
+            run_ids=list(outcome.run_ids),
+            is_dry_run=False,
+            partition_keys=plan.partition_keys(),
+        )
 
     def _partitioned_targets(self, node_names: list[str], selection: list[str]) -> list[tuple[str, Any]]:
         """``(name, definition)`` of what a backfill's runs write under partitions: each node,
@@ -883,27 +908,6 @@ class CodeRepository:
             )
         return next(iter(distinct.values()), None) or BackfillStrategy.multi_run()
 
-    def _run_backfill_partition(self, backfill: BackfillRun, index: int) -> Any:
-        """Executes run ``index`` of a backfill (in the calling thread) and returns its outcome."""
-        executor = self._executor_for(None)
-        session, request = self._prepare_run(
-            backfill.run_plan,
-            executor,
-            None,
-            backfill.spec.tags,
-            backfill.spec.config,
-            None,
-            False,
-            False,
-            None,
-            backfill=(backfill.backfill_id, backfill.plan, index),
-        )
-        backfill.started(request.run_id)
-        try:
-            return _core.execute_run(self.storage, backfill.run_plan, session, request)
-        finally:
-            backfill.running.discard(request.run_id)
-
     def get_backfill(self, backfill_id: str) -> BackfillStatus | None:
         """The backfill's current status and counters, from storage; ``None`` if unknown."""
         self._ensure_resolved()
@@ -914,12 +918,7 @@ class CodeRepository:
         """Cancels a backfill: ``True`` when this process runs it and was signalled; otherwise
         a cancel marker is left in storage for the process that runs it, and ``False``."""
         self._ensure_resolved()
-        live = live_backfill(backfill_id)
-        if live is not None:
-            live.cancel()
-            return True
-        self.storage._request_backfill_cancel(backfill_id)
-        return False
+        return _core.cancel_backfill(self.storage, backfill_id)
 
     def rerun_backfill(self, backfill_id: str, block: bool = True, dry_run: bool = False) -> BackfillResult:
         """A new backfill over the failed and canceled partitions of ``backfill_id``, with its
@@ -930,15 +929,14 @@ class CodeRepository:
         if record_text is None:
             raise ValueError(f"no backfill has the id {backfill_id!r}")
         record = json.loads(record_text)
-        live = live_backfill(backfill_id)
-        config = live.spec.config if live is not None else record.get("config")
+        config = remembered_config(backfill_id, record)
         names = self._backfill_selection(record.get("selection"))
         executor = self._executor_for(None)
         run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
         partitioned = self._partitioned_targets(run_plan.node_names, names)
-        keys = list(record.get("unfinished", []))
+        keys = unfinished_keys(record)
         try:  # usually every partition is still valid: one check for all of them
-            _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=keys)
+            _core.BackfillPlan.build(self.storage, partitioned, BackfillStrategy.multi_run(), partition_keys=list(keys))
         except PartitionValidationError:
             keys = [key for key in keys if self._still_valid(backfill_id, partitioned, key)]
         if not keys:
@@ -946,7 +944,7 @@ class CodeRepository:
         return self.backfill(
             selection=record.get("selection"),
             partition_keys=keys,
-            strategy=BackfillStrategy._from_json(record["strategy"]),
+            strategy=BackfillStrategy._from_json(json.dumps(record["strategy"])),
             failure_policy=record["failure_policy"],
             max_concurrency=record["max_concurrency"],
             tags=[(k, v) for k, v in record.get("tags", [])],

@@ -1,6 +1,7 @@
 //! The engine driven by a closure-backed `StepRunner` over in-memory storage (one test binary:
 //! `collect_stream` is a module of it).
 
+mod backfill;
 mod collect_stream;
 
 use std::collections::HashMap;

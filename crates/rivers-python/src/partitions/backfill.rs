@@ -126,6 +126,9 @@ pub(crate) struct PlannedBackfill {
     definition: Arc<Partitions>,
     env: PartitionEnv,
     plan: BackfillPlan,
+    /// What was asked for, and how it is grouped (stored with the backfill).
+    pub(crate) target: BackfillTarget,
+    pub(crate) strategy: BackfillStrategy,
 }
 
 impl PlannedBackfill {
@@ -135,6 +138,21 @@ impl PlannedBackfill {
             self.plan.runs.get(index)?.iter().map(|&i| self.plan.partitions[i].clone()).collect();
         let keys = group.iter().filter_map(|c| self.definition.key_of(c, &self.env)).collect();
         Some((self.definition.bundle(&group, &self.env)?, keys))
+    }
+
+    /// Runs planned.
+    pub(crate) fn num_runs(&self) -> usize {
+        self.plan.runs.len()
+    }
+
+    /// Individual partitions planned.
+    pub(crate) fn num_partitions(&self) -> usize {
+        self.plan.partitions.len()
+    }
+
+    /// Display keys of run `index`'s partitions.
+    pub(crate) fn run_keys(&self, index: usize) -> Vec<String> {
+        self.run_partition(index).map(|(_, keys)| keys.iter().map(ToString::to_string).collect()).unwrap_or_default()
     }
 }
 
@@ -186,19 +204,20 @@ impl PyBackfillPlan {
                 }
             }
         }
-        Ok(Self(Arc::new(PlannedBackfill { definition, env, plan })))
+        let strategy = strategy.0.clone();
+        Ok(Self(Arc::new(PlannedBackfill { definition, env, plan, target, strategy })))
     }
 
     /// Individual partitions planned.
     #[getter]
     fn num_partitions(&self) -> usize {
-        self.0.plan.partitions.len()
+        self.0.num_partitions()
     }
 
     /// Runs the strategy produces.
     #[getter]
     fn num_runs(&self) -> usize {
-        self.0.plan.runs.len()
+        self.0.num_runs()
     }
 
     /// The individual partitions, in planning order.
@@ -215,6 +234,6 @@ impl PyBackfillPlan {
 
     /// The display forms of run `index`'s partitions.
     fn run_keys(&self, index: usize) -> Vec<String> {
-        self.0.run_partition(index).map(|(_, keys)| keys.iter().map(ToString::to_string).collect()).unwrap_or_default()
+        self.0.run_keys(index)
     }
 }

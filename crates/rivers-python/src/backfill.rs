@@ -1,0 +1,162 @@
+//! Backfill coordination: Python plans a backfill and builds each run's step session; the
+//! record, the launches, the counters, the failure policy and cancellation are Rust's
+//! (`rivers_engine::coordinate_backfill`).
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use rivers_core::{BackfillState, FailurePolicy, LaunchedBy};
+use rivers_engine::{BackfillJob, BackfillOutcome, BackfillRuns, RunOptions, StepRunner};
+use rivers_storage::BackfillRecord;
+
+use crate::graph::PyPlan;
+use crate::partitions::PyBackfillPlan;
+use crate::run::{PyRunRequest, runner};
+use crate::runtime::block_on_interruptible;
+use crate::storage::PyStorage;
+
+/// Builds each run of a backfill through a Python callable `prepare(index) -> (session,
+/// RunRequest)`.
+struct PyBackfillRuns {
+    prepare: Py<PyAny>,
+}
+
+impl BackfillRuns for PyBackfillRuns {
+    fn prepare(&self, index: usize) -> Result<(Arc<dyn StepRunner>, RunOptions), String> {
+        Python::attach(|py| {
+            let prepared = self.prepare.call1(py, (index,))?;
+            let (session, request): (Py<PyAny>, PyRef<'_, PyRunRequest>) = prepared.extract(py)?;
+            Ok::<_, PyErr>((runner(session), request.options.clone()))
+        })
+        .map_err(|err| err.to_string())
+    }
+}
+
+/// How a backfill stands: its end with `block=True`, its start otherwise.
+#[pyclass(name = "BackfillOutcome", module = "rivers._core", frozen, get_all)]
+pub(crate) struct PyBackfillOutcome {
+    status: &'static str,
+    completed: u64,
+    failed: u64,
+    canceled: u64,
+    run_ids: Vec<String>,
+}
+
+impl From<BackfillOutcome> for PyBackfillOutcome {
+    fn from(outcome: BackfillOutcome) -> Self {
+        PyBackfillOutcome {
+            status: outcome.status.reported(),
+            completed: outcome.completed,
+            failed: outcome.failed,
+            canceled: outcome.canceled,
+            run_ids: outcome.run_ids,
+        }
+    }
+}
+
+/// Stores backfill `backfill_id` (planned as `backfill`, every run executing `plan`) and
+/// coordinates its runs: waits for its end with `block`, else returns at once while it runs
+/// on the storage's runtime. Ctrl-C while waiting cancels it.
+#[pyfunction]
+#[pyo3(signature = (
+    storage, plan, backfill, prepare, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, block
+))]
+#[allow(clippy::too_many_arguments)] // keyword-only, one per field of the backfill's record
+pub(crate) fn run_backfill(
+    py: Python<'_>,
+    storage: PyRef<'_, PyStorage>,
+    plan: PyRef<'_, PyPlan>,
+    backfill: PyRef<'_, PyBackfillPlan>,
+    prepare: Py<PyAny>,
+    backfill_id: String,
+    selection: Option<Vec<String>>,
+    failure_policy: &str,
+    max_concurrency: usize,
+    tags: Vec<(String, String)>,
+    config: Option<&str>,
+    block: bool,
+) -> PyResult<PyBackfillOutcome> {
+    let failure_policy: FailurePolicy =
+        failure_policy.parse().map_err(|err: rivers_core::Error| PyValueError::new_err(err.to_string()))?;
+    let config = config
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|err| PyValueError::new_err(format!("backfill config is not JSON: {err}")))?;
+    let planned = Arc::clone(&backfill.0);
+    let record = BackfillRecord {
+        backfill_id: backfill_id.clone(),
+        status: BackfillState::InProgress,
+        selection,
+        target: Some(planned.target.clone()),
+        strategy: planned.strategy.clone(),
+        failure_policy,
+        max_concurrency: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
+        tags,
+        config,
+        num_partitions: planned.num_partitions() as u64,
+        num_runs: planned.num_runs() as u64,
+        completed: 0,
+        failed: 0,
+        canceled: 0,
+        run_ids: Vec::new(),
+        failed_keys: Vec::new(),
+        canceled_keys: Vec::new(),
+        error: None,
+        launched_by: LaunchedBy::Manual,
+        cancel_requested: false,
+        created: 0,
+    };
+    let job = BackfillJob {
+        backfill_id: backfill_id.clone(),
+        plan: plan.0.clone(),
+        run_keys: (0..planned.num_runs()).map(|index| planned.run_keys(index)).collect(),
+        failure_policy,
+        max_concurrency,
+    };
+    let runs: Arc<dyn BackfillRuns> = Arc::new(PyBackfillRuns { prepare });
+    let inner = storage.inner().clone();
+    let handle = storage.handle();
+    storage.sync(py, inner.create_backfill(&record))?;
+    // Registered before returning, so that `cancel_backfill` right after a `block=False`
+    // submission finds it.
+    let registration = rivers_engine::register_live_backfill(&backfill_id);
+    let coordinate = rivers_engine::coordinate_backfill(inner, job, runs, registration);
+    if !block {
+        handle.spawn(async move {
+            if let Err(err) = coordinate.await {
+                tracing::error!(error = %err, "a backfill running in the background failed");
+            }
+        });
+        return Ok(PyBackfillOutcome {
+            status: BackfillState::InProgress.reported(),
+            completed: 0,
+            failed: 0,
+            canceled: 0,
+            run_ids: Vec::new(),
+        });
+    }
+    let outcome = block_on_interruptible(py, &handle, coordinate, move || async move {
+        rivers_engine::cancel_live_backfill(&backfill_id);
+    })?;
+    Ok(outcome.into())
+}
+
+/// Cancels a backfill: `True` when this process coordinates it (it was signalled); otherwise a
+/// cancel marker is left on its record for the process that does, and `False`.
+#[pyfunction]
+pub(crate) fn cancel_backfill(py: Python<'_>, storage: PyRef<'_, PyStorage>, backfill_id: String) -> PyResult<bool> {
+    if rivers_engine::cancel_live_backfill(&backfill_id) {
+        return Ok(true);
+    }
+    let inner = storage.inner().clone();
+    storage.sync(py, async move { inner.request_backfill_cancel(&backfill_id).await.map(|_| false) })
+}
+
+/// Registers the backfill functions on the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyBackfillOutcome>()?;
+    m.add_function(wrap_pyfunction!(run_backfill, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_backfill, m)?)?;
+    Ok(())
+}
