@@ -32,8 +32,8 @@ pub use records::{
     AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick,
 };
 pub use storage::{
-    PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim,
-    RunFilter, RunOwner, Storage, StorageKind,
+    BACKFILL_CLAIM_GRACE, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition,
+    PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

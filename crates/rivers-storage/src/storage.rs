@@ -24,6 +24,7 @@ mod ownership;
 mod partition_status;
 mod runs;
 
+pub use backfills::BACKFILL_CLAIM_GRACE;
 pub use ownership::{PlanRegistration, RunClaim, RunOwner};
 pub(crate) use partition_status::apply_changes as apply_partition_changes;
 pub use partition_status::{PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition};

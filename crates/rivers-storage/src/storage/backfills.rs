@@ -1,14 +1,26 @@
 //! Backfill records: written whole once when a backfill is submitted, then changed only by
 //! targeted updates (progress, status, the cancel marker), so that the coordinator and other
 //! processes never overwrite each other's writes.
+//!
+//! A backfill another process executes (a daemon's `BackfillRequest`, a gRPC or CLI launch) is
+//! submitted `requested`; one coordinator claims it (`in_progress`, compare-and-set) and
+//! submits its runs atomically. A claimed backfill that has submitted no run after a grace
+//! period (its coordinator died in between) goes back to `requested`.
+
+use std::time::Duration;
 
 use rivers_core::BackfillState;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::runs::CREATE_RUNS;
 use super::{Storage, decode};
 use crate::clock::now_ns;
 use crate::error::Result;
-use crate::records::{BackfillProgress, BackfillRecord};
+use crate::records::{BackfillProgress, BackfillRecord, NewRun};
+
+/// How long a claimed backfill may go without submitting a run before it is requeued
+/// (partitions-and-backfills.md).
+pub const BACKFILL_CLAIM_GRACE: Duration = Duration::from_secs(180);
 
 impl Storage {
     /// Stores a new backfill.
@@ -88,6 +100,70 @@ impl Storage {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    /// Up to `limit` backfills waiting for a coordinator, oldest first (from the status index).
+    ///
+    /// # Errors
+    /// `Decode` for a record this build cannot read; `Backend` for a failed read.
+    pub async fn requested_backfills(&self, limit: usize) -> Result<Vec<BackfillRecord>> {
+        let rows = self
+            .rows(
+                "SELECT * OMIT id FROM backfill WITH INDEX backfill_status_created WHERE status = 'requested' \
+                 ORDER BY created LIMIT $limit",
+                json!({"limit": limit}),
+            )
+            .await?;
+        decode("backfill", rows)
+    }
+
+    /// Claims a requested backfill for this process's coordinator: `requested → in_progress`
+    /// in one compare-and-set, so that exactly one of several claiming processes gets it.
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn claim_backfill(&self, backfill_id: &str) -> Result<bool> {
+        let rows = self
+            .rows(
+                "UPDATE type::record('backfill', $id) SET status = 'in_progress', claimed_at = $now \
+                 WHERE status = 'requested' RETURN VALUE true",
+                json!({"id": backfill_id, "now": now_ns()}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Creates a claimed backfill's runs and links them to it, all in one transaction: either
+    /// every run and its `run_ids` entry is stored, or none is.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when a run id is taken; `Backend` for a failed write (nothing stored).
+    pub async fn submit_backfill_runs(&self, backfill_id: &str, runs: Vec<NewRun>) -> Result<()> {
+        let docs = runs.into_iter().map(Self::run_document).collect::<Result<Vec<Value>>>()?;
+        let sql = format!(
+            "BEGIN TRANSACTION; {CREATE_RUNS} \
+             UPDATE type::record('backfill', $id) SET run_ids = array::concat(run_ids ?? [], $docs.run_id) \
+                 RETURN NONE; \
+             COMMIT TRANSACTION;"
+        );
+        self.execute(&sql, json!({"id": backfill_id, "docs": docs})).await
+    }
+
+    /// Puts claimed backfills that submitted no run within `grace` back to `requested` (their
+    /// coordinator died before submitting) and returns their ids.
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn requeue_stalled_backfills(&self, grace: Duration) -> Result<Vec<String>> {
+        let rows = self
+            .rows(
+                "UPDATE backfill SET status = 'requested', claimed_at = NONE \
+                 WHERE status = 'in_progress' AND array::len(run_ids ?? []) = 0 AND (claimed_at ?? 0) < $cutoff \
+                 RETURN VALUE backfill_id",
+                json!({"cutoff": now_ns() - grace.as_nanos() as i64}),
+            )
+            .await?;
+        Ok(rows.into_iter().filter_map(|row| row.as_str().map(str::to_owned)).collect())
     }
 
     /// Whether another process asked backfill `backfill_id` to stop (one field read).

@@ -9,6 +9,17 @@ use serde_json::{Value, json};
 use super::{Storage, decode};
 use crate::error::{Error, Result};
 
+/// Creates the run of each document in `$docs` with its `run_tag` rows (one per tag, which
+/// page runs by tag newest-first); part of the caller's transaction.
+pub(super) const CREATE_RUNS: &str = "FOR $doc IN $docs { \
+        CREATE type::record('run', $doc.run_id) CONTENT $doc RETURN NONE; \
+        FOR $tag IN $doc.tags { \
+            UPSERT type::record('run_tag', [$doc.run_id, $tag[0], $tag[1]]) \
+                CONTENT { key: $tag[0], value: $tag[1], run_id: $doc.run_id, start_time: $doc.start_time } \
+                RETURN NONE; \
+        }; \
+    };";
+
 impl Storage {
     // ---- runs ---------------------------------------------------------------------------
 
@@ -25,7 +36,7 @@ impl Storage {
     }
 
     /// The stored document of a new run.
-    pub(super) fn run_document(run: NewRun) -> Result<Value> {
+    pub(crate) fn run_document(run: NewRun) -> Result<Value> {
         let record = RunRecord {
             run_id: run.run_id,
             job_name: run.job_name,
@@ -62,18 +73,8 @@ impl Storage {
     /// Writes a new run document; each tag also gets a `run_tag` row, which pages runs by tag
     /// newest-first.
     pub(super) async fn insert_run(&self, doc: Value) -> Result<()> {
-        self.execute(
-            "BEGIN TRANSACTION; \
-             CREATE type::record('run', $doc.run_id) CONTENT $doc RETURN NONE; \
-             FOR $tag IN $doc.tags { \
-                 UPSERT type::record('run_tag', [$doc.run_id, $tag[0], $tag[1]]) \
-                     CONTENT { key: $tag[0], value: $tag[1], run_id: $doc.run_id, start_time: $doc.start_time } \
-                     RETURN NONE; \
-             }; \
-             COMMIT TRANSACTION;",
-            json!({"doc": doc}),
-        )
-        .await
+        let sql = format!("BEGIN TRANSACTION; {CREATE_RUNS} COMMIT TRANSACTION;");
+        self.execute(&sql, json!({"docs": [doc]})).await
     }
 
     /// The run, or `None`.

@@ -2,6 +2,7 @@
 //! topic linked SurrealDB once per topic, which cost more than running the tests.)
 
 mod backends;
+mod backfills;
 mod changes;
 mod common;
 mod migrations;
