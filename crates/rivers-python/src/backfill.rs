@@ -85,27 +85,20 @@ pub(crate) fn run_backfill(
         .map_err(|err| PyValueError::new_err(format!("backfill config is not JSON: {err}")))?;
     let planned = Arc::clone(&backfill.0);
     let record = BackfillRecord {
-        backfill_id: backfill_id.clone(),
-        status: BackfillState::InProgress,
         selection,
         target: Some(planned.target.clone()),
-        strategy: planned.strategy.clone(),
-        failure_policy,
         max_concurrency: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
         tags,
         config,
         num_partitions: planned.num_partitions() as u64,
         num_runs: planned.num_runs() as u64,
-        completed: 0,
-        failed: 0,
-        canceled: 0,
-        run_ids: Vec::new(),
-        failed_keys: Vec::new(),
-        canceled_keys: Vec::new(),
-        error: None,
-        launched_by: LaunchedBy::Manual,
-        cancel_requested: false,
-        created: 0,
+        ..BackfillRecord::new(
+            backfill_id.clone(),
+            BackfillState::InProgress,
+            planned.strategy.clone(),
+            failure_policy,
+            LaunchedBy::Manual,
+        )
     };
     let job = BackfillJob {
         backfill_id: backfill_id.clone(),

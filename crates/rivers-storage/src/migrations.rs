@@ -187,12 +187,13 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             .check()?;
     }
     if version == 6 {
-        // Event numbers were kept on the run record and assigned in memory by the writing
-        // process; the counters continue from there.
+        // Event numbers and progress were kept on the run record; the counters continue from
+        // there.
         client
             .query_within(
-                "FOR $run IN (SELECT record::id(id) AS id, last_event_seq FROM run WHERE last_event_seq != NONE) { \
-                     UPSERT type::record('run_sequence', $run.id) SET last = $run.last_event_seq RETURN NONE; \
+                "FOR $run IN (SELECT record::id(id) AS id, last_event_seq, completed_steps, total_steps FROM run) { \
+                     UPSERT type::record('run_counter', $run.id) SET last = $run.last_event_seq ?? 0, \
+                         completed = $run.completed_steps ?? 0, total = $run.total_steps ?? 0 RETURN NONE; \
                  };",
                 json!({}),
                 None,

@@ -185,12 +185,6 @@ pub struct RunRecord {
     /// Cooperative cancellation was requested.
     #[serde(default)]
     pub cancel_requested: bool,
-    /// Steps finished successfully.
-    #[serde(default)]
-    pub completed_steps: i64,
-    /// Steps planned.
-    #[serde(default)]
-    pub total_steps: i64,
     /// Failure message of the outcome.
     #[serde(default)]
     pub message: Option<String>,
@@ -329,6 +323,43 @@ pub struct BackfillRecord {
     /// Submission time (ns).
     #[serde(default)]
     pub created: i64,
+}
+
+impl BackfillRecord {
+    /// A backfill about to be submitted with `status`: nothing selected, targeted, tagged or
+    /// configured, one run at a time, and no progress yet; set the rest with struct update
+    /// syntax.
+    pub fn new(
+        backfill_id: impl Into<String>,
+        status: BackfillState,
+        strategy: BackfillStrategy,
+        failure_policy: FailurePolicy,
+        launched_by: LaunchedBy,
+    ) -> Self {
+        BackfillRecord {
+            backfill_id: backfill_id.into(),
+            status,
+            selection: None,
+            target: None,
+            strategy,
+            failure_policy,
+            max_concurrency: 1,
+            tags: Vec::new(),
+            config: None,
+            num_partitions: 0,
+            num_runs: 0,
+            completed: 0,
+            failed: 0,
+            canceled: 0,
+            run_ids: Vec::new(),
+            failed_keys: Vec::new(),
+            canceled_keys: Vec::new(),
+            error: None,
+            launched_by,
+            cancel_requested: false,
+            created: 0,
+        }
+    }
 }
 
 /// What some finished runs of a backfill changed, written in one targeted update.

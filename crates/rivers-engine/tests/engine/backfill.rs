@@ -43,27 +43,9 @@ fn keys(n: usize) -> Vec<Vec<String>> {
 
 async fn submit(storage: &Storage, id: &str, runs: usize, policy: FailurePolicy) -> BackfillJob {
     let record = BackfillRecord {
-        backfill_id: id.into(),
-        status: BackfillState::InProgress,
-        selection: None,
-        target: None,
-        strategy: BackfillStrategy::MultiRun,
-        failure_policy: policy,
-        max_concurrency: 1,
-        tags: Vec::new(),
-        config: None,
         num_partitions: runs as u64,
         num_runs: runs as u64,
-        completed: 0,
-        failed: 0,
-        canceled: 0,
-        run_ids: Vec::new(),
-        failed_keys: Vec::new(),
-        canceled_keys: Vec::new(),
-        error: None,
-        launched_by: LaunchedBy::Manual,
-        cancel_requested: false,
-        created: 0,
+        ..BackfillRecord::new(id, BackfillState::InProgress, BackfillStrategy::MultiRun, policy, LaunchedBy::Manual)
     };
     storage.create_backfill(&record).await.unwrap();
     BackfillJob {

@@ -155,8 +155,7 @@ impl Storage {
                 .rows(
                     "UPDATE type::record('run', $id) SET status = 'Running', owner = $owner, \
                          owner_process = $process, owner_host = $host, owner_pid = $pid, heartbeat = $now, \
-                         end_time = NONE, message = NONE, \
-                         completed_steps = IF $resume THEN completed_steps ?? 0 ELSE 0 END \
+                         end_time = NONE, message = NONE \
                      WHERE status IN $claimable \
                          OR (status = 'Running' AND (heartbeat ?? 0) < $stale_before) \
                      RETURN BEFORE",
@@ -203,8 +202,7 @@ impl Storage {
         let before = self
             .rows(
                 "UPDATE type::record('run', $id) SET owner = $owner, owner_process = $process, owner_host = $host, \
-                     owner_pid = $pid, heartbeat = $now, \
-                     completed_steps = IF $resume THEN completed_steps ?? 0 ELSE 0 END \
+                     owner_pid = $pid, heartbeat = $now \
                  WHERE status = 'Running' AND owner = $dead RETURN BEFORE",
                 json!({"id": run_id, "owner": owner.token, "process": owner.process, "host": owner.host,
                        "pid": owner.pid, "now": now_ns(), "resume": resume, "dead": dead}),
@@ -293,7 +291,7 @@ impl Storage {
     }
 
     /// Registers the steps one process plans to execute in a run, for its progress count
-    /// (`total_steps`): see [`PlanRegistration`].
+    /// (its total): see [`PlanRegistration`].
     ///
     /// # Errors
     /// `Backend` for a failed write.
@@ -312,8 +310,9 @@ impl Storage {
              LET $after = IF $restart THEN $steps ELSE array::union($before, $steps) END; \
              UPSERT $plan SET steps = $after RETURN NONE; \
              IF $restart { UPDATE step_state SET counted = false, grown = 0 WHERE run_id = $run RETURN NONE; }; \
-             UPDATE type::record('run', $run) SET total_steps = IF $restart THEN array::len($after) \
-                 ELSE (total_steps ?? 0) + array::len($after) - array::len($before) END RETURN NONE; \
+             UPSERT type::record('run_counter', $run) SET total = IF $restart THEN array::len($after) \
+                 ELSE (total ?? 0) + array::len($after) - array::len($before) END, \
+                 completed = IF $restart THEN 0 ELSE completed ?? 0 END RETURN NONE; \
              COMMIT TRANSACTION;",
             json!({"run": run_id, "steps": step_keys, "restart": registration == PlanRegistration::Restart}),
         )

@@ -50,8 +50,6 @@ impl Storage {
             block_reason: None,
             launched_by: run.launched_by,
             cancel_requested: false,
-            completed_steps: 0,
-            total_steps: 0,
             message: None,
             backend: run.backend,
             owner: None,
@@ -174,13 +172,19 @@ impl Storage {
         from.extend(RunStatus::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()));
         let rows = self
             .rows(
-                "UPDATE type::record('run', $id) SET status = $status, completed_steps = $done, total_steps = $total, \
-                     message = $message, end_time = $end, owner = NONE, owner_process = NONE, owner_host = NONE, owner_pid = NONE \
+                "UPDATE type::record('run', $id) SET status = $status, message = $message, end_time = $end, \
+                     owner = NONE, owner_process = NONE, owner_host = NONE, owner_pid = NONE \
                  WHERE status IN $from RETURN VALUE true",
-                json!({"id": run_id, "status": status.as_str(), "done": completed_steps, "total": total_steps,
-                       "message": message, "end": now_ns(), "from": from}),
+                json!({"id": run_id, "status": status.as_str(), "message": message, "end": now_ns(), "from": from}),
             )
             .await?;
+        if !rows.is_empty() {
+            self.execute(
+                "UPSERT type::record('run_counter', $id) SET completed = $done, total = $total RETURN NONE",
+                json!({"id": run_id, "done": completed_steps, "total": total_steps}),
+            )
+            .await?;
+        }
         if rows.is_empty() {
             return Err(match self.get_run(run_id).await? {
                 None => Error::InvalidArgument(format!("cannot record an outcome of run '{run_id}': no such run")),
@@ -194,9 +198,14 @@ impl Storage {
         Ok(())
     }
 
-    /// `(completed_steps, total_steps)` of a run; `(0, 0)` when unknown.
+    /// `(completed_steps, total_steps)` of a run, from its counters (kept atomically by every
+    /// process writing the run); `(0, 0)` when unknown.
     pub async fn get_run_progress(&self, run_id: &str) -> Result<(i64, i64)> {
-        Ok(self.get_run(run_id).await?.map_or((0, 0), |r| (r.completed_steps, r.total_steps)))
+        let rows =
+            self.rows("SELECT completed, total FROM type::record('run_counter', $id)", json!({"id": run_id})).await?;
+        Ok(rows
+            .first()
+            .map_or((0, 0), |row| (row["completed"].as_i64().unwrap_or(0), row["total"].as_i64().unwrap_or(0))))
     }
 
     /// Runs currently queued.

@@ -13,27 +13,18 @@ use crate::common::{self, new_run};
 
 fn requested(id: &str) -> BackfillRecord {
     BackfillRecord {
-        backfill_id: id.into(),
-        status: BackfillState::Requested,
         selection: Some(vec!["daily".into()]),
-        target: None,
-        strategy: BackfillStrategy::MultiRun,
-        failure_policy: FailurePolicy::Continue,
         max_concurrency: 4,
         tags: vec![("team".into(), "data".into())],
-        config: None,
         num_partitions: 2,
         num_runs: 2,
-        completed: 0,
-        failed: 0,
-        canceled: 0,
-        run_ids: Vec::new(),
-        failed_keys: Vec::new(),
-        canceled_keys: Vec::new(),
-        error: None,
-        launched_by: LaunchedBy::Sensor { name: "new_files".into() },
-        cancel_requested: false,
-        created: 0,
+        ..BackfillRecord::new(
+            id,
+            BackfillState::Requested,
+            BackfillStrategy::MultiRun,
+            FailurePolicy::Continue,
+            LaunchedBy::Sensor { name: "new_files".into() },
+        )
     }
 }
 
