@@ -69,6 +69,34 @@ struct Inner {
     /// Runs whose cancellation was requested through this handle: checked between steps
     /// without a database round trip.
     cancelled: Mutex<HashSet<String>>,
+    /// Last, so that it drops after the writer's channel (see [`Closer`]).
+    closer: Closer,
+}
+
+/// Closes the store when its last handle is dropped without [`Storage::close`] (a daemon that
+/// drops its `Storage`): once the writer has drained its queue and let go of the connection, a
+/// local datastore is shut down and its files released, in the background of the runtime the
+/// drop happens on. Without a runtime the connection is simply dropped.
+struct Closer {
+    client: Option<Arc<Client>>,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            // The writer task holds the other reference until its queue is written.
+            let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+            while Arc::strong_count(&client) > 1 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            match Arc::try_unwrap(client) {
+                Ok(client) => Storage::release(client).await,
+                Err(_) => tracing::warn!("a dropped storage handle's connection is still in use; it is not shut down"),
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for Storage {
@@ -217,7 +245,10 @@ impl Storage {
         }
         let client = Arc::new(client);
         let writer = Writer::spawn(Arc::clone(&client));
-        Ok(Storage { inner: Arc::new(Inner { client, kind, location, writer, cancelled: Mutex::new(HashSet::new()) }) })
+        let closer = Closer { client: Some(Arc::clone(&client)) };
+        Ok(Storage {
+            inner: Arc::new(Inner { client, kind, location, writer, cancelled: Mutex::new(HashSet::new()), closer }),
+        })
     }
 
     /// Shuts a connection down and waits until nothing references its datastore any more, so
@@ -247,7 +278,9 @@ impl Storage {
     pub async fn close(self) -> Result<()> {
         let flushed = self.flush().await;
         let Ok(inner) = Arc::try_unwrap(self.inner) else { return flushed };
-        let Inner { client, writer, .. } = inner;
+        let Inner { client, writer, mut closer, .. } = inner;
+        // Closed here and now, not in the background.
+        closer.client = None;
         writer.stop().await;
         match Arc::try_unwrap(client) {
             Ok(client) => Self::release(client).await,

@@ -108,3 +108,26 @@ fn remote_settings_resolve_from_arguments_then_environment_then_defaults() {
     assert_eq!((explicit.namespace.as_str(), explicit.database.as_str()), ("ns", "db"));
     assert_eq!(explicit.credentials, Some(("env-user".into(), "pw".into())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_dropped_without_close_writes_its_queue_and_releases_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::embedded(dir.path()).await.unwrap();
+    storage.create_run(new_run("r")).await.unwrap();
+    successful_step(&storage, "r", "a");
+    drop(storage);
+    // The store is shut down in the background once the writer has written what was queued.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reopened = loop {
+        match Storage::embedded(dir.path()).await {
+            Ok(storage) => break storage,
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("the dropped store was not released: {err}"),
+        }
+    };
+    let events = reopened.get_events_for_run("r").await.unwrap();
+    assert_eq!(events.len(), 3, "the queued events were written before the store closed");
+    reopened.close().await.unwrap();
+}
