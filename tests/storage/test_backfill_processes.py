@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import rivers as rs
 
@@ -54,51 +55,42 @@ def _started(base: Path) -> list[str]:
     return (base / "started").read_text().splitlines()
 
 
-def test_a_cancel_from_another_process_stops_launching_runs_within_a_second(surreal_server, tmp_path):
-    server = surreal_server()
-    coordinator = _coordinator(server.endpoint, tmp_path, "multi_run", 0.3)
+def _cancel_from_another_process(endpoint: str, base: Path, strategy: str, seconds: float) -> tuple[dict, Any, str]:
+    """Starts a coordinator, cancels its backfill from this process once a run started, and
+    returns how the backfill ended, this process's repository and the backfill's id."""
+    coordinator = _coordinator(endpoint, base, strategy, seconds)
     try:
-        backfill_id = _wait_for_start(tmp_path, coordinator)
-        other = _other_process_repo(server.endpoint)
+        backfill_id = _wait_for_start(base, coordinator)
+        other = _other_process_repo(endpoint)
         assert other.get_backfill(backfill_id).status == "in_progress"
         # Not coordinated here: a marker is left for the coordinator, and False returned.
         assert other.cancel_backfill(backfill_id) is False
-        cancelled_at = time.monotonic()
         out, err = coordinator.communicate(timeout=120)
         assert coordinator.returncode == 0, err
     finally:
         if coordinator.poll() is None:
             coordinator.kill()
             coordinator.communicate()
-    ended = json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1]), other, backfill_id
+
+
+def test_a_cancel_from_another_process_stops_launching_runs_within_a_second(surreal_server, tmp_path):
+    ended, other, backfill_id = _cancel_from_another_process(surreal_server().endpoint, tmp_path, "multi_run", 0.3)
     # Within a second the coordinator stops launching: at most the run in flight and the ones
     # started before it noticed (0.3 s each) ran after the request.
-    assert len(_started(tmp_path)) <= 1 + 4, _started(tmp_path)
-    assert time.monotonic() - cancelled_at < 30
+    started = _started(tmp_path)
+    assert len(started) <= 1 + 4, started
     assert ended["status"] == "canceled"
     assert ended["completed"] + ended["failed"] + ended["canceled"] == 20
-    assert ended["canceled"] >= 20 - len(_started(tmp_path))
-    assert ended["runs"] == len(_started(tmp_path))
+    assert ended["canceled"] >= 20 - len(started)
+    assert ended["runs"] == len(started)
     # The marker on an ended backfill changes nothing.
     assert other.cancel_backfill(backfill_id) is False
     assert other.get_backfill(backfill_id).status == "canceled"
 
 
 def test_a_single_run_backfill_cancelled_from_another_process_cancels_its_run(surreal_server, tmp_path):
-    server = surreal_server()
-    coordinator = _coordinator(server.endpoint, tmp_path, "single_run", 2.0)
-    try:
-        backfill_id = _wait_for_start(tmp_path, coordinator)
-        other = _other_process_repo(server.endpoint)
-        assert other.cancel_backfill(backfill_id) is False
-        out, err = coordinator.communicate(timeout=120)
-        assert coordinator.returncode == 0, err
-    finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
-            coordinator.communicate()
-    ended = json.loads(out.strip().splitlines()[-1])
+    ended, other, backfill_id = _cancel_from_another_process(surreal_server().endpoint, tmp_path, "single_run", 2.0)
     assert ended == {"status": "canceled", "completed": 0, "failed": 0, "canceled": 20, "runs": 1}
     status = other.get_backfill(backfill_id)
-    run = other.storage.get_run(status.run_ids[0])
-    assert run.status == "Canceled"
+    assert other.storage.get_run(status.run_ids[0]).status == "Canceled"

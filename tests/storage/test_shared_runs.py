@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import rivers as rs
@@ -105,18 +106,17 @@ def test_concurrent_resolves_of_several_code_locations_on_a_fresh_server_succeed
         assert observer.get_run(f"solo-{i}").status == "Success"
 
 
-def test_a_killed_owner_stops_heart_beating_and_its_run_is_failed_then_resumed(surreal_server, tmp_path):
-    server = surreal_server()
-    run_id = "killed-owner"
-    env = _environment(RIVERS_RUN_HEARTBEAT_INTERVAL="0.2", RIVERS_RUN_HEARTBEAT_TIMEOUT="1.5")
-    owner = _start("cancel_resume_run.py", server.endpoint, run_id, str(tmp_path), "fresh", env=env)
+# Heartbeats fast enough for a test: an owner counts as dead 1.5 s after its last one.
+FAST_HEARTBEATS = {"RIVERS_RUN_HEARTBEAT_INTERVAL": "0.2", "RIVERS_RUN_HEARTBEAT_TIMEOUT": "1.5"}
+
+
+def _kill_owner_in_its_first_step(endpoint: str, run_id: str, base: Path, while_alive: Callable[[], None]) -> None:
+    """Starts run ``run_id`` in a process that stops in its first step, calls ``while_alive``,
+    then SIGKILLs the process."""
+    owner = _start("cancel_resume_run.py", endpoint, run_id, str(base), "fresh", env=_environment(**FAST_HEARTBEATS))
     try:
-        _wait_for(tmp_path / "started", owner)
-        observer = rs.Storage.connect(server.endpoint)
-        # While the owner is alive its heartbeats keep the run from counting as abandoned.
-        time.sleep(2.0)
-        assert observer._fail_stale_runs(1.5) == []
-        assert observer.get_run(run_id).status == "Running"
+        _wait_for(base / "started", owner)
+        while_alive()
         owner.send_signal(signal.SIGKILL)
         assert owner.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -124,6 +124,25 @@ def test_a_killed_owner_stops_heart_beating_and_its_run_is_failed_then_resumed(s
             owner.kill()
         owner.communicate()
 
+
+def _resume(endpoint: str, run_id: str, base: Path) -> object:
+    return _finish(
+        _start("cancel_resume_run.py", endpoint, run_id, str(base), "resume", env=_environment(**FAST_HEARTBEATS))
+    )
+
+
+def test_a_killed_owner_stops_heart_beating_and_its_run_is_failed_then_resumed(surreal_server, tmp_path):
+    server = surreal_server()
+    run_id = "killed-owner"
+    observer = rs.Storage.connect(server.endpoint)
+
+    def while_alive() -> None:
+        # While the owner is alive its heartbeats keep the run from counting as abandoned.
+        time.sleep(2.0)
+        assert observer._fail_stale_runs(1.5) == []
+        assert observer.get_run(run_id).status == "Running"
+
+    _kill_owner_in_its_first_step(server.endpoint, run_id, tmp_path, while_alive)
     time.sleep(2.0)
     assert observer._fail_stale_runs(1.5, backend="kubernetes") == [], "another backend's runs only"
     assert observer._fail_stale_runs(1.5, backend="local") == [run_id]
@@ -133,29 +152,18 @@ def test_a_killed_owner_stops_heart_beating_and_its_run_is_failed_then_resumed(s
     assert observer.get_events_for_run(run_id)[-1].event_type == "RunFailure"
     assert observer._fail_stale_runs(1.5) == [], "a failed run is not failed twice"
 
-    resume = _start("cancel_resume_run.py", server.endpoint, run_id, str(tmp_path), "resume", env=env)
-    assert _finish(resume) == {"success": True, "status": "Success"}
+    assert _resume(server.endpoint, run_id, tmp_path) == {"success": True, "status": "Success"}
     assert (tmp_path / "executions").read_text().split() == ["first", "first", "second"]
 
 
 def test_a_process_attaching_to_a_run_whose_owner_died_takes_it_over(surreal_server, tmp_path):
     server = surreal_server()
     run_id = "orphaned"
-    env = _environment(RIVERS_RUN_HEARTBEAT_INTERVAL="0.2", RIVERS_RUN_HEARTBEAT_TIMEOUT="1.5")
-    owner = _start("cancel_resume_run.py", server.endpoint, run_id, str(tmp_path), "fresh", env=env)
-    try:
-        _wait_for(tmp_path / "started", owner)
-        time.sleep(0.5)  # the owner's first events are committed (a batch lingers 2 ms)
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=30)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-        owner.communicate()
+    # Half a second alive: the owner's first events are committed (a batch lingers 2 ms).
+    _kill_owner_in_its_first_step(server.endpoint, run_id, tmp_path, lambda: time.sleep(0.5))
     time.sleep(2.0)
     # No live owner: the attaching process claims the Running run and ends it.
-    taker = _start("cancel_resume_run.py", server.endpoint, run_id, str(tmp_path), "resume", env=env)
-    assert _finish(taker) == {"success": True, "status": "Success"}
+    assert _resume(server.endpoint, run_id, tmp_path) == {"success": True, "status": "Success"}
     events = rs.Storage.connect(server.endpoint).get_events_for_run(run_id)
     assert [e.event_type for e in events if e.asset_key is None] == ["RunStart", "RunStart", "RunSuccess"]
     assert len({e.id for e in events}) == len(events)
