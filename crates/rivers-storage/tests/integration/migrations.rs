@@ -92,12 +92,30 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     let db = surrealdb::engine::any::connect(server.endpoint.as_str()).await.unwrap();
     db.use_ns("rivers").use_db("main").await.unwrap();
     db.query(SCHEMA_V1).await.unwrap().check().unwrap();
+    // A backfill as schema 5 stored it: the strategy as JSON text, one list of the failed and
+    // canceled partitions.
+    db.query(OLD_BACKFILL).await.unwrap().check().unwrap();
 
     assert!(matches!(Storage::connect(&target).await.unwrap_err(), Error::SchemaMigrationNeeded { .. }));
     Storage::migrate_remote(&target).await.unwrap();
     let storage = Storage::connect(&target).await.unwrap();
     check_migrated(&storage).await;
+    let backfill = storage.get_backfill("old").await.unwrap().unwrap();
+    assert_eq!(backfill.strategy, rivers_core::partitions::BackfillStrategy::SingleRun);
+    assert_eq!(backfill.failure_policy, rivers_core::FailurePolicy::StopOnFailure);
+    assert_eq!((backfill.completed, backfill.failed, backfill.canceled), (1, 1, 1));
+    assert_eq!(backfill.failed_keys, ["2024-01-02", "2024-01-03"], "what a rerun covers is kept");
+    assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::Manual);
+    assert_eq!(storage.get_run_progress("done").await.unwrap(), (2, 2), "progress moves to the run counters");
 }
+
+const OLD_BACKFILL: &str = r#"CREATE backfill:old CONTENT {
+    backfill_id: "old", status: "failed", selection: ["daily"], strategy: "{\"kind\":\"single_run\"}",
+    failure_policy: "stop_on_failure", max_concurrency: 1, tags: [], config: NONE,
+    num_partitions: 3, num_runs: 1, completed: 1, failed: 1, canceled: 1, run_ids: ["r1"],
+    unfinished: ["2024-01-02", "2024-01-03"], error: NONE, launched_by: { kind: "manual" },
+    cancel_requested: false
+};"#;
 
 #[tokio::test]
 async fn a_store_from_a_newer_build_is_refused() {
