@@ -297,6 +297,27 @@ def test_connection_error_allow_list_retries_connection_reset():
     assert len(retry_events(repo.storage, result.run_id, "socket_user")) == 1
 
 
+def test_allow_lists_are_kept_by_their_policies_not_by_a_registry():
+    import gc
+    import pickle
+
+    from rivers._definitions.retry import class_filter
+
+    dropped = rs.RetryPolicy(max_retries=2, retry_on=[ConnectionError])
+    filter_id = dropped._filter_id
+    assert class_filter(filter_id) == (ConnectionError,)
+    del dropped
+    gc.collect()
+    assert class_filter(filter_id) == (), "a dropped policy's allow-list is not kept"
+
+    # A copy of a policy whose original is gone still retries what its list allows.
+    copy = pickle.loads(pickle.dumps(rs.RetryPolicy(max_retries=2, retry_on=[ConnectionError])))
+    gc.collect()
+    attempts, asset = flaky("copied", 1, lambda: ConnectionResetError("peer reset"), retry=copy)
+    result = make_repo([asset]).materialize()
+    assert result.success and attempts == [1, 2]
+
+
 def test_allow_list_does_not_retry_unlisted_exception():
     attempts, asset = flaky("picky", None, boom, retry=rs.RetryPolicy(max_retries=2, retry_on=[ConnectionError]))
     repo = make_repo([asset])

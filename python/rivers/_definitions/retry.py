@@ -7,9 +7,11 @@ user-facing objects and converts them into the core's policy spec.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
-import threading
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from rivers._core import Backoff as Backoff
 
@@ -95,15 +97,17 @@ class ComputeEscalation:
         return self._max_memory  # type: ignore[return-value]
 
 
-# Exception-class allow-lists are matched in Python (the engine only sees reasons); each list
-# gets a process-wide id that the core carries on its policy.
-_class_filters: list[tuple[type[BaseException], ...]] = []
-_class_filters_lock = threading.Lock()
+# Exception-class allow-lists are matched in Python (the engine only sees reasons): a policy
+# with classes gets an id that the core carries, and failures find the policy again by it. The
+# registry holds policies weakly, so it keeps none alive (their nodes do, while they are used).
+_filter_ids = itertools.count()
+_policies_by_filter: weakref.WeakValueDictionary[int, RetryPolicy] = weakref.WeakValueDictionary()
 
 
 def class_filter(filter_id: int | None) -> tuple[type[BaseException], ...]:
-    """The exception classes registered under ``filter_id``."""
-    return _class_filters[filter_id] if filter_id is not None else ()
+    """The exception classes of the policy registered under ``filter_id``."""
+    policy = _policies_by_filter.get(filter_id) if filter_id is not None else None
+    return policy._classes if policy is not None else ()
 
 
 class RetryPolicy:
@@ -148,9 +152,14 @@ class RetryPolicy:
             self._reasons = reasons
             self._classes = tuple(classes)
             if classes:
-                with _class_filters_lock:
-                    _class_filters.append(self._classes)
-                    self._filter_id = len(_class_filters) - 1
+                self._filter_id = next(_filter_ids)
+                _policies_by_filter[self._filter_id] = self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # An unpickled copy keeps its id and answers for it while the original is gone.
+        self.__dict__.update(state)
+        if self._filter_id is not None:
+            _policies_by_filter.setdefault(self._filter_id, self)
 
     @property
     def max_retries(self) -> int:
