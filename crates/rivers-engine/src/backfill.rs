@@ -37,6 +37,10 @@ pub trait BackfillRuns: Send + Sync {
     /// # Errors
     /// Why the run cannot be prepared; the backfill then fails with that error.
     fn prepare(&self, index: usize) -> Result<(Arc<dyn StepRunner>, RunOptions), String>;
+
+    /// Display keys of run `index`'s partitions, read when the run ends (or never starts), so
+    /// that a large backfill does not hold every run's keys at once.
+    fn run_keys(&self, index: usize) -> Vec<String>;
 }
 
 /// A backfill to coordinate, already stored (`Storage::create_backfill`).
@@ -45,8 +49,8 @@ pub struct BackfillJob {
     pub backfill_id: String,
     /// The plan every run executes.
     pub plan: Plan,
-    /// Display keys of each run's partitions, in run order.
-    pub run_keys: Vec<Vec<String>>,
+    /// Runs planned.
+    pub num_runs: usize,
     /// What a failed partition does to the rest.
     pub failure_policy: FailurePolicy,
     /// Most runs executing at once.
@@ -133,11 +137,11 @@ pub async fn coordinate_backfill(
     let backfill_id = job.backfill_id.clone();
     let mut coordinator = Coordinator::new(storage.clone(), job, registration);
     let watcher = coordinator.watch_cancel_marker();
-    let driven = coordinator.drive(runs).await;
+    let driven = coordinator.drive(Arc::clone(&runs)).await;
     // Awaited, so that its storage handle is gone when this returns.
     watcher.abort();
     let _ = watcher.await;
-    let outcome = coordinator.finish(driven.as_ref().err().map(ToString::to_string)).await;
+    let outcome = coordinator.finish(runs.as_ref(), driven.as_ref().err().map(ToString::to_string)).await;
     driven?;
     outcome.inspect_err(|err| tracing::error!(backfill_id, error = %err, "could not record a backfill's end"))
 }
@@ -207,7 +211,7 @@ impl Coordinator {
             while !self.cancelled()
                 && !self.stopped_by_failure
                 && in_flight.len() < concurrency
-                && next < self.job.run_keys.len()
+                && next < self.job.num_runs
             {
                 let index = next;
                 next += 1;
@@ -233,7 +237,7 @@ impl Coordinator {
                 break;
             }
             tokio::select! {
-                Some((index, outcome)) = in_flight.next() => self.run_ended(index, outcome?),
+                Some((index, outcome)) = in_flight.next() => self.run_ended(index, outcome?, &runs.run_keys(index)),
                 () = live.wake.notified() => {}
             }
             self.write_progress(false).await?;
@@ -241,10 +245,9 @@ impl Coordinator {
         Ok(())
     }
 
-    fn run_ended(&mut self, index: usize, outcome: RunOutcome) {
+    fn run_ended(&mut self, index: usize, outcome: RunOutcome, keys: &[String]) {
         self.running.remove(&index);
         self.settled.insert(index);
-        let keys = &self.job.run_keys[index];
         let status =
             if self.cancelled() && outcome.status != RunStatus::Success { RunStatus::Canceled } else { outcome.status };
         match status {
@@ -290,13 +293,11 @@ impl Coordinator {
     }
 
     /// Counts every run that never finished as canceled and records the terminal status.
-    async fn finish(&mut self, error: Option<String>) -> Result<BackfillOutcome> {
-        for index in 0..self.job.run_keys.len() {
-            if !self.settled.contains(&index) {
-                let keys = &self.job.run_keys[index];
-                self.pending.canceled += keys.len() as u64;
-                self.pending.canceled_keys.extend(keys.iter().cloned());
-            }
+    async fn finish(&mut self, runs: &dyn BackfillRuns, error: Option<String>) -> Result<BackfillOutcome> {
+        for index in (0..self.job.num_runs).filter(|index| !self.settled.contains(index)) {
+            let keys = runs.run_keys(index);
+            self.pending.canceled += keys.len() as u64;
+            self.pending.canceled_keys.extend(keys);
         }
         self.write_progress(true).await?;
         let status = if error.is_some() {

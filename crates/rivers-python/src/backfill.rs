@@ -11,15 +11,16 @@ use rivers_engine::{BackfillJob, BackfillOutcome, BackfillRuns, RunOptions, Step
 use rivers_storage::BackfillRecord;
 
 use crate::graph::PyPlan;
-use crate::partitions::PyBackfillPlan;
+use crate::partitions::{PlannedBackfill, PyBackfillPlan};
 use crate::run::{PyRunRequest, runner};
 use crate::runtime::block_on_interruptible;
 use crate::storage::PyStorage;
 
 /// Builds each run of a backfill through a Python callable `prepare(index) -> (session,
-/// RunRequest)`.
+/// RunRequest)`; its partitions come from the plan.
 struct PyBackfillRuns {
     prepare: Py<PyAny>,
+    planned: Arc<PlannedBackfill>,
 }
 
 impl BackfillRuns for PyBackfillRuns {
@@ -30,6 +31,10 @@ impl BackfillRuns for PyBackfillRuns {
             Ok::<_, PyErr>((runner(session), request.options.clone()))
         })
         .map_err(|err| err.to_string())
+    }
+
+    fn run_keys(&self, index: usize) -> Vec<String> {
+        self.planned.run_keys(index)
     }
 }
 
@@ -103,11 +108,11 @@ pub(crate) fn run_backfill(
     let job = BackfillJob {
         backfill_id: backfill_id.clone(),
         plan: plan.0.clone(),
-        run_keys: (0..planned.num_runs()).map(|index| planned.run_keys(index)).collect(),
+        num_runs: planned.num_runs(),
         failure_policy,
         max_concurrency,
     };
-    let runs: Arc<dyn BackfillRuns> = Arc::new(PyBackfillRuns { prepare });
+    let runs: Arc<dyn BackfillRuns> = Arc::new(PyBackfillRuns { prepare, planned });
     let inner = storage.inner().clone();
     let handle = storage.handle();
     storage.sync(py, inner.create_backfill(&record))?;

@@ -28,6 +28,10 @@ impl BackfillRuns for Runs {
             );
         Ok((runner, RunOptions::manual(format!("run-{index}"), 1)))
     }
+
+    fn run_keys(&self, index: usize) -> Vec<String> {
+        vec![format!("p{}", index + 1)]
+    }
 }
 
 fn plan() -> Plan {
@@ -37,10 +41,6 @@ fn plan() -> Plan {
         .unwrap()
 }
 
-fn keys(n: usize) -> Vec<Vec<String>> {
-    (1..=n).map(|i| vec![format!("p{i}")]).collect()
-}
-
 async fn submit(storage: &Storage, id: &str, runs: usize, policy: FailurePolicy) -> BackfillJob {
     let record = BackfillRecord {
         num_partitions: runs as u64,
@@ -48,13 +48,7 @@ async fn submit(storage: &Storage, id: &str, runs: usize, policy: FailurePolicy)
         ..BackfillRecord::new(id, BackfillState::InProgress, BackfillStrategy::MultiRun, policy, LaunchedBy::Manual)
     };
     storage.create_backfill(&record).await.unwrap();
-    BackfillJob {
-        backfill_id: id.into(),
-        plan: plan(),
-        run_keys: keys(runs),
-        failure_policy: policy,
-        max_concurrency: 1,
-    }
+    BackfillJob { backfill_id: id.into(), plan: plan(), num_runs: runs, failure_policy: policy, max_concurrency: 1 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,9 +148,9 @@ impl Storage {
             Err(Error::AlreadyExists(_)) => {}
             Err(err) => return Err(err),
         }
+        let claimable: Vec<&str> = RunStatus::predecessors(RunStatus::Running).iter().map(|s| s.as_str()).collect();
         for _ in 0..OPEN_ATTEMPTS {
             let now = now_ns();
-            let claimable: Vec<&str> = RunStatus::predecessors(RunStatus::Running).iter().map(|s| s.as_str()).collect();
             let before = self
                 .rows(
                     "UPDATE type::record('run', $id) SET status = 'Running', owner = $owner, \
@@ -368,9 +368,12 @@ impl Storage {
                 continue;
             }
             self.enqueue_event(crate::records::NewEvent::new(rivers_core::EventType::RunFailure, run.run_id.clone()));
-            self.flush_run(&run.run_id).await?;
             tracing::warn!(run_id = run.run_id, "failed a run whose process stopped sending heartbeats");
             failed.push(run.run_id);
+        }
+        // The failures' events are written together.
+        for run_id in &failed {
+            self.flush_run(run_id).await?;
         }
         Ok(failed)
     }
