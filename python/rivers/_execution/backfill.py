@@ -20,8 +20,8 @@ _log = logging.getLogger("rivers")
 FAILURE_POLICIES = ("continue", "stop_on_failure")
 DEFAULT_PRIORITY = -10
 
-# Run config of the backfills submitted from this process, by id: a config that is not JSON
-# is not stored, and `rerun_backfill` in this process still has it.
+# Run configs that are not JSON (so not stored), of the backfills submitted from this process,
+# by id: `rerun_backfill` in this process still has them.
 _CONFIGS: dict[str, dict[str, dict[str, Any]] | None] = {}
 _CONFIGS_LOCK = threading.Lock()
 

@@ -840,7 +840,9 @@ class CodeRepository:
                 run_plan, executor, None, tags, config, None, False, False, None, backfill=(backfill_id, plan, index)
             )
 
-        remember_config(backfill_id, config)
+        stored_config = config_json(config)
+        if config is not None and stored_config is None:
+            remember_config(backfill_id, config)
         outcome = _core.run_backfill(
             self.storage,
             run_plan,
@@ -851,7 +853,7 @@ class CodeRepository:
             failure_policy=failure_policy,
             max_concurrency=max_concurrency,
             tags=tags,
-            config=config_json(config),
+            config=stored_config,
             block=block,
         )
         return BackfillResult(
