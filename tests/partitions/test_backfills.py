@@ -212,25 +212,28 @@ def test_block_false_returns_at_once_and_cancel_ends_it_canceled(make_repo):  # 
 
     @rs.Asset(partitions_def=DAYS)
     def slow(context: rs.AssetExecutionContext) -> int:
-        gate.wait(5)
+        gate.wait(30)
         return 1
 
     repo = make_repo([slow])
     result = repo.backfill(partition_range=JANUARY_1_TO_10, block=False, max_concurrency=1)
-    assert result.status == "in_progress"
-    assert repo.get_backfill(result.backfill_id).status == "in_progress"
-    deadline = time.monotonic() + 10
-    while not repo.get_backfill(result.backfill_id).run_ids and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(repo.get_backfill(result.backfill_id).run_ids) == 1  # listed while it runs
-    assert repo.cancel_backfill(result.backfill_id) is True
-    gate.set()
+    try:
+        assert result.status == "in_progress"
+        assert repo.get_backfill(result.backfill_id).status == "in_progress"
+        # The first run's id is recorded while it runs (its step is still blocked on the gate).
+        deadline = time.monotonic() + 10
+        while not repo.get_backfill(result.backfill_id).run_ids and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(repo.get_backfill(result.backfill_id).run_ids) == 1
+        assert repo.cancel_backfill(result.backfill_id) is True
+    finally:
+        gate.set()
     deadline = time.monotonic() + 20
     while repo.get_backfill(result.backfill_id).status == "in_progress" and time.monotonic() < deadline:
         time.sleep(0.02)
     status = repo.get_backfill(result.backfill_id)
     assert status.status == "canceled"
-    assert status.canceled_partitions >= 9
+    assert status.canceled_partitions >= 9 and len(status.run_ids) == 1
     total = status.completed_partitions + status.failed_partitions + status.canceled_partitions
     assert total == status.total_partitions
     assert repo.cancel_backfill("unknown") is False

@@ -236,9 +236,13 @@ impl Coordinator {
             if in_flight.is_empty() {
                 break;
             }
+            // Pending progress (a launched run's id, say) is written at most one interval late,
+            // even while every run in flight blocks.
+            let progress_due = tokio::time::Instant::from_std(self.last_write + PROGRESS_INTERVAL);
             tokio::select! {
                 Some((index, outcome)) = in_flight.next() => self.run_ended(index, outcome?, &runs.run_keys(index)),
                 () = live.wake.notified() => {}
+                () = tokio::time::sleep_until(progress_due), if !self.pending.is_empty() => {}
             }
             self.write_progress(false).await?;
         }
