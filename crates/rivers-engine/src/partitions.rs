@@ -1,7 +1,7 @@
 //! Partitions in a run: the run's key, the environment keys are read in (the clock and the
 //! dynamic key sets in storage, read once per run), and what each step covers and reads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rivers_core::Plan;
@@ -9,7 +9,7 @@ use rivers_core::partitions::{
     Coords, DynamicKeys, MappedInput, PartitionEnv, PartitionKey, PartitionMapping, Partitions, RangeSet,
     StepPartitions, map_keys,
 };
-use rivers_storage::Storage;
+use rivers_storage::{Storage, definition_fingerprint};
 
 /// The partition a run targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +110,31 @@ pub async fn run_env(storage: &Storage, plan: &Plan) -> rivers_storage::Result<P
         env = env.with_dynamic(name, DynamicKeys::new(numbered));
     }
     Ok(env)
+}
+
+/// The grid (definition fingerprint) of every partitioned asset the plan's steps write, with
+/// the definitions stored so that the run's events on them can be read.
+///
+/// # Errors
+/// A storage error storing the definitions.
+pub(crate) async fn run_grids(storage: &Storage, plan: &Plan) -> rivers_storage::Result<HashMap<String, String>> {
+    let mut grids = HashMap::new();
+    let mut definitions: Vec<&Partitions> = Vec::new();
+    for step in plan.steps() {
+        let Some(partitions) = &step.partitions else { continue };
+        let Some(definition) = &partitions.definition else { continue };
+        let assets = step.outputs.is_empty().then_some(&step.node_name).into_iter().chain(&step.outputs);
+        for asset in assets {
+            let own = partitions.other_outputs.iter().find(|(output, _)| output == asset).map(|(_, d)| d);
+            let definition = own.unwrap_or(definition);
+            grids.insert(asset.clone(), definition_fingerprint(definition));
+            definitions.push(definition);
+        }
+    }
+    definitions.sort_by_key(|d| definition_fingerprint(d));
+    definitions.dedup_by_key(|d| definition_fingerprint(d));
+    storage.register_partition_definitions(&definitions).await?;
+    Ok(grids)
 }
 
 fn dynamic_names(partitions: &Partitions, names: &mut BTreeSet<String>) {

@@ -10,14 +10,14 @@ use rivers_core::{
     EventType, ExecutorKind, FailureReason, LaunchedBy, Plan, PlanStep, RunBackendKind, RunStatus, StepKey,
 };
 use rivers_storage::{
-    NewEvent, NewRun, PartitionStatusChange, PartitionTransition, PlanRegistration, RunClaim, RunOwner, Storage,
-    StorageKind,
+    NewEvent, NewRun, PartitionSpan, PartitionStatusChange, PartitionTransition, PlanRegistration, RunClaim, RunOwner,
+    Storage, StorageKind,
 };
 
 use crate::error::Result;
 use crate::fan_out::FanIn;
 use crate::liveness::{Heartbeat, Liveness};
-use crate::partitions::{RunPartition, StepScope, run_env, step_scope};
+use crate::partitions::{RunPartition, StepScope, run_env, run_grids, step_scope};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
 use rivers_core::partitions::PartitionEnv;
 use scheduler::Scheduler;
@@ -160,6 +160,8 @@ struct Shared {
     partition_display: Option<String>,
     /// The clock and dynamic key sets partitions are read in.
     partition_env: PartitionEnv,
+    /// The grid (definition fingerprint) of each partitioned asset the run writes.
+    grids: HashMap<String, String>,
     /// Partitions step bodies marked failed.
     marked_partitions: Mutex<Vec<String>>,
     /// The store outlives the process: step completions are flushed before dependents start.
@@ -265,6 +267,7 @@ async fn drive_run(
     };
     let versions = initial_versions(storage, plan).await?;
     let partition_env = run_env(storage, plan).await?;
+    let grids = run_grids(storage, plan).await?;
     let durable = storage.kind() != StorageKind::Memory;
     let partition_display = options.partition_display();
     let shared = Arc::new(Shared {
@@ -274,6 +277,7 @@ async fn drive_run(
         versions: Mutex::new(versions),
         partition_display,
         partition_env,
+        grids,
         marked_partitions: Mutex::new(Vec::new()),
         durable,
         cancelled: AtomicBool::new(false),
@@ -394,12 +398,10 @@ impl Shared {
             _ => Vec::new(),
         };
         let is_marked = |i: usize| displays.get(i).is_some_and(|key| marked.contains_key(key.as_str()));
+        // Materialized partitions are recorded from their events.
         self.record_materializations(step, scope, |i| !is_marked(i), output.materializations);
-        if let Some(scope) = scope {
-            self.partition_status(step, scope, |i| !is_marked(i), PartitionTransition::Materialized);
-            if !marked.is_empty() {
-                self.partition_status(step, scope, is_marked, PartitionTransition::Failed);
-            }
+        if let Some(scope) = scope.filter(|_| !marked.is_empty()) {
+            self.partition_status(step, scope, is_marked, PartitionTransition::Failed);
         }
         self.marked_partitions.lock().extend(output.failed_partitions.iter().map(|(key, _)| key.clone()));
         for (key, message) in &output.failed_partitions {
@@ -415,8 +417,10 @@ impl Shared {
         self.event(EventType::StepSuccess, Some(step.key.to_string()), Vec::new());
     }
 
-    /// One materialization event per persisted value and covered partition `keep` accepts
-    /// (by index into `scope.covered`); an unpartitioned step's events carry no partition.
+    /// One materialization event per persisted value: of the covered partitions `keep`
+    /// accepts (by index into `scope.covered`), one event naming its partition when there is
+    /// one, else one compact event for all of them (read as one event per partition); an
+    /// unpartitioned step's events carry no partition.
     fn record_materializations(
         &self,
         step: &PlanStep,
@@ -424,33 +428,54 @@ impl Shared {
         keep: impl Fn(usize) -> bool,
         materializations: Vec<Materialized>,
     ) {
-        let partitions: Vec<Option<String>> = match scope.filter(|s| !s.covered.is_empty()) {
-            Some(scope) => {
-                scope.covered.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, k)| Some(k.to_string())).collect()
-            }
-            None => vec![None],
-        };
+        let scope = scope.filter(|s| !s.covered.is_empty());
+        let kept: Vec<usize> = scope.map(|s| (0..s.covered.len()).filter(|&i| keep(i)).collect()).unwrap_or_default();
+        if scope.is_some() && kept.is_empty() {
+            return;
+        }
         for mat in materializations {
-            // Inputs are read once per persisted value; each partition gets its own version.
+            // Inputs are read once per persisted value.
             let inputs: Vec<(String, String)> = {
                 let versions = self.versions.lock();
                 step.upstream_assets.iter().filter_map(|up| versions.get(up).map(|v| (up.clone(), v.clone()))).collect()
             };
-            let mut last_version = None;
-            for partition_key in &partitions {
-                let data_version = mat.data_version.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                last_version = Some(data_version.clone());
-                self.storage.enqueue_event(NewEvent {
-                    event_type: EventType::Materialization,
-                    asset_key: Some(mat.asset_key.clone()),
-                    run_id: self.options.run_id.clone(),
-                    partition_key: partition_key.clone(),
-                    metadata: mat.metadata.clone(),
-                    data_version: Some(data_version),
-                    code_version: mat.code_version.clone(),
-                    input_data_versions: inputs.clone(),
-                });
-            }
+            let (partition_key, span) = match scope {
+                Some(scope) => {
+                    let partition_key = match kept.as_slice() {
+                        [one] => Some(scope.covered[*one].to_string()),
+                        _ => None,
+                    };
+                    let positions = scope
+                        .output_positions_where(&mat.asset_key, &keep)
+                        .unwrap_or_else(|| scope.positions_where(&keep));
+                    let span = self.grids.get(&mat.asset_key).map(|definition| PartitionSpan {
+                        definition: definition.clone(),
+                        positions,
+                        derived_versions: partition_key.is_none() && mat.data_version.is_none(),
+                    });
+                    (partition_key, span)
+                }
+                None => (None, None),
+            };
+            let data_version = mat.data_version.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            // The version downstream steps record as their input: the last partition's.
+            let last_version = match &span {
+                Some(span) if partition_key.is_none() => {
+                    span.positions.last().and_then(|last| span.version_at(Some(&data_version), last))
+                }
+                _ => Some(data_version.clone()),
+            };
+            self.storage.enqueue_event(NewEvent {
+                event_type: EventType::Materialization,
+                asset_key: Some(mat.asset_key.clone()),
+                run_id: self.options.run_id.clone(),
+                partition_key,
+                metadata: mat.metadata,
+                data_version: Some(data_version),
+                code_version: mat.code_version,
+                input_data_versions: inputs,
+                span,
+            });
             if let Some(version) = last_version {
                 self.versions.lock().insert(mat.asset_key, version);
             }
@@ -469,6 +494,7 @@ impl Shared {
         // The step's grid is shared by every output without one of its own: computed once.
         let mut shared = None;
         for asset_key in step_assets(step) {
+            let Some(definition) = self.grids.get(asset_key) else { continue };
             let positions = match scope.output_positions_where(asset_key, &keep) {
                 Some(own) => own,
                 None => shared.get_or_insert_with(|| scope.positions_where(&keep)).clone(),
@@ -476,6 +502,8 @@ impl Shared {
             if !positions.is_empty() {
                 self.storage.enqueue_partition_status(PartitionStatusChange {
                     asset_key: asset_key.to_string(),
+                    run_id: self.options.run_id.clone(),
+                    definition: definition.clone(),
                     transition,
                     positions,
                 });

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use rivers_core::RunStatus;
-use rivers_core::partitions::{PartitionKey, Partitions};
+use rivers_core::partitions::Partitions;
 use rivers_storage::{PartitionStatusKind, RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
@@ -399,14 +399,7 @@ impl PyStorage {
         let s = self.inner().clone();
         let keys = self.sync(py, async move {
             let status = s.get_partition_status(&asset_key).await?;
-            let Some(definition) = &status.definition else {
-                // Recorded before partition status existed: the per-partition rows.
-                let rows = s.get_materialized_partitions(&asset_key).await?;
-                return Ok(rows
-                    .iter()
-                    .filter_map(|text| PartitionKey::parse_display(text, text.contains('=')).ok())
-                    .collect());
-            };
+            let Some(definition) = &status.definition else { return Ok(Vec::new()) };
             let env = s.partition_env(definition).await?;
             Ok(definition.keys_at(status.materialized.ranges(), &env))
         })?;
@@ -416,13 +409,7 @@ impl PyStorage {
     /// `len(get_materialized_partitions(asset_key))`, from the status ranges alone.
     fn count_materialized_partitions(&self, py: Python<'_>, asset_key: String) -> PyResult<u128> {
         let s = self.inner().clone();
-        self.sync(py, async move {
-            let status = s.get_partition_status(&asset_key).await?;
-            if status.definition.is_some() {
-                return Ok(status.materialized.len());
-            }
-            Ok(s.get_materialized_partitions(&asset_key).await?.len() as u128)
-        })
+        self.sync(py, async move { Ok(s.get_partition_status(&asset_key).await?.materialized.len()) })
     }
 
     /// The asset's partitions with a status (`"materialized"`, `"failed"` or `"in_progress"`)

@@ -27,7 +27,7 @@ pub(crate) const CONFLICT_RETRIES: u32 = 12;
 
 /// The randomised wait before attempt `attempt + 1` of a conflicted query: exponential from
 /// 2 ms, capped at 250 ms, with full jitter so that contending writers spread out.
-fn conflict_backoff(attempt: u32) -> Duration {
+pub(crate) fn conflict_backoff(attempt: u32) -> Duration {
     let ceiling = (2u64 << attempt.min(7)).min(250);
     Duration::from_micros(fastrand::u64(500..=ceiling * 1000))
 }
@@ -52,15 +52,19 @@ where
     }
 }
 
+/// What SurrealDB says of the statements of a failed transaction that did not fail themselves.
+const NOT_EXECUTED: &str = "not executed due to a failed transaction";
+
 /// Removes every statement error from `response` and returns the one to report: a retryable
-/// conflict if any statement hit one (in a failed transaction the other statements only say
-/// they were not executed), else the error of the earliest statement.
+/// conflict if any statement hit one, else the earliest statement's own error (in a failed
+/// transaction the other statements only say they were not executed), else the earliest.
 fn first_error(response: &mut surrealdb::IndexedResults) -> Option<Error> {
     let mut errors: Vec<(usize, Error)> =
         response.take_errors().into_iter().map(|(index, err)| (index, Error::from(err))).collect();
     errors.sort_by_key(|(index, _)| *index);
     let conflict = errors.iter().position(|(_, err)| matches!(err, Error::Conflict { .. }));
-    match conflict {
+    let cause = || errors.iter().position(|(_, err)| !err.to_string().contains(NOT_EXECUTED));
+    match conflict.or_else(cause) {
         Some(position) => Some(errors.swap_remove(position).1),
         None => errors.into_iter().next().map(|(_, err)| err),
     }

@@ -19,6 +19,7 @@ mod client;
 mod clock;
 mod error;
 mod migrations;
+mod partition_index;
 mod records;
 mod state;
 mod storage;
@@ -29,11 +30,12 @@ pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{
-    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, RunRecord, StoredEvent, StoredLog, StoredTick,
+    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StoredEvent, StoredLog,
+    StoredTick,
 };
 pub use storage::{
     BACKFILL_CLAIM_GRACE, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition,
-    PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind,
+    PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind, definition_fingerprint,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "run_tag_time", ddl: include_str!("../migrations/0004_run_tag_time.surql") },
     Migration { version: 5, name: "partitions", ddl: include_str!("../migrations/0005_partitions.surql") },
     Migration { version: 6, name: "shared_runs", ddl: include_str!("../migrations/0006_shared_runs.surql") },
+    Migration { version: 7, name: "partition_ranges", ddl: include_str!("../migrations/0007_partition_ranges.surql") },
 ];
 
 /// Schema version written by this build.
@@ -225,6 +226,102 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
             )
             .await?;
     }
+    if version == 7 {
+        partition_ranges(client).await?;
+    }
+    Ok(())
+}
+
+/// Schema 7's data step: each asset's status becomes the grid of its definition, and the
+/// latest materialization of each partition moves from its `asset_partition` row into the
+/// interval index (a row whose key is not on the asset's grid stays where it was).
+async fn partition_ranges(client: &Client) -> Result<()> {
+    use rivers_core::partitions::{DynamicKeys, PartitionEnv, PartitionKey, Partitions, RangeSet};
+
+    use crate::partition_index::Interval;
+    use crate::storage::definition_fingerprint;
+
+    let statuses = client_rows(
+        client,
+        "SELECT record::id(id) AS key, definition, materialized, failed, version FROM partition_status",
+        json!({}),
+    )
+    .await?;
+    let mut grids: std::collections::BTreeMap<String, (Partitions, PartitionEnv)> = std::collections::BTreeMap::new();
+    let mut records = Vec::new();
+    let mut definitions = Vec::new();
+    for row in statuses {
+        let Some(key) = row["key"].as_str() else { continue };
+        let Ok(definition) = serde_json::from_value::<Partitions>(row["definition"].clone()) else { continue };
+        let fingerprint = definition_fingerprint(&definition);
+        let mut env = PartitionEnv::at(chrono::Local::now().naive_local());
+        for (_, dim) in definition.dimensions() {
+            if let Partitions::Dynamic(dynamic) = dim {
+                let numbered = client_rows(
+                    client,
+                    "SELECT key, seq FROM dynamic_partition WHERE name = $name ORDER BY seq",
+                    json!({"name": dynamic.name}),
+                )
+                .await?
+                .iter()
+                .filter_map(|r| Some((r["key"].as_str()?.to_owned(), r["seq"].as_u64()?)))
+                .collect();
+                env = env.with_dynamic(dynamic.name.clone(), DynamicKeys::new(numbered));
+            }
+        }
+        let ranges = |field: &str| row[field].as_str().unwrap_or_default().parse::<RangeSet>().unwrap_or_default();
+        let grid = json!({"materialized": ranges("materialized"), "failed": ranges("failed"), "in_progress": {}});
+        let grids_row: serde_json::Map<String, Value> = [(fingerprint.clone(), grid)].into_iter().collect();
+        records.push(json!({"key": key, "row": {"asset_key": key, "current": fingerprint, "definition": definition, "grids": grids_row,
+                                                 "version": row["version"].as_i64().unwrap_or(0) + 1}}));
+        definitions.push(json!({"id": fingerprint, "definition": definition}));
+        grids.insert(key.to_owned(), (definition, env));
+    }
+    let rows = client_rows(
+        client,
+        "SELECT asset_key, partition_key, last_materialization, last_materialization_time FROM asset_partition \
+         WHERE last_materialization != NONE",
+        json!({}),
+    )
+    .await?;
+    let mut entries = Vec::new();
+    let mut moved = Vec::new();
+    for row in rows {
+        let (Some(asset), Some(partition), Some(text)) =
+            (row["asset_key"].as_str(), row["partition_key"].as_str(), row["last_materialization"].as_str())
+        else {
+            continue;
+        };
+        let Some((definition, env)) = grids.get(asset) else { continue };
+        let position = PartitionKey::parse_display(partition, partition.contains('='))
+            .ok()
+            .and_then(|key| definition.individuals(&key, env).ok())
+            .and_then(|coords| match coords.as_slice() {
+                [one] => definition.position(one, env),
+                _ => None,
+            });
+        let (Some(position), Ok(event)) = (position, serde_json::from_str::<StoredEvent>(text)) else { continue };
+        let interval = Interval {
+            start: position,
+            end: position,
+            time: row["last_materialization_time"].as_i64().unwrap_or(event.timestamp),
+            event_id: event.id,
+            event: text.to_owned(),
+        };
+        entries.push(interval.row(asset, &definition_fingerprint(definition)));
+        moved.push(json!([asset, partition]));
+    }
+    client
+        .query_within(
+            "INSERT IGNORE INTO partition_definition $definitions RETURN NONE; \
+             FOR $record IN $records { UPSERT type::record('partition_status', $record.key) CONTENT $record.row RETURN NONE; }; \
+             INSERT IGNORE INTO partition_latest $entries RETURN NONE; \
+             FOR $id IN $moved { UPDATE type::record('asset_partition', $id) UNSET last_materialization, last_materialization_time RETURN NONE; };",
+            json!({"definitions": definitions, "records": records, "entries": entries, "moved": moved}),
+            None,
+        )
+        .await?
+        .check()?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Stored records and the payloads used to create them.
 
-use rivers_core::partitions::{BackfillStrategy, BackfillTarget};
+use rivers_core::partitions::{BackfillStrategy, BackfillTarget, RangeSet};
 use rivers_core::{BackfillState, EventType, FailurePolicy, LaunchedBy, RunBackendKind, RunStatus};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,85 @@ pub struct StoredEvent {
     /// `(upstream, data_version)` pairs consumed.
     #[serde(default)]
     pub input_data_versions: Vec<(String, String)>,
+    /// Where a partitioned materialization lies on its asset's partition grid. An event whose
+    /// span covers several partitions is stored once for all of them (`partition_key` is then
+    /// `None`) and read as one event per partition (see `PartitionSpan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<PartitionSpan>,
+}
+
+/// The partitions of an asset one materialization covers, as positions on the grid of the
+/// definition they were written under.
+///
+/// A step covering a million partitions stores one event with a span of one range; readers
+/// that list events see one event per covered partition, each with its own display key, an
+/// id `"<event id>.<position>"` that is the same on every read, and its own data version
+/// (derived from the stored one when versions were generated, see [`PartitionSpan::version_at`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionSpan {
+    /// Fingerprint of the partitions definition (see `definition_fingerprint`).
+    #[serde(rename = "def")]
+    pub definition: String,
+    /// The covered positions.
+    #[serde(rename = "pos")]
+    pub positions: RangeSet,
+    /// Whether each partition's data version is derived from the event's (generated
+    /// versions); otherwise every partition has the event's explicit version.
+    #[serde(rename = "derived", default)]
+    pub derived_versions: bool,
+}
+
+impl PartitionSpan {
+    /// The data version of the partition at `position`, given the stored event's.
+    pub fn version_at(&self, stored: Option<&str>, position: u128) -> Option<String> {
+        let stored = stored?;
+        if !self.derived_versions {
+            return Some(stored.to_string());
+        }
+        // A stored generated version is a UUID; each partition gets the name-based UUID of
+        // its position under it, the same on every read.
+        let base = uuid::Uuid::parse_str(stored).unwrap_or(uuid::Uuid::NAMESPACE_OID);
+        Some(uuid::Uuid::new_v5(&base, &position.to_be_bytes()).to_string())
+    }
+}
+
+impl StoredEvent {
+    /// Whether this stored event stands for several events, one per covered partition.
+    pub fn is_compact(&self) -> bool {
+        self.partition_key.is_none() && self.span.as_ref().is_some_and(|span| span.positions.len() > 1)
+    }
+
+    /// How many events this stored event stands for (numbers it takes in its run).
+    pub fn weight(&self) -> i64 {
+        if self.is_compact() {
+            self.span.as_ref().map_or(1, |span| i64::try_from(span.positions.len()).unwrap_or(i64::MAX))
+        } else {
+            1
+        }
+    }
+
+    /// The newest of the events this stored event stands for: a compact event's last
+    /// partition (without its display key), or the event itself.
+    pub fn latest(&self) -> StoredEvent {
+        match self.span.as_ref().and_then(|span| span.positions.last()) {
+            Some(last) if self.is_compact() => self.expanded_at(last),
+            _ => self.clone(),
+        }
+    }
+
+    /// The event of the partition at `position` of a compact event (`partition_key` left for
+    /// the caller, who knows the definition): its id, number and data version.
+    pub fn expanded_at(&self, position: u128) -> StoredEvent {
+        let span = self.span.as_ref().expect("expanded_at is called on compact events");
+        let index = i64::try_from(span.positions.rank(position)).unwrap_or(i64::MAX);
+        StoredEvent {
+            id: format!("{}.{position}", self.id),
+            run_seq: if self.run_seq > 0 { self.run_seq + index } else { 0 },
+            data_version: span.version_at(self.data_version.as_deref(), position),
+            span: Some(PartitionSpan { positions: RangeSet::span(position, position), ..span.clone() }),
+            ..self.clone()
+        }
+    }
 }
 
 /// An event to append; id, timestamp and run sequence number are assigned when it is enqueued.
@@ -60,6 +139,8 @@ pub struct NewEvent {
     pub code_version: Option<String>,
     /// Input data versions.
     pub input_data_versions: Vec<(String, String)>,
+    /// The partitions a materialization covers on its asset's grid.
+    pub span: Option<PartitionSpan>,
 }
 
 impl NewEvent {
@@ -74,6 +155,7 @@ impl NewEvent {
             data_version: None,
             code_version: None,
             input_data_versions: Vec::new(),
+            span: None,
         }
     }
 }

@@ -21,14 +21,12 @@ pub(crate) struct StateUpdates {
     pub(crate) materializations: Vec<Value>,
     /// `asset` rows: latest observation per asset.
     pub(crate) observations: Vec<Value>,
-    /// `asset_partition` rows: latest materialization per (asset, partition).
-    pub(crate) partition_materializations: Vec<Value>,
     /// `asset_partition` rows: latest observation per (asset, partition).
     pub(crate) partition_observations: Vec<Value>,
     /// `step_state` rows: the status of each step touched.
     pub(crate) steps: Vec<Value>,
-    /// `{run, events}`: how many events of each run the batch holds (their numbers are
-    /// assigned at commit).
+    /// `{run, events}`: how many events of each run the batch holds, a compact event counting
+    /// for each partition it covers (their numbers are assigned at commit).
     pub(crate) run_counts: Vec<Value>,
     /// `{run, ids}`: the `step_state` ids of each run's steps the batch records as succeeded
     /// (the batch counts those that never succeeded before towards the run's progress).
@@ -88,33 +86,31 @@ impl StateUpdates {
         debug_assert_eq!(events.len(), texts.len());
         let mut mats = Latest::default();
         let mut observations = Latest::default();
-        let mut partition_mats = Latest::default();
         let mut partition_observations = Latest::default();
         let mut steps = Latest::default();
         let mut run_counts: BTreeMap<&str, i64> = BTreeMap::new();
         for (event, text) in events.iter().zip(texts) {
-            *run_counts.entry(event.run_id.as_str()).or_default() += 1;
+            *run_counts.entry(event.run_id.as_str()).or_default() += event.weight();
             let Some(key) = event.asset_key.as_deref() else { continue };
             match event.event_type {
                 EventType::Materialization | EventType::Observation => {
                     // The asset row keeps the latest event and its data version beside it (the
-                    // other `last_*` fields of a record are read from the event itself).
-                    let (latest, partitions, field, version_field) = if event.event_type == EventType::Materialization {
-                        (&mut mats, &mut partition_mats, "last_materialization", "last_data_version")
+                    // other `last_*` fields of a record are read from the event itself). The
+                    // latest materialization of each partition is kept by the interval index
+                    // (partition_status.rs).
+                    let (latest, field, version_field) = if event.event_type == EventType::Materialization {
+                        (&mut mats, "last_materialization", "last_data_version")
                     } else {
-                        (
-                            &mut observations,
-                            &mut partition_observations,
-                            "last_observation",
-                            "last_observation_data_version",
-                        )
+                        (&mut observations, "last_observation", "last_observation_data_version")
                     };
                     let doc = Value::String(text.clone());
-                    if let Some(partition) = &event.partition_key {
-                        partitions.put_partition(key, partition, field, &doc, event.timestamp);
+                    if let Some(partition) =
+                        event.partition_key.as_deref().filter(|_| event.event_type == EventType::Observation)
+                    {
+                        partition_observations.put_partition(key, partition, field, &doc, event.timestamp);
                     }
                     let mut row = json!({"id": key, "asset_key": key});
-                    row[version_field] = json!(event.data_version);
+                    row[version_field] = json!(event.latest().data_version);
                     row[field] = doc;
                     row[format!("{field}_time")] = json!(event.timestamp);
                     latest.put(key.to_string(), row);
@@ -144,7 +140,6 @@ impl StateUpdates {
             successes,
             materializations: mats.into_rows(),
             observations: observations.into_rows(),
-            partition_materializations: partition_mats.into_rows(),
             partition_observations: partition_observations.into_rows(),
             steps: steps.into_rows(),
             run_counts: run_counts.into_iter().map(|(run, events)| json!({"run": run, "events": events})).collect(),
@@ -169,6 +164,7 @@ mod tests {
             data_version: Some(format!("v{seq}")),
             code_version: None,
             input_data_versions: Vec::new(),
+            span: None,
         }
     }
 
@@ -201,10 +197,28 @@ mod tests {
             event(EventType::Observation, "r", Some("x"), Some("p1"), 3),
         ];
         let updates = updates_of(&events);
-        let keys: Vec<&Value> = updates.partition_materializations.iter().map(|r| &r["partition_key"]).collect();
-        assert_eq!(keys, ["p1", "p2"]);
+        // Materializations of partitions go to the interval index, observations to their rows.
+        assert_eq!(updates.partition_observations.len(), 1);
         assert_eq!(stored(&updates.partition_observations[0]["last_observation"]).id, "e3");
         assert_eq!(updates.observations[0]["last_observation_data_version"], "v3");
+    }
+
+    #[test]
+    fn a_compact_event_counts_once_per_partition_and_its_last_partition_is_the_latest() {
+        let mut compact = event(EventType::Materialization, "r", Some("a"), None, 1);
+        compact.data_version = Some(uuid::Uuid::new_v4().to_string());
+        compact.span = Some(crate::records::PartitionSpan {
+            definition: "d".into(),
+            positions: "0-9,20".parse().unwrap(),
+            derived_versions: true,
+        });
+        let updates = updates_of(&[compact.clone()]);
+        assert_eq!(updates.run_counts, [json!({"run": "r", "events": 11})]);
+        let last = compact.expanded_at(20);
+        assert_eq!(last.id, "e1.20");
+        assert_eq!(updates.materializations[0]["last_data_version"], json!(last.data_version));
+        assert_ne!(last.data_version, compact.expanded_at(0).data_version);
+        assert_eq!(compact.expanded_at(9).data_version, compact.expanded_at(9).data_version);
     }
 
     #[test]

@@ -26,8 +26,12 @@ mod runs;
 
 pub use backfills::BACKFILL_CLAIM_GRACE;
 pub use ownership::{PlanRegistration, RunClaim, RunOwner};
-pub(crate) use partition_status::apply_changes as apply_partition_changes;
-pub use partition_status::{PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition};
+pub use partition_status::{
+    PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, definition_fingerprint,
+};
+pub(crate) use partition_status::{
+    expand_one, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
+};
 pub use runs::RunFilter;
 
 /// When an embedded store syncs its write-ahead log: on every commit.
@@ -69,6 +73,8 @@ struct Inner {
     /// Runs whose cancellation was requested through this handle: checked between steps
     /// without a database round trip.
     cancelled: Mutex<HashSet<String>>,
+    /// Partitions definitions by fingerprint, as read (a fingerprint names one definition).
+    definitions: Mutex<HashMap<String, Arc<rivers_core::partitions::Partitions>>>,
     /// Last, so that it drops after the writer's channel (see [`Closer`]).
     closer: Closer,
 }
@@ -125,14 +131,15 @@ pub(crate) fn decode_events(items: Vec<Value>) -> Result<Vec<StoredEvent>> {
 /// The events of one stored segment (a row with `events` and, since schema 6, `run_seq_ends`),
 /// numbered in their runs. Numbers are assigned when a segment commits: `run_seq_ends` says
 /// where each run's numbers end, and the segment's events of that run take the numbers up to
-/// it, in order. Older segments carry their numbers in the events.
+/// it, in order (a compact event takes one per partition it covers, and is numbered with the
+/// first). Older segments carry their numbers in the events.
 pub(crate) fn decode_segment(mut row: Value) -> Result<Vec<StoredEvent>> {
     let Value::Array(items) = row["events"].take() else { return Ok(Vec::new()) };
     let mut events = decode_events(items)?;
     let Value::Array(ends) = row["run_seq_ends"].take() else { return Ok(events) };
     let mut counts: HashMap<&str, i64> = HashMap::with_capacity(ends.len());
     for event in &events {
-        *counts.entry(event.run_id.as_str()).or_default() += 1;
+        *counts.entry(event.run_id.as_str()).or_default() += event.weight();
     }
     let mut next: HashMap<String, i64> = HashMap::with_capacity(ends.len());
     for end in &ends {
@@ -143,7 +150,7 @@ pub(crate) fn decode_segment(mut row: Value) -> Result<Vec<StoredEvent>> {
     for event in &mut events {
         if let Some(seq) = next.get_mut(&event.run_id) {
             event.run_seq = *seq;
-            *seq += 1;
+            *seq += event.weight();
         }
     }
     Ok(events)
@@ -247,7 +254,15 @@ impl Storage {
         let writer = Writer::spawn(Arc::clone(&client));
         let closer = Closer { client: Some(Arc::clone(&client)) };
         Ok(Storage {
-            inner: Arc::new(Inner { client, kind, location, writer, cancelled: Mutex::new(HashSet::new()), closer }),
+            inner: Arc::new(Inner {
+                client,
+                kind,
+                location,
+                writer,
+                cancelled: Mutex::new(HashSet::new()),
+                definitions: Mutex::new(HashMap::new()),
+                closer,
+            }),
         })
     }
 
@@ -349,6 +364,7 @@ mod tests {
             data_version: Some("v1".into()),
             code_version: None,
             input_data_versions: Vec::new(),
+            span: None,
         };
         let text = Value::String(event_text(&event));
         let document = serde_json::to_value(&event).unwrap();

@@ -17,11 +17,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::Client;
+use crate::client::{CONFLICT_RETRIES, Client, conflict_backoff};
 use crate::error::{Error, Result};
 use crate::records::{StoredEvent, StoredLog};
 use crate::state::StateUpdates;
-use crate::storage::{PartitionStatusChange, apply_partition_changes};
+use crate::storage::{PartitionStatusChange, is_partition_state_changed, prepare_partition_writes};
 
 /// Most events written in one transaction; bounds the size of a single commit.
 const MAX_BATCH: usize = 2048;
@@ -162,7 +162,8 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     let mut lost: HashMap<String, Lost> = HashMap::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
-    let mut status: Vec<PartitionStatusChange> = Vec::new();
+    // Each change after the number of events enqueued before it: state follows event order.
+    let mut status: Vec<(usize, PartitionStatusChange)> = Vec::new();
     let mut growths: Vec<PlanGrowth> = Vec::new();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut open = true;
@@ -175,7 +176,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
                 match command {
                     Command::Event(event) => events.push(*event),
                     Command::Log(log) => logs.push(log),
-                    Command::PartitionStatus(change) => status.push(change),
+                    Command::PartitionStatus(change) => status.push((events.len(), change)),
                     Command::PlanGrowth(growth) => growths.push(growth),
                     Command::Flush { run_id, done } => waiters.push(Waiter { run_id, done }),
                     Command::ResetRun(run_id) => {
@@ -203,8 +204,8 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
         }
         let mut batch_error = None;
         if !events.is_empty() || !logs.is_empty() || !status.is_empty() || !growths.is_empty() {
-            let batch = Batch { events: &events, logs: &logs, growths: &growths };
-            if let Err(err) = write_with_retry(&client, &faults, &batch, &status).await {
+            let batch = Batch { events: &events, logs: &logs, growths: &growths, status: &status };
+            if let Err(err) = write_with_retry(&client, &faults, &batch).await {
                 tracing::error!(error = %err, events = events.len(), logs = logs.len(),
                                 "a batch of run events could not be written");
                 record_lost(&mut lost, &events, &logs, &err.to_string());
@@ -257,29 +258,30 @@ struct Batch<'a> {
     events: &'a [StoredEvent],
     logs: &'a [StoredLog],
     growths: &'a [PlanGrowth],
+    status: &'a [(usize, PartitionStatusChange)],
 }
 
-async fn write_with_retry(
-    client: &Client,
-    faults: &Faults,
-    batch: &Batch<'_>,
-    status: &[PartitionStatusChange],
-) -> Result<()> {
+async fn write_with_retry(client: &Client, faults: &Faults, batch: &Batch<'_>) -> Result<()> {
     // One id for every attempt of this batch: an attempt that timed out may still have been
     // committed, and the retry must then change nothing (every statement is idempotent).
     let segment = uuid::Uuid::now_v7().to_string();
     let mut delays = RETRY_DELAYS.iter();
     let mut is_retry = false;
+    let mut contended = 0;
     loop {
         let attempt = match faults.check(is_retry) {
-            Ok(()) => match write_batch(client, Some(&segment), batch).await {
-                // Status follows its events; a retry re-reads it, and re-writes the events
-                // idempotently.
-                Ok(()) => apply_partition_changes(client, status).await,
-                Err(err) => Err(err),
-            },
+            Ok(()) => write_batch(client, Some(&segment), batch).await,
             Err(err) => Err(err),
         };
+        // Another process changed partition state this batch read: read it again.
+        if let Err(err) = &attempt
+            && is_partition_state_changed(err)
+            && contended < CONFLICT_RETRIES
+        {
+            contended += 1;
+            tokio::time::sleep(conflict_backoff(contended)).await;
+            continue;
+        }
         match (attempt, delays.next()) {
             (Ok(()), _) => return Ok(()),
             (Err(err), Some(delay)) => {
@@ -301,17 +303,18 @@ const WRITE_BATCH: &str = include_str!("queries/write_batch.surql");
 /// state from history this way).
 pub(crate) async fn apply_state(client: &Client, events: &[StoredEvent]) -> Result<()> {
     for chunk in events.chunks(MAX_BATCH) {
-        write_batch(client, None, &Batch { events: chunk, logs: &[], growths: &[] }).await?;
+        write_batch(client, None, &Batch { events: chunk, logs: &[], growths: &[], status: &[] }).await?;
     }
     Ok(())
 }
 
 /// Writes one batch; `segment` names the event segment to append (`None`: state only).
 async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) -> Result<()> {
-    let Batch { events, logs, growths } = *batch;
+    let Batch { events, logs, growths, status } = *batch;
     // Each event is serialised once: the segment and the state rows hold the same text.
     let texts: Vec<String> = events.iter().map(crate::storage::event_text).collect();
     let updates = StateUpdates::from_events(events, &texts);
+    let partitions = prepare_partition_writes(client, events, &texts, status).await?;
     let mut run_ids: Vec<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
@@ -333,7 +336,7 @@ async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) 
             WRITE_BATCH,
             json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": texts,
                    "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates,
-                   "growths": growths}),
+                   "growths": growths, "partitions": partitions}),
             Some(WRITE_ATTEMPT_TIMEOUT),
         )
         .await?

@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A set of positions kept as inclusive ranges `[start, end]`, sorted, never touching.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Serialises as its text form (see the `Display` impl).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct RangeSet {
     ranges: Vec<(u128, u128)>,
 }
@@ -55,6 +57,31 @@ impl RangeSet {
     /// Every position, ascending.
     pub fn positions(&self) -> impl Iterator<Item = u128> + '_ {
         self.ranges.iter().flat_map(|&(s, e)| s..=e)
+    }
+
+    /// Every position, descending.
+    pub fn positions_descending(&self) -> impl Iterator<Item = u128> + '_ {
+        self.ranges.iter().rev().flat_map(|&(s, e)| (s..=e).rev())
+    }
+
+    /// The highest position.
+    pub fn last(&self) -> Option<u128> {
+        self.ranges.last().map(|&(_, end)| end)
+    }
+
+    /// How many positions of the set are below `position` (its index when it is in the set):
+    /// O(ranges).
+    pub fn rank(&self, position: u128) -> u128 {
+        self.ranges
+            .iter()
+            .take_while(|&&(start, _)| start < position)
+            .map(|&(start, end)| end.min(position - 1) - start + 1)
+            .sum()
+    }
+
+    /// The set of one range.
+    pub fn span(start: u128, end: u128) -> Self {
+        if start > end { Self::default() } else { Self { ranges: vec![(start, end)] } }
     }
 
     /// `self ∪ other`, in one merge pass.
@@ -138,6 +165,20 @@ impl fmt::Display for RangeSet {
     }
 }
 
+impl From<RangeSet> for String {
+    fn from(set: RangeSet) -> String {
+        set.to_string()
+    }
+}
+
+impl TryFrom<String> for RangeSet {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
 impl FromStr for RangeSet {
     type Err = String;
 
@@ -202,5 +243,15 @@ mod tests {
         assert_eq!("".parse::<RangeSet>().unwrap(), RangeSet::new());
         assert!("5-3".parse::<RangeSet>().is_err());
         assert!("1-5,4-9".parse::<RangeSet>().is_err());
+        assert_eq!(serde_json::to_value(&s).unwrap(), serde_json::json!("0-999999,1000005"));
+        assert_eq!(serde_json::from_value::<RangeSet>(serde_json::json!("0-9")).unwrap(), set(&[(0, 9)]));
+    }
+
+    #[test]
+    fn rank_counts_the_positions_below() {
+        let s = set(&[(2, 4), (10, 12)]);
+        assert_eq!([0, 2, 3, 5, 10, 12, 13].map(|p| s.rank(p)), [0, 0, 1, 3, 3, 5, 6]);
+        assert_eq!(s.positions_descending().collect::<Vec<_>>(), [12, 11, 10, 4, 3, 2]);
+        assert_eq!(s.last(), Some(12));
     }
 }

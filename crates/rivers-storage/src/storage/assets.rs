@@ -38,7 +38,7 @@ impl Storage {
         if let Value::Object(row) = &mut doc {
             row.remove("last_observation");
             if let Some(stored) = row.remove("last_materialization").filter(|v| !v.is_null()) {
-                let event = decode_events(vec![stored])?.remove(0);
+                let event = decode_events(vec![stored])?.remove(0).latest();
                 row.insert("last_event_id".into(), json!(event.id));
                 row.insert("last_run_id".into(), json!(event.run_id));
                 row.insert("last_timestamp".into(), json!(event.timestamp));

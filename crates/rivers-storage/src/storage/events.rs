@@ -1,10 +1,12 @@
 //! Events: enqueueing through the batched writer, flushing, and the queries that read them.
 //!
 //! Per-run reads decode only the segments of that run; "latest" questions are answered from
-//! the indexed state tables (`asset`, `asset_partition`, `step_state`), never from history.
+//! the indexed state tables (`asset`, the partition index, `step_state`), never from history.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
+use rivers_core::partitions::{PartitionEnv, Partitions};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -13,8 +15,15 @@ use crate::records::{NewEvent, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
-use super::{Storage, decode_events, decode_segment};
+use super::{Storage, decode_events, decode_segment, expand_one};
 use crate::error::{Error, Result};
+
+/// Which end of a list comes first.
+#[derive(Clone, Copy)]
+enum Order {
+    Oldest,
+    Newest,
+}
 
 impl Storage {
     // ---- writing ------------------------------------------------------------------------
@@ -41,6 +50,7 @@ impl Storage {
             data_version: event.data_version,
             code_version: event.code_version,
             input_data_versions: event.input_data_versions,
+            span: event.span,
         };
         let id = stored.id.clone();
         // A closed channel means the writer is gone; the next flush reports it.
@@ -106,7 +116,7 @@ impl Storage {
 
     // ---- reading ------------------------------------------------------------------------
 
-    /// Every event of a run, in run order.
+    /// Every event of a run, in run order (a compact event read as one event per partition).
     pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
         self.flush().await?;
         let rows = self
@@ -118,10 +128,11 @@ impl Storage {
         }
         // Events numbered before sequence numbers existed (schema 1) sort by time.
         events.sort_by_key(|e| (e.run_seq, e.timestamp));
-        Ok(events)
+        self.expand(events, Order::Oldest, usize::MAX).await
     }
 
-    /// Up to `limit` events of an asset, newest first.
+    /// Up to `limit` events of an asset, newest first (a compact event read as one event per
+    /// partition, expanded only as far as the limit reaches).
     pub async fn get_events_for_asset(&self, asset_key: &str, limit: usize) -> Result<Vec<StoredEvent>> {
         self.flush().await?;
         // Every segment found holds at least one event of the asset, so `limit` segments are
@@ -137,50 +148,63 @@ impl Storage {
         for row in rows {
             events.extend(decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)));
         }
-        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
-        events.truncate(limit);
-        Ok(events)
+        events.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.run_seq)));
+        self.expand(events, Order::Newest, limit).await
     }
 
-    /// Newest materialization of an asset, or of one of its partitions: one record read.
+    /// Newest materialization of an asset (`partition=None`: of any partition), or of one of
+    /// its partitions: one record read, or one index probe per definition the asset had.
     pub async fn get_latest_materialization(
         &self,
         asset_key: &str,
         partition: Option<&str>,
     ) -> Result<Option<StoredEvent>> {
         self.flush().await?;
-        let rows = match partition {
-            None => {
-                self.rows(
-                    "SELECT VALUE last_materialization FROM type::record('asset', $key)",
-                    json!({"key": asset_key}),
-                )
-                .await?
-            }
-            Some(partition) => {
-                self.rows(
-                    "SELECT VALUE last_materialization FROM type::record('asset_partition', [$key, $partition])",
-                    json!({"key": asset_key, "partition": partition}),
-                )
-                .await?
-            }
-        };
+        if let Some(partition) = partition {
+            return self.latest_partition_materialization(asset_key, partition).await;
+        }
+        let rows = self
+            .rows("SELECT VALUE last_materialization FROM type::record('asset', $key)", json!({"key": asset_key}))
+            .await?;
         let rows: Vec<Value> = rows.into_iter().filter(|row| row.is_object() || row.is_string()).collect();
-        Ok(decode_events(rows)?.into_iter().next())
+        let events = decode_events(rows)?.into_iter().take(1).collect();
+        Ok(self.expand(events, Order::Newest, 1).await?.pop())
     }
 
-    /// Distinct partition keys (display strings) having a materialization.
-    pub async fn get_materialized_partitions(&self, asset_key: &str) -> Result<Vec<String>> {
-        self.flush().await?;
-        let rows = self
-            .rows(
-                "SELECT VALUE partition_key FROM asset_partition WHERE asset_key = $key AND last_materialization != NONE",
-                json!({"key": asset_key}),
-            )
-            .await?;
-        let mut keys: Vec<String> = rows.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
-        keys.sort_unstable();
-        Ok(keys)
+    /// Expands compact events into one event per covered partition, in `order`, up to `limit`
+    /// events in all.
+    async fn expand(&self, events: Vec<StoredEvent>, order: Order, limit: usize) -> Result<Vec<StoredEvent>> {
+        let mut expanded = Vec::with_capacity(events.len().min(limit));
+        let mut grids: HashMap<String, (Arc<Partitions>, PartitionEnv)> = HashMap::new();
+        for event in events {
+            if expanded.len() >= limit {
+                break;
+            }
+            let Some(span) = event.span.as_ref().filter(|_| event.is_compact()) else {
+                expanded.push(event);
+                continue;
+            };
+            if !grids.contains_key(&span.definition) {
+                let definition = self.definition(&span.definition).await?.ok_or_else(|| {
+                    Error::Backend(format!(
+                        "event {} covers partitions of a definition that is not stored ({})",
+                        event.id, span.definition
+                    ))
+                })?;
+                let env = self.partition_env(&definition).await?;
+                grids.insert(span.definition.clone(), (definition, env));
+            }
+            let (definition, env) = &grids[&span.definition];
+            let room = limit - expanded.len();
+            match order {
+                Order::Oldest => expanded
+                    .extend(span.positions.positions().take(room).map(|p| expand_one(&event, p, definition, env))),
+                Order::Newest => expanded.extend(
+                    span.positions.positions_descending().take(room).map(|p| expand_one(&event, p, definition, env)),
+                ),
+            }
+        }
+        Ok(expanded)
     }
 
     /// Step keys that succeeded in `run_id` for this partition (resume): read from the run's

@@ -2,24 +2,43 @@
 //! step states, runs newest-first.
 
 use crate::common::{new_run, step_event, successful_step};
+use rivers_core::partitions::Partitions;
 use rivers_core::{EventType, LaunchedBy, RunStatus};
-use rivers_storage::{NewEvent, NewRun, RunFilter, Storage};
+use rivers_storage::{NewEvent, NewRun, PartitionSpan, RunFilter, Storage, StoredEvent, definition_fingerprint};
 
-fn materialization(run_id: &str, key: &str, partition: Option<&str>, version: &str) -> NewEvent {
+fn materialization(run_id: &str, key: &str, version: &str) -> NewEvent {
+    NewEvent { data_version: Some(version.into()), ..step_event(EventType::Materialization, run_id, key) }
+}
+
+/// A daily definition from 2024-01-01, registered for asset "a"; returns its grid.
+async fn daily_grid(storage: &Storage) -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let daily = Partitions::daily(start, None, None).unwrap();
+    storage.register_partitions(vec![("a".into(), daily.clone())]).await.unwrap();
+    definition_fingerprint(&daily)
+}
+
+/// A materialization of day positions `positions` of "a" (named when it is one day).
+fn of_days(run_id: &str, grid: &str, positions: &str, day: Option<&str>, version: &str, derived: bool) -> NewEvent {
     NewEvent {
-        partition_key: partition.map(str::to_owned),
-        data_version: Some(version.into()),
-        ..step_event(EventType::Materialization, run_id, key)
+        partition_key: day.map(str::to_owned),
+        span: Some(PartitionSpan {
+            definition: grid.into(),
+            positions: positions.parse().unwrap(),
+            derived_versions: derived,
+        }),
+        ..materialization(run_id, "a", version)
     }
 }
 
 #[tokio::test]
 async fn latest_materialization_per_asset_and_per_partition() {
     let storage = Storage::memory().await.unwrap();
-    storage.enqueue_event(materialization("r1", "a", None, "v1"));
-    storage.enqueue_event(materialization("r1", "a", Some("2024-01-01"), "p1"));
+    let grid = daily_grid(&storage).await;
+    storage.enqueue_event(materialization("r1", "a", "v1"));
+    storage.enqueue_event(of_days("r1", &grid, "0", Some("2024-01-01"), "p1", false));
     storage.flush().await.unwrap();
-    let last = storage.enqueue_event(materialization("r2", "a", Some("2024-01-02"), "p2"));
+    let last = storage.enqueue_event(of_days("r2", &grid, "1", Some("2024-01-02"), "p2", false));
     storage.enqueue_event(step_event(EventType::StepSuccess, "r2", "a"));
 
     let latest = storage.get_latest_materialization("a", None).await.unwrap().unwrap();
@@ -28,12 +47,77 @@ async fn latest_materialization_per_asset_and_per_partition() {
     let first_day = storage.get_latest_materialization("a", Some("2024-01-01")).await.unwrap().unwrap();
     assert_eq!((first_day.run_id.as_str(), first_day.data_version.as_deref()), ("r1", Some("p1")));
     assert!(storage.get_latest_materialization("a", Some("2024-01-03")).await.unwrap().is_none());
+    assert!(storage.get_latest_materialization("a", Some("not a day")).await.unwrap().is_none());
     assert!(storage.get_latest_materialization("missing", None).await.unwrap().is_none());
-    assert_eq!(storage.get_materialized_partitions("a").await.unwrap(), ["2024-01-01", "2024-01-02"]);
+    let status = storage.get_partition_status("a").await.unwrap();
+    assert_eq!(status.materialized.to_string(), "0-1");
 
     let record = storage.get_asset_record("a").await.unwrap().unwrap();
     assert_eq!(record.last_event_id.as_deref(), Some(last.as_str()));
     assert_eq!(record.last_run_id.as_deref(), Some("r2"));
+}
+
+#[tokio::test]
+async fn a_compact_materialization_reads_as_one_event_per_partition() {
+    let storage = Storage::memory().await.unwrap();
+    let grid = daily_grid(&storage).await;
+    storage.enqueue_event(step_event(EventType::StepStart, "r", "a"));
+    let base = uuid::Uuid::new_v4().to_string();
+    let compact = storage.enqueue_event(of_days("r", &grid, "0-4,9", None, &base, true));
+    storage.enqueue_event(step_event(EventType::StepSuccess, "r", "a"));
+
+    let events = storage.get_events_for_run("r").await.unwrap();
+    let mats: Vec<&StoredEvent> = events.iter().filter(|e| e.event_type == EventType::Materialization).collect();
+    let days: Vec<&str> = mats.iter().filter_map(|e| e.partition_key.as_deref()).collect();
+    assert_eq!(days, ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-10"]);
+    // Numbers stay gap-free and ordered: the compact event takes one per partition.
+    let numbers: Vec<i64> = events.iter().map(|e| e.run_seq).collect();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+    // Ids are unique and the same on every read; each partition has its own data version.
+    assert_eq!(mats[0].id, format!("{compact}.0"));
+    let again = storage.get_events_for_run("r").await.unwrap();
+    assert_eq!(events, again);
+    let versions: std::collections::HashSet<_> = mats.iter().map(|e| e.data_version.clone().unwrap()).collect();
+    assert_eq!(versions.len(), 6);
+
+    // Newest first, expanded only as far as the limit reaches.
+    let newest = storage.get_events_for_asset("a", 3).await.unwrap();
+    let newest: Vec<Option<&str>> = newest.iter().map(|e| e.partition_key.as_deref()).collect();
+    assert_eq!(newest, [None, Some("2024-01-10"), Some("2024-01-05")]);
+
+    // Latest-state reads carry no run number (they are not read in run order).
+    let unnumbered = |event: &StoredEvent| StoredEvent { run_seq: 0, ..event.clone() };
+    let day = storage.get_latest_materialization("a", Some("2024-01-03")).await.unwrap().unwrap();
+    assert_eq!(day, unnumbered(mats[2]));
+    let latest = storage.get_latest_materialization("a", None).await.unwrap().unwrap();
+    assert_eq!(latest, unnumbered(mats[5]));
+    let record = storage.get_asset_record("a").await.unwrap().unwrap();
+    assert_eq!(record.last_data_version, mats[5].data_version);
+    assert_eq!(storage.get_partition_status("a").await.unwrap().materialized.to_string(), "0-4,9");
+}
+
+#[tokio::test]
+async fn each_partition_keeps_its_newest_materialization() {
+    let storage = Storage::memory().await.unwrap();
+    let grid = daily_grid(&storage).await;
+    // A run of ten days, then a run of one day inside them, then one of two days across the
+    // edge of the first: the index splits and merges intervals as it goes.
+    storage.enqueue_event(of_days("all", &grid, "0-9", None, "v-all", false));
+    storage.flush().await.unwrap();
+    storage.enqueue_event(of_days("one", &grid, "4", Some("2024-01-05"), "v-one", false));
+    storage.flush().await.unwrap();
+    storage.enqueue_event(of_days("edge", &grid, "9-10", None, "v-edge", false));
+    let versions = async |days: &[&str]| {
+        let mut versions = Vec::new();
+        for day in days {
+            let latest = storage.get_latest_materialization("a", Some(day)).await.unwrap();
+            versions.push(latest.and_then(|e| e.data_version).unwrap_or_default());
+        }
+        versions
+    };
+    let days = ["2024-01-01", "2024-01-04", "2024-01-05", "2024-01-06", "2024-01-10", "2024-01-11", "2024-01-12"];
+    assert_eq!(versions(&days).await, ["v-all", "v-all", "v-one", "v-all", "v-edge", "v-edge", ""]);
+    assert_eq!(storage.get_partition_status("a").await.unwrap().materialized.to_string(), "0-10");
 }
 
 #[tokio::test]
