@@ -455,6 +455,8 @@ impl Storage {
     /// from the previous definition's (positions moved to the new grid by key; keys the new
     /// definition lacks stay recorded on the old grid, and show again if it comes back).
     pub async fn register_partitions(&self, definitions: Vec<(String, Partitions)>) -> Result<()> {
+        // What this handle wrote on the previous grids moves with them.
+        self.flush().await?;
         let all: Vec<&Partitions> = definitions.iter().map(|(_, d)| d).collect();
         self.register_partition_definitions(&all).await?;
         for attempt in 1.. {

@@ -6,6 +6,7 @@ mod backfills;
 mod changes;
 mod common;
 mod migrations;
+mod partition_state;
 mod reads;
 mod shared_runs;
 mod writes;

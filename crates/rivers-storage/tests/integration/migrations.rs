@@ -95,6 +95,9 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     // A backfill as schema 5 stored it: the strategy as JSON text, one list of the failed and
     // canceled partitions.
     db.query(OLD_BACKFILL).await.unwrap().check().unwrap();
+    // Partition state as schema 5 and 6 stored it: one status record per asset, and the latest
+    // materialization of each partition in its own row.
+    db.query(old_partition_state()).await.unwrap().check().unwrap();
 
     assert!(matches!(Storage::connect(&target).await.unwrap_err(), Error::SchemaMigrationNeeded { .. }));
     Storage::migrate_remote(&target).await.unwrap();
@@ -107,6 +110,53 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     assert_eq!(backfill.failed_keys, ["2024-01-02", "2024-01-03"], "what a rerun covers is kept");
     assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::Manual);
     assert_eq!(storage.get_run_progress("done").await.unwrap(), (2, 2), "progress moves to the run counters");
+
+    // Partition rows moved into the index, status onto the definition's grid.
+    let day = storage.get_latest_materialization("daily", Some("2024-01-02")).await.unwrap().unwrap();
+    assert_eq!((day.id.as_str(), day.data_version.as_deref()), ("p2", Some("v2")));
+    assert!(storage.get_latest_materialization("daily", Some("2024-01-03")).await.unwrap().is_none());
+    let status = storage.get_partition_status("daily").await.unwrap();
+    assert_eq!((status.materialized.to_string(), status.failed.to_string()), ("0-1".into(), "2".into()));
+    assert!(status.in_progress.is_empty(), "in-progress positions of no run are not kept");
+    assert_eq!(status.definition.as_deref(), Some(&daily()));
+}
+
+fn daily() -> rivers_core::partitions::Partitions {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    rivers_core::partitions::Partitions::daily(start, None, None).unwrap()
+}
+
+/// Schema 6 partition state of asset "daily": two days materialized (with their rows), one
+/// failed, one left in progress by a run that died.
+fn old_partition_state() -> String {
+    let event = |id: &str, day: &str, version: &str| {
+        let event = rivers_storage::StoredEvent {
+            id: id.into(),
+            event_type: rivers_core::EventType::Materialization,
+            asset_key: Some("daily".into()),
+            run_id: "r1".into(),
+            partition_key: Some(day.into()),
+            timestamp: 1_700_000_000_000_000_000,
+            run_seq: 0,
+            metadata: Vec::new(),
+            data_version: Some(version.into()),
+            code_version: None,
+            input_data_versions: Vec::new(),
+            span: None,
+        };
+        serde_json::to_string(&serde_json::to_string(&event).unwrap()).unwrap()
+    };
+    let definition = serde_json::to_string(&daily()).unwrap();
+    format!(
+        "UPSERT partition_status:daily CONTENT {{ asset_key: 'daily', definition: {definition}, \
+             materialized: '0-1', failed: '2', in_progress: '5', version: 3 }}; \
+         UPSERT asset_partition:['daily', '2024-01-01'] CONTENT {{ asset_key: 'daily', partition_key: '2024-01-01', \
+             last_materialization: {}, last_materialization_time: 1700000000000000000 }}; \
+         UPSERT asset_partition:['daily', '2024-01-02'] CONTENT {{ asset_key: 'daily', partition_key: '2024-01-02', \
+             last_materialization: {}, last_materialization_time: 1700000000000000001 }};",
+        event("p1", "2024-01-01", "v1"),
+        event("p2", "2024-01-02", "v2"),
+    )
 }
 
 const OLD_BACKFILL: &str = r#"CREATE backfill:old CONTENT {
