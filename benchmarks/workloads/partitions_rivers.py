@@ -161,6 +161,17 @@ def million_partitions(quick: bool) -> dict[str, Any]:
                 time_runs(lambda: storage.get_partition_ranges("minutes", "materialized"), reps=10 if quick else 25)
             )
 
+            # The latest materialization of one partition, spread over the range.
+            probes = [_key(definition, i * (count // 7), timedelta(minutes=1)) for i in range(7)]
+            for key in probes:
+                latest = storage.get_latest_materialization("minutes", partition=key)
+                if latest is None or latest.partition_key != key:
+                    raise AssertionError(f"latest materialization of {key}: {latest}")
+            cycle = iter(probes * 1000)
+            latest_stats = summarize(
+                time_runs(lambda: storage.get_latest_materialization("minutes", partition=next(cycle)), reps=25)
+            )
+
             counts: list[int] = []
             materialized = summarize(
                 time_runs(
@@ -175,7 +186,9 @@ def million_partitions(quick: bool) -> dict[str, Any]:
     return {
         "metrics": {
             "ranges_ms": ranges_stats["median_s"] * 1000,
+            "latest_ms": latest_stats["median_s"] * 1000,
             "materialized_s": materialized["median_s"],
+            "peak_rss_mb": peak_rss_mb(),
             "backfill_s": backfill_s,
             "storage_mb": storage_mb,
         },
@@ -186,6 +199,7 @@ def million_partitions(quick: bool) -> dict[str, Any]:
             "storage_apparent_mb": apparent_mb,
             "peak_rss_mb": peak_rss_mb(),
             "get_partition_ranges": ranges_stats,
+            "get_latest_materialization": latest_stats,
             "len_get_materialized_partitions": materialized,
         },
     }

@@ -14,7 +14,7 @@ use rivers_engine::{
 };
 
 use crate::error::BindingError;
-use crate::partitions::key_to_py;
+use crate::partitions::{PyPartitionContext, key_to_py};
 use crate::runtime::{block_on, runtime};
 
 /// The instance keys of a fan-out a step gathers, in element and in completion order, and for
@@ -130,10 +130,21 @@ fn key_list<'py>(py: Python<'py>, keys: &[PartitionKey]) -> PyResult<Bound<'py, 
 
 #[pymethods]
 impl PyStepPartition {
-    /// `context.partition.keys` of the step; empty when the step is unpartitioned.
-    #[getter]
-    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        key_list(py, &self.0.keys)
+    /// The step's `PartitionContext` with `definition` (`None` for an unpartitioned step); its
+    /// keys become Python objects only when read.
+    fn context(&self, definition: Py<PyAny>) -> Option<PyPartitionContext> {
+        (!self.0.keys.is_empty()).then(|| PyPartitionContext::from_engine(Arc::clone(&self.0.keys), definition))
+    }
+
+    /// The context input `upstream` is loaded with (upstream `definition`): `None` when it reads
+    /// nothing, or no partition.
+    fn input_context(&self, upstream: &str, definition: Py<PyAny>) -> Option<PyPartitionContext> {
+        self.0.inputs.iter().find(|(name, _)| name == upstream).and_then(|(_, scope)| match scope {
+            InputScope::Keys(keys) if !keys.is_empty() => {
+                Some(PyPartitionContext::from_engine(Arc::clone(keys), definition))
+            }
+            _ => None,
+        })
     }
 
     /// The individual partitions the step covers, in enumeration order.
@@ -142,15 +153,21 @@ impl PyStepPartition {
         key_list(py, &self.0.covered)
     }
 
-    /// Upstream name → the upstream keys it reads (`None`: nothing, the parameter is `None`);
-    /// inputs read whole are absent.
+    /// How many individual partitions the step covers.
     #[getter]
-    fn inputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn covered_count(&self) -> usize {
+        self.0.covered.len()
+    }
+
+    /// The upstreams read by partition (inputs read whole are absent): name → whether it reads
+    /// some partition (`False`: nothing, the parameter is `None`).
+    #[getter]
+    fn partitioned_inputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inputs = PyDict::new(py);
         for (upstream, scope) in &self.0.inputs {
             match scope {
-                InputScope::Keys(keys) => inputs.set_item(upstream, key_list(py, keys)?)?,
-                InputScope::Nothing => inputs.set_item(upstream, py.None())?,
+                InputScope::Keys(keys) => inputs.set_item(upstream, !keys.is_empty())?,
+                InputScope::Nothing => inputs.set_item(upstream, false)?,
                 InputScope::Whole => {}
             }
         }

@@ -74,10 +74,13 @@ impl PartitionSpan {
         if !self.derived_versions {
             return Some(stored.to_string());
         }
-        // A stored generated version is a UUID; each partition gets the name-based UUID of
-        // its position under it, the same on every read.
-        let base = uuid::Uuid::parse_str(stored).unwrap_or(uuid::Uuid::NAMESPACE_OID);
-        Some(uuid::Uuid::new_v5(&base, &position.to_be_bytes()).to_string())
+        // A stored generated version is a UUID; each partition gets a UUID derived from it
+        // and its position (the SHA-256 of both), the same on every read.
+        use sha2::Digest;
+        let digest =
+            sha2::Sha256::new().chain_update(stored.as_bytes()).chain_update(position.to_be_bytes()).finalize();
+        let bytes: [u8; 16] = digest[..16].try_into().expect("a SHA-256 digest has 32 bytes");
+        Some(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
     }
 }
 

@@ -94,15 +94,17 @@ class AssetExecutionContext(_PartitionAccess, OutputRecording, Generic[ConfigT])
         and counts as failed, while the step's other partitions materialize normally. Does
         nothing on a step that covers one partition (it has its own run)."""
         key = str(partition_key)
-        covered = [str(k) for k in self._partitions.covered] if self._partitions is not None else []
-        if key not in covered:
-            shown = covered if len(covered) <= 10 else [*covered[:10], f"... {len(covered)} in all"]
+        partitions = self._partitions
+        if partitions is None or not partitions.covers(key):
+            covered = [str(k) for k in partitions.covered[:10]] if partitions is not None else []
+            count = partitions.covered_count if partitions is not None else 0
+            shown = covered if count <= 10 else [*covered, f"... {count} in all"]
             raise ExecutionError(
                 f"partition key {key!r} is not among this context's partition keys {shown}; mark only partitions "
                 f"that {self._subject_label()} covers"
             )
-        if len(covered) > 1:
-            self._partitions.failed[key] = str(error)
+        if partitions.covered_count > 1:
+            partitions.failed[key] = str(error)
 
     def __repr__(self) -> str:
         return f"AssetExecutionContext(asset_name={self.asset_name!r})"

@@ -115,10 +115,12 @@ impl PartitionStatus {
     }
 }
 
-/// The name of a definition's grid: a UUID derived from the definition's declared data.
+/// The name of a definition's grid: the first 128 bits of the SHA-256 of its declared data, in
+/// hex.
 pub fn definition_fingerprint(definition: &Partitions) -> String {
+    use sha2::Digest;
     let text = serde_json::to_string(definition).expect("partitions definitions serialise");
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, text.as_bytes()).simple().to_string()
+    sha2::Sha256::digest(text.as_bytes())[..16].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The status kept on one grid.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rivers_core::partitions::BackfillStrategy;
 use rivers_core::{BackfillState, FailurePolicy, LaunchedBy, RunStatus};
-use rivers_storage::{BackfillProgress, BackfillRecord, Error, NewRun, RemoteTarget, Storage};
+use rivers_storage::{BackfillProgress, BackfillRecord, Error, NewRun, Storage};
 
 use crate::common::{self, new_run};
 
@@ -40,14 +40,7 @@ fn backfill_run(id: &str, backfill: &str) -> NewRun {
 #[tokio::test]
 async fn exactly_one_of_several_coordinators_claims_a_requested_backfill() {
     let server = common::start_server(common::Auth::None);
-    let target = RemoteTarget {
-        endpoint: server.endpoint.clone(),
-        namespace: "rivers".into(),
-        database: "main".into(),
-        credentials: None,
-    };
-    let handles: Vec<Storage> =
-        join_all((0..4).map(|_| Storage::connect(&target))).await.into_iter().map(Result::unwrap).collect();
+    let handles = server.connect(4).await;
     handles[0].create_backfill(&requested("bf")).await.unwrap();
     assert_eq!(handles[1].requested_backfills(10).await.unwrap().len(), 1);
     let claims = join_all(handles.iter().map(|storage| storage.claim_backfill("bf"))).await;

@@ -9,8 +9,7 @@ use futures::future::join_all;
 use rivers_core::partitions::{Partitions, RangeSet};
 use rivers_core::{EventType, RunStatus};
 use rivers_storage::{
-    FailBatches, NewEvent, PartitionSpan, PartitionStatusChange, PartitionTransition, RemoteTarget, Storage,
-    definition_fingerprint,
+    FailBatches, NewEvent, PartitionSpan, PartitionStatusChange, PartitionTransition, Storage, definition_fingerprint,
 };
 
 use crate::common::{self, new_run, step_event};
@@ -22,13 +21,7 @@ fn daily_from(day: u32) -> Partitions {
 
 async fn handles(n: usize) -> (common::Server, Vec<Storage>) {
     let server = common::start_server(common::Auth::None);
-    let target = RemoteTarget {
-        endpoint: server.endpoint.clone(),
-        namespace: "rivers".into(),
-        database: "main".into(),
-        credentials: None,
-    };
-    let handles = join_all((0..n).map(|_| Storage::connect(&target))).await.into_iter().map(Result::unwrap).collect();
+    let handles = server.connect(n).await;
     (server, handles)
 }
 

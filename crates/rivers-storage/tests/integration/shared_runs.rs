@@ -6,25 +6,15 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rivers_core::{EventType, RunBackendKind, RunStatus};
-use rivers_storage::{Error, FailBatches, NewEvent, PlanRegistration, RemoteTarget, RunClaim, RunOwner, Storage};
+use rivers_storage::{Error, FailBatches, NewEvent, PlanRegistration, RunClaim, RunOwner, Storage};
 
 use crate::common::{self, new_run, step_event, successful_step};
 
 const ALIVE: Duration = Duration::from_secs(30);
 
-fn target(server: &common::Server) -> RemoteTarget {
-    RemoteTarget {
-        endpoint: server.endpoint.clone(),
-        namespace: "rivers".into(),
-        database: "main".into(),
-        credentials: None,
-    }
-}
-
 /// `n` handles opened at once on an empty database: every one of them bootstraps it.
 async fn writers(server: &common::Server, n: usize) -> Vec<Storage> {
-    let target = target(server);
-    join_all((0..n).map(|_| Storage::connect(&target))).await.into_iter().map(Result::unwrap).collect()
+    server.connect(n).await
 }
 
 #[tokio::test]
@@ -32,7 +22,7 @@ async fn handles_opening_an_empty_store_at_once_wait_for_one_bootstrap() {
     let server = common::start_server(common::Auth::None);
     let handles = writers(&server, 6).await;
     // Concurrent migrations of a current store wait for each other and change nothing.
-    let target = target(&server);
+    let target = server.target();
     for outcome in join_all((0..4).map(|_| Storage::migrate_remote(&target))).await {
         outcome.unwrap();
     }

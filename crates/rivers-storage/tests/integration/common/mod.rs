@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use rivers_core::{EventType, LaunchedBy, RunBackendKind, RunStatus};
-use rivers_storage::{NewEvent, NewRun, Storage};
+use rivers_storage::{NewEvent, NewRun, RemoteTarget, Storage};
 
 pub(crate) fn new_run(run_id: &str) -> NewRun {
     NewRun {
@@ -40,6 +41,24 @@ pub(crate) fn successful_step(storage: &Storage, run_id: &str, key: &str) {
 pub(crate) struct Server {
     child: Child,
     pub(crate) endpoint: String,
+}
+
+impl Server {
+    /// The server's `rivers` / `main` database, without credentials.
+    pub(crate) fn target(&self) -> RemoteTarget {
+        RemoteTarget {
+            endpoint: self.endpoint.clone(),
+            namespace: "rivers".into(),
+            database: "main".into(),
+            credentials: None,
+        }
+    }
+
+    /// `n` handles opened at once, each its own connection (as separate processes are).
+    pub(crate) async fn connect(&self, n: usize) -> Vec<Storage> {
+        let target = self.target();
+        join_all((0..n).map(|_| Storage::connect(&target))).await.into_iter().map(Result::unwrap).collect()
+    }
 }
 
 impl Drop for Server {
