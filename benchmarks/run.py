@@ -81,7 +81,7 @@ ROWS = (
     Row("backfill_multi_run", "ms_per_run", "multi-run backfill, time/run (1 ms = 1,000 runs/s)", "ms/run", 1.0, 2),
     Row("backfill_single_run", "backfill_s", "1-run backfill, 5,000 hourly partitions", "s", 0.5, 3),
     Row("million_partitions", "backfill_s", "1-run backfill, 1M (quick 100k) partitions, embedded", "s", None, 1),
-    Row("million_partitions", "peak_rss_mb", "  peak RSS", "MiB", 1024.0, 0),
+    Row("million_partitions", "peak_rss_mb", "  peak RSS of the backfill", "MiB", 1024.0, 0),
     Row("million_partitions", "ranges_ms", "  get_partition_ranges(), 1 range", "ms", 10.0, 2),
     Row("million_partitions", "latest_ms", "  get_latest_materialization(partition=...)", "ms", 1.0, 2),
     Row("million_partitions", "materialized_s", "  len(get_materialized_partitions())", "s", 1.0, 3),

@@ -45,8 +45,9 @@ pub struct StepScope {
     /// `context.partition.keys`; empty for an unpartitioned step. Shared with the run (a batched
     /// run's group can hold a million keys).
     pub keys: Arc<[PartitionKey]>,
-    /// The individual partitions the step covers, in enumeration order.
-    pub covered: Vec<PartitionKey>,
+    /// The individual partitions the step covers, in enumeration order (the same allocation as
+    /// `keys` when those are already individual and ordered: a single-run backfill's keys).
+    pub covered: Arc<[PartitionKey]>,
     /// Their grid positions (partition status is kept in positions), index for index.
     pub positions: Vec<u128>,
     /// Selected multi-asset outputs with definitions of their own: the same partitions'
@@ -81,7 +82,7 @@ impl Default for StepScope {
     fn default() -> Self {
         Self {
             keys: Arc::from([]),
-            covered: Vec::new(),
+            covered: Arc::from([]),
             positions: Vec::new(),
             output_positions: Vec::new(),
             inputs: Vec::new(),
@@ -162,12 +163,24 @@ pub(crate) fn step_scope(partitions: &StepPartitions, run: Option<&RunPartition>
         covered.sort_unstable();
         covered.dedup();
         scope.keys = run.context_keys.clone();
+        // Keys are created only where they differ from the run's keys.
+        let mut own: Option<Vec<PartitionKey>> = None;
         for coords in &covered {
             if let (Some(key), Some(position)) = (definition.key_of(coords, env), definition.position(coords, env)) {
-                scope.covered.push(key);
+                let index = scope.positions.len();
+                match &mut own {
+                    Some(keys) => keys.push(key),
+                    None if scope.keys.get(index) == Some(&key) => {}
+                    None => own = Some(scope.keys[..index].iter().cloned().chain([key]).collect()),
+                }
                 scope.positions.push(position);
             }
         }
+        scope.covered = match own {
+            Some(keys) => keys.into(),
+            None if scope.positions.len() == scope.keys.len() => Arc::clone(&scope.keys),
+            None => scope.keys[..scope.positions.len()].into(),
+        };
         for (output, own) in &partitions.other_outputs {
             let on_own_grid = |key: &PartitionKey| match own.individuals(key, env)?.as_slice() {
                 [coords] => own.position(coords, env).ok_or_else(|| format!("'{key}' has no position")),

@@ -176,9 +176,10 @@ struct StatusRecord {
     /// The fingerprint of the current definition.
     #[serde(default)]
     current: Option<String>,
-    /// The current definition.
+    /// The current definition, as stored (read through the fingerprint cache: decoding a
+    /// definition compiles it again).
     #[serde(default)]
-    definition: Option<Partitions>,
+    definition: Option<Value>,
     /// Grids by definition fingerprint.
     #[serde(default)]
     grids: BTreeMap<String, Grid>,
@@ -204,13 +205,15 @@ impl StatusRecord {
 }
 
 async fn read_records(client: &Client, asset_keys: &[&str]) -> Result<BTreeMap<String, StatusRecord>> {
-    let rows: Vec<Value> = client
-        .query(
+    let rows: Vec<Value> = match asset_keys {
+        [one] => client.query("SELECT * OMIT id FROM type::record('partition_status', $key)", json!({"key": one})),
+        many => client.query(
             "SELECT * OMIT id FROM array::map($keys, |$k| type::record('partition_status', $k))",
-            json!({"keys": asset_keys}),
-        )
-        .await?
-        .take(0)?;
+            json!({"keys": many}),
+        ),
+    }
+    .await?
+    .take(0)?;
     let mut records = BTreeMap::new();
     for row in rows.into_iter().filter(|row| row["asset_key"].is_string()) {
         let record = StatusRecord::decode(row)?;
@@ -387,8 +390,18 @@ impl Storage {
     /// The current definition of a record: the registered one, or the grid of an asset only
     /// ever written (by a run of a repository that did not register it).
     async fn current_definition(&self, record: &StatusRecord) -> Result<Option<(String, Arc<Partitions>)>> {
-        if let (Some(fingerprint), Some(definition)) = (&record.current, &record.definition) {
-            return Ok(Some((fingerprint.clone(), Arc::new(definition.clone()))));
+        if let Some(fingerprint) = &record.current {
+            if let Some(definition) = self.definition(fingerprint).await? {
+                return Ok(Some((fingerprint.clone(), definition)));
+            }
+            if let Some(stored) = &record.definition {
+                let definition: Arc<Partitions> = Arc::new(
+                    serde_json::from_value(stored.clone())
+                        .map_err(|source| Error::Decode { what: "partitions definition", source })?,
+                );
+                self.inner.definitions.lock().insert(fingerprint.clone(), Arc::clone(&definition));
+                return Ok(Some((fingerprint.clone(), definition)));
+            }
         }
         let Some(fingerprint) = record.grids.keys().next_back() else { return Ok(None) };
         Ok(self.definition(fingerprint).await?.map(|definition| (fingerprint.clone(), definition)))
@@ -491,7 +504,7 @@ impl Storage {
                 grid.materialized = grid.materialized.union(&moved.materialized);
             }
             record.current = Some(fingerprint);
-            record.definition = Some(definition.clone());
+            record.definition = Some(serde_json::to_value(definition).expect("partitions definitions serialise"));
             rows.push(json!({"key": asset_key, "expected": expected, "row": record.row()}));
         }
         if rows.is_empty() {
