@@ -331,15 +331,16 @@ async fn write_batch(client: &Client, segment: Option<&str>, batch: &Batch<'_>) 
             row
         })
         .collect();
-    client
-        .query_within(
-            WRITE_BATCH,
-            json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys, "events": texts,
-                   "has_events": segment.is_some() && !events.is_empty(), "logs": logs, "state": updates,
-                   "growths": growths, "partitions": partitions}),
-            Some(WRITE_ATTEMPT_TIMEOUT),
-        )
-        .await?
-        .check()?;
+    let mut vars = json!({"segment": segment, "seq": seq, "run_ids": run_ids, "asset_keys": asset_keys,
+                          "events": texts, "has_events": segment.is_some() && !events.is_empty(), "logs": logs,
+                          "growths": growths});
+    // The state updates and partition writes bind field by field (see write_batch.surql).
+    let parts = [serde_json::to_value(updates), serde_json::to_value(partitions)];
+    for part in parts.into_iter().map(|part| part.expect("batch state serialises: string keys, no floats")) {
+        if let (Value::Object(vars), Value::Object(fields)) = (&mut vars, part) {
+            vars.extend(fields);
+        }
+    }
+    client.query_within(WRITE_BATCH, vars, Some(WRITE_ATTEMPT_TIMEOUT)).await?.check()?;
     Ok(())
 }

@@ -226,10 +226,13 @@ async fn read_records(client: &Client, asset_keys: &[&str]) -> Result<BTreeMap<S
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct PartitionWrites {
     /// `{key, expected, row}`: status records and the version they were read at.
+    #[serde(rename = "partition_status")]
     status: Vec<Value>,
     /// Index entry ids to delete.
+    #[serde(rename = "partition_deleted")]
     deleted: Vec<Value>,
     /// Index entries to write.
+    #[serde(rename = "partition_written")]
     written: Vec<Value>,
 }
 
