@@ -35,7 +35,7 @@ pub use records::{
 };
 pub use storage::{
     BACKFILL_CLAIM_GRACE, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition,
-    PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind, definition_fingerprint,
+    PlanRegistration, RunClaim, RunCursor, RunFilter, RunOwner, RunPage, Storage, StorageKind, definition_fingerprint,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -32,7 +32,7 @@ pub use partition_status::{
 pub(crate) use partition_status::{
     expand_one, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
 };
-pub use runs::RunFilter;
+pub use runs::{RunCursor, RunFilter, RunPage};
 
 /// When an embedded store syncs its write-ahead log: on every commit.
 const EMBEDDED_SYNC: &str = "every";

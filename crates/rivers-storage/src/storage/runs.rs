@@ -93,26 +93,58 @@ impl Storage {
     /// index on (field, creation time), so the cost is that of the page, not of the number of
     /// runs stored.
     pub async fn get_runs_where(&self, filter: &RunFilter, limit: usize) -> Result<Vec<RunRecord>> {
+        Ok(self.get_runs_page(filter, limit, None).await?.runs)
+    }
+
+    /// One page of the runs matching `filter`, newest first: up to `limit` runs after `after`
+    /// (the previous page's [`RunPage::next`]; `None` for the first page). Each page costs what
+    /// its runs cost, however deep it is, whatever runs are created meanwhile.
+    pub async fn get_runs_page(&self, filter: &RunFilter, limit: usize, after: Option<&RunCursor>) -> Result<RunPage> {
         const COLUMNS: &str = "SELECT * OMIT id, tag_pairs, backfill_id";
-        let (source, vars) = match filter {
-            RunFilter::All => ("FROM run WITH INDEX run_start_time", json!({})),
-            RunFilter::Status(status) => {
-                ("FROM run WITH INDEX run_status_time WHERE status = $value", json!({"value": status}))
+        // Runs of the cursor's start time that were listed are read again and dropped.
+        let fetch = limit + after.map_or(0, |cursor| cursor.listed.len());
+        let before = if after.is_some() { "AND start_time <= $before" } else { "" };
+        let (source, mut vars) = match filter {
+            RunFilter::All => (format!("FROM run WITH INDEX run_start_time WHERE true {before}"), json!({})),
+            RunFilter::Status(status) => (
+                format!("FROM run WITH INDEX run_status_time WHERE status = $value {before}"),
+                json!({"value": status}),
+            ),
+            RunFilter::Job(job) => {
+                (format!("FROM run WITH INDEX run_job_time WHERE job_name = $value {before}"), json!({"value": job}))
             }
-            RunFilter::Job(job) => ("FROM run WITH INDEX run_job_time WHERE job_name = $value", json!({"value": job})),
-            RunFilter::Backfill(id) => {
-                ("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value", json!({"value": id}))
-            }
+            RunFilter::Backfill(id) => (
+                format!("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value {before}"),
+                json!({"value": id}),
+            ),
             RunFilter::Tag { key, value } => (
-                "FROM (SELECT VALUE type::record('run', run_id) FROM run_tag WITH INDEX run_tag_time \
-                 WHERE key = $key AND value = $value ORDER BY start_time DESC LIMIT $limit)",
+                format!(
+                    "FROM (SELECT VALUE type::record('run', run_id) FROM run_tag WITH INDEX run_tag_time \
+                     WHERE key = $key AND value = $value {before} ORDER BY start_time DESC LIMIT $limit)"
+                ),
                 json!({"key": key, "value": value}),
             ),
         };
-        let mut vars = vars;
-        vars["limit"] = json!(limit);
+        vars["limit"] = json!(fetch);
+        if let Some(cursor) = after {
+            vars["before"] = json!(cursor.start_time);
+        }
         let sql = format!("{COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
-        decode("run", self.rows(&sql, vars).await?)
+        let mut runs: Vec<RunRecord> = decode("run", self.rows(&sql, vars).await?)?;
+        if let Some(cursor) = after {
+            runs.retain(|run| run.start_time < cursor.start_time || !cursor.listed.contains(&run.run_id));
+        }
+        runs.truncate(limit);
+        let next = (runs.len() == limit && limit > 0).then(|| {
+            let start_time = runs[limit - 1].start_time;
+            let mut listed: Vec<String> =
+                runs.iter().filter(|run| run.start_time == start_time).map(|run| run.run_id.clone()).collect();
+            if let Some(cursor) = after.filter(|cursor| cursor.start_time == start_time) {
+                listed.extend(cursor.listed.iter().cloned());
+            }
+            RunCursor { start_time, listed }
+        });
+        Ok(RunPage { runs, next })
     }
 
     /// Moves a run to `status` if the lifecycle allows it from the run's current status
@@ -277,6 +309,24 @@ impl Storage {
             .await?;
         decode("tick", rows)
     }
+}
+
+/// Where the next page of runs starts: before `start_time`, or at it for the runs not yet
+/// listed (several runs may share a start time). Opaque to callers; serialisable, so that a UI
+/// can hand it back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunCursor {
+    start_time: i64,
+    listed: Vec<String>,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<RunRecord>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<RunCursor>,
 }
 
 /// Which runs a page of [`Storage::get_runs_where`] lists.

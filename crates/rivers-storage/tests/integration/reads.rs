@@ -208,3 +208,41 @@ async fn runs_page_newest_first_by_job_backfill_and_tag() {
     assert_eq!(page(RunFilter::Tag { key: "a".into(), value: "b=c".into() }, 2).await, ["run-10", "run-07"]);
     assert_eq!(page(RunFilter::All, 2).await, ["run-11", "run-10"]);
 }
+
+#[tokio::test]
+async fn runs_page_newest_first_and_a_cursor_is_not_moved_by_new_runs() {
+    let storage = Storage::memory().await.unwrap();
+    for i in 0..25 {
+        let run = NewRun {
+            tags: vec![("team".into(), if i % 2 == 0 { "even" } else { "odd" }.into())],
+            ..new_run(&format!("r{i:02}"))
+        };
+        storage.create_run(run).await.unwrap();
+    }
+    let ids = |runs: &[rivers_storage::RunRecord]| runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+    let first = storage.get_runs_page(&RunFilter::All, 10, None).await.unwrap();
+    assert_eq!(ids(&first.runs), (15..25).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
+    // A run created meanwhile shows on a new first page, not in the pages that follow.
+    storage.create_run(new_run("late")).await.unwrap();
+    let second = storage.get_runs_page(&RunFilter::All, 10, first.next.as_ref()).await.unwrap();
+    assert_eq!(ids(&second.runs), (5..15).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
+    let last = storage.get_runs_page(&RunFilter::All, 10, second.next.as_ref()).await.unwrap();
+    assert_eq!(ids(&last.runs), ["r04", "r03", "r02", "r01", "r00"]);
+    assert!(last.next.is_none());
+
+    // Every filter pages the same way.
+    let tagged = RunFilter::Tag { key: "team".into(), value: "odd".into() };
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = storage.get_runs_page(&tagged, 5, cursor.as_ref()).await.unwrap();
+        pages.extend(ids(&page.runs));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, (0..25).rev().filter(|i| i % 2 == 1).map(|i| format!("r{i:02}")).collect::<Vec<_>>());
+    let running = storage.get_runs_page(&RunFilter::Status(RunStatus::Running), 30, None).await.unwrap();
+    assert_eq!((running.runs.len(), running.next), (26, None));
+}
