@@ -30,9 +30,10 @@ pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{Error, Result};
 pub use records::{
-    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StoredEvent, StoredLog,
-    StoredTick,
+    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StepState, StoredEvent,
+    StoredLog, StoredTick,
 };
+pub use state::StepStatus;
 pub use storage::{
     BACKFILL_CLAIM_GRACE, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition,
     PlanRegistration, RunClaim, RunCursor, RunFilter, RunOwner, RunPage, Storage, StorageKind, definition_fingerprint,

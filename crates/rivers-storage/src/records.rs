@@ -470,3 +470,23 @@ impl BackfillProgress {
         *self == BackfillProgress::default()
     }
 }
+
+/// One step of a run, as its timeline shows it (from the run's step states, not its events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    /// Step key.
+    pub step_key: String,
+    /// The step's partition (display form) when its run targets one partition.
+    #[serde(default)]
+    pub partition_key: Option<String>,
+    /// Where it is.
+    pub status: crate::StepStatus,
+    /// When it first started (nanoseconds since the epoch).
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    /// When it last ended.
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    /// Attempts made: 1 plus its retries.
+    pub attempts: u32,
+}

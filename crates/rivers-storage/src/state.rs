@@ -33,18 +33,23 @@ pub(crate) struct StateUpdates {
     pub(crate) successes: Vec<Value>,
 }
 
-/// A step's state as kept in `step_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub(crate) enum StepStatus {
+/// A step's state in a run, as kept in `step_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum StepStatus {
+    /// Started (or waiting to retry), not ended.
     Running,
+    /// Succeeded.
     Success,
+    /// Failed.
     Failure,
+    /// Skipped (an upstream failed).
     Skipped,
 }
 
 fn step_status(event_type: EventType) -> Option<StepStatus> {
     match event_type {
-        EventType::StepStart => Some(StepStatus::Running),
+        // A step waiting to retry is still running.
+        EventType::StepStart | EventType::StepRetry => Some(StepStatus::Running),
         EventType::StepSuccess => Some(StepStatus::Success),
         EventType::StepFailure => Some(StepStatus::Failure),
         EventType::StepSkipped => Some(StepStatus::Skipped),
@@ -118,13 +123,25 @@ impl StateUpdates {
                 other => {
                     if let Some(status) = step_status(other) {
                         let partition = event.partition_key.clone().unwrap_or_default();
-                        steps.put(
-                            (event.run_id.clone(), key.to_string(), partition.clone()),
-                            json!({"id": [event.run_id, key, partition], "run_id": event.run_id,
-                                   "step_key": key, "partition_key": event.partition_key,
-                                   "status": status, "updated": event.timestamp,
-                                   "counted": status == StepStatus::Success}),
-                        );
+                        let row = steps
+                            .rows
+                            .entry((event.run_id.clone(), key.to_string(), partition.clone()))
+                            .or_insert_with(|| {
+                                json!({"id": [event.run_id, key, partition], "run_id": event.run_id,
+                                   "step_key": key, "partition_key": event.partition_key, "counted": false,
+                                   "retries": 0})
+                            });
+                        row["status"] = json!(status);
+                        row["updated"] = json!(event.timestamp);
+                        match other {
+                            EventType::StepStart if row["started"].is_null() => row["started"] = json!(event.timestamp),
+                            EventType::StepRetry => row["retries"] = json!(row["retries"].as_i64().unwrap_or(0) + 1),
+                            _ if status != StepStatus::Running => row["ended"] = json!(event.timestamp),
+                            _ => {}
+                        }
+                        if status == StepStatus::Success {
+                            row["counted"] = json!(true);
+                        }
                     }
                 }
             }

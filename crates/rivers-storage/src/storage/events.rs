@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::clock::now_ns;
-use crate::records::{NewEvent, StoredEvent, StoredLog};
+use crate::records::{NewEvent, StepState, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
@@ -205,6 +205,28 @@ impl Storage {
             }
         }
         Ok(expanded)
+    }
+
+    /// Every step of a run with its status, times and attempts, by start time (steps that
+    /// never started last): one indexed read of the run's step states.
+    pub async fn get_run_steps(&self, run_id: &str) -> Result<Vec<StepState>> {
+        self.flush().await?;
+        let rows = self
+            .rows(
+                "SELECT step_key, partition_key, status, started AS start_time, ended AS end_time, \
+                 (retries ?? 0) + 1 AS attempts FROM step_state WHERE run_id = $run",
+                json!({"run": run_id}),
+            )
+            .await?;
+        let mut steps: Vec<StepState> = super::decode("step state", rows)?;
+        steps.sort_by(|a, b| {
+            (a.start_time.is_none(), a.start_time, &a.step_key).cmp(&(
+                b.start_time.is_none(),
+                b.start_time,
+                &b.step_key,
+            ))
+        });
+        Ok(steps)
     }
 
     /// Step keys that succeeded in `run_id` for this partition (resume): read from the run's

@@ -4,7 +4,9 @@
 use crate::common::{new_run, step_event, successful_step};
 use rivers_core::partitions::Partitions;
 use rivers_core::{EventType, LaunchedBy, RunStatus};
-use rivers_storage::{NewEvent, NewRun, PartitionSpan, RunFilter, Storage, StoredEvent, definition_fingerprint};
+use rivers_storage::{
+    NewEvent, NewRun, PartitionSpan, RunFilter, StepStatus, Storage, StoredEvent, definition_fingerprint,
+};
 
 fn materialization(run_id: &str, key: &str, version: &str) -> NewEvent {
     NewEvent { data_version: Some(version.into()), ..step_event(EventType::Materialization, run_id, key) }
@@ -245,4 +247,33 @@ async fn runs_page_newest_first_and_a_cursor_is_not_moved_by_new_runs() {
     assert_eq!(pages, (0..25).rev().filter(|i| i % 2 == 1).map(|i| format!("r{i:02}")).collect::<Vec<_>>());
     let running = storage.get_runs_page(&RunFilter::Status(RunStatus::Running), 30, None).await.unwrap();
     assert_eq!((running.runs.len(), running.next), (26, None));
+}
+
+#[tokio::test]
+async fn a_runs_steps_list_with_status_times_and_attempts() {
+    let storage = Storage::memory().await.unwrap();
+    storage.enqueue_event(step_event(EventType::StepStart, "r", "a"));
+    storage.enqueue_event(step_event(EventType::StepRetry, "r", "a"));
+    storage.flush().await.unwrap();
+    storage.enqueue_event(step_event(EventType::StepRetry, "r", "a"));
+    storage.enqueue_event(step_event(EventType::StepStart, "r", "b"));
+    storage.flush().await.unwrap();
+    let running = storage.get_run_steps("r").await.unwrap();
+    let running: Vec<(&str, StepStatus, u32)> =
+        running.iter().map(|s| (s.step_key.as_str(), s.status, s.attempts)).collect();
+    assert_eq!(running, [("a", StepStatus::Running, 3), ("b", StepStatus::Running, 1)]);
+
+    storage.enqueue_event(step_event(EventType::StepSuccess, "r", "a"));
+    storage.enqueue_event(step_event(EventType::StepFailure, "r", "b"));
+    storage.enqueue_event(step_event(EventType::StepSkipped, "r", "c"));
+    storage.enqueue_event(step_event(EventType::StepStart, "other", "a"));
+    let steps = storage.get_run_steps("r").await.unwrap();
+    let listed: Vec<(&str, StepStatus, u32)> =
+        steps.iter().map(|s| (s.step_key.as_str(), s.status, s.attempts)).collect();
+    assert_eq!(listed, [("a", StepStatus::Success, 3), ("b", StepStatus::Failure, 1), ("c", StepStatus::Skipped, 1)]);
+    let (a, b, c) = (&steps[0], &steps[1], &steps[2]);
+    assert!(a.start_time.unwrap() < b.start_time.unwrap(), "a started first");
+    assert!(a.end_time.unwrap() > b.start_time.unwrap() && b.end_time.unwrap() > a.end_time.unwrap());
+    assert!(c.start_time.is_none() && c.end_time.is_some(), "a skipped step never started");
+    assert!(storage.get_run_steps("missing").await.unwrap().is_empty());
 }
