@@ -546,9 +546,11 @@ impl Shared {
         let request = self.request(&step, attempt, fan_in);
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
-            if let Some(scope) = &request.partition {
-                self.partition_status(&step, scope, |_| true, PartitionTransition::Started);
-            }
+        }
+        // Every attempt: a failed attempt's persisted outputs took their partitions out of
+        // progress.
+        if let Some(scope) = &request.partition {
+            self.partition_status(&step, scope, |_| true, PartitionTransition::Started);
         }
         match self.runner.run_step(request.clone()).await {
             Ok(mut output) => {

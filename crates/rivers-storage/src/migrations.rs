@@ -243,16 +243,22 @@ async fn partition_ranges(client: &Client) -> Result<()> {
 
     let statuses = client_rows(
         client,
-        "SELECT record::id(id) AS key, definition, materialized, failed, version FROM partition_status",
+        // Only records of the old shape: a data step interrupted after rewriting some runs again.
+        "SELECT record::id(id) AS key, definition, materialized, failed, version FROM partition_status \
+         WHERE grids = NONE",
         json!({}),
     )
     .await?;
     let mut grids: std::collections::BTreeMap<String, (Partitions, PartitionEnv)> = std::collections::BTreeMap::new();
-    let mut records = Vec::new();
+    let mut records: Vec<(String, String, RangeSet, RangeSet, i64)> = Vec::new();
     let mut definitions = Vec::new();
     for row in statuses {
         let Some(key) = row["key"].as_str() else { continue };
-        let Ok(definition) = serde_json::from_value::<Partitions>(row["definition"].clone()) else { continue };
+        let Ok(definition) = serde_json::from_value::<Partitions>(row["definition"].clone()) else {
+            // Written before the asset was registered: nothing places its positions.
+            tracing::warn!(asset = key, "partition status without a definition is not migrated");
+            continue;
+        };
         let fingerprint = definition_fingerprint(&definition);
         let mut env = PartitionEnv::at(chrono::Local::now().naive_local());
         for (_, dim) in definition.dimensions() {
@@ -269,11 +275,14 @@ async fn partition_ranges(client: &Client) -> Result<()> {
                 env = env.with_dynamic(dynamic.name.clone(), DynamicKeys::new(numbered));
             }
         }
-        let ranges = |field: &str| row[field].as_str().unwrap_or_default().parse::<RangeSet>().unwrap_or_default();
-        let grid = json!({"materialized": ranges("materialized"), "failed": ranges("failed"), "in_progress": {}});
-        let grids_row: serde_json::Map<String, Value> = [(fingerprint.clone(), grid)].into_iter().collect();
-        records.push(json!({"key": key, "row": {"asset_key": key, "current": fingerprint, "definition": definition, "grids": grids_row,
-                                                 "version": row["version"].as_i64().unwrap_or(0) + 1}}));
+        let ranges = |field: &str| {
+            row[field].as_str().unwrap_or_default().parse::<RangeSet>().map_err(|why| {
+                Error::Backend(format!("stored partition status of '{key}' is corrupt ({field}): {why}"))
+            })
+        };
+        let (materialized, failed) = (ranges("materialized")?, ranges("failed")?);
+        let version = row["version"].as_i64().unwrap_or(0) + 1;
+        records.push((key.to_owned(), fingerprint.clone(), materialized, failed, version));
         definitions.push(json!({"id": fingerprint, "definition": definition}));
         grids.insert(key.to_owned(), (definition, env));
     }
@@ -286,6 +295,7 @@ async fn partition_ranges(client: &Client) -> Result<()> {
     .await?;
     let mut entries = Vec::new();
     let mut moved = Vec::new();
+    let mut moved_positions: std::collections::BTreeMap<String, Vec<u128>> = std::collections::BTreeMap::new();
     for row in rows {
         let (Some(asset), Some(partition), Some(text)) =
             (row["asset_key"].as_str(), row["partition_key"].as_str(), row["last_materialization"].as_str())
@@ -310,13 +320,29 @@ async fn partition_ranges(client: &Client) -> Result<()> {
         };
         entries.push(interval.row(asset, &definition_fingerprint(definition)));
         moved.push(json!([asset, partition]));
+        moved_positions.entry(asset.to_owned()).or_default().push(position);
     }
+    // Partitions the rows knew are materialized (status kept before schema 5 had none).
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|(key, fingerprint, materialized, failed, version)| {
+            let moved = RangeSet::from_positions(moved_positions.remove(&key).unwrap_or_default());
+            let grid = json!({"materialized": materialized.union(&moved), "failed": failed, "in_progress": {}});
+            let grids: serde_json::Map<String, Value> = [(fingerprint.clone(), grid)].into_iter().collect();
+            let definition =
+                &definitions.iter().find(|d| d["id"] == json!(fingerprint)).expect("pushed with it")["definition"];
+            json!({"key": key, "row": {"asset_key": key, "current": fingerprint, "definition": definition,
+                                        "grids": grids, "version": version}})
+        })
+        .collect();
     client
         .query_within(
-            "INSERT IGNORE INTO partition_definition $definitions RETURN NONE; \
+            "BEGIN TRANSACTION; \
+             INSERT IGNORE INTO partition_definition $definitions RETURN NONE; \
              FOR $record IN $records { UPSERT type::record('partition_status', $record.key) CONTENT $record.row RETURN NONE; }; \
              INSERT IGNORE INTO partition_latest $entries RETURN NONE; \
-             FOR $id IN $moved { UPDATE type::record('asset_partition', $id) UNSET last_materialization, last_materialization_time RETURN NONE; };",
+             FOR $id IN $moved { UPDATE type::record('asset_partition', $id) UNSET last_materialization, last_materialization_time RETURN NONE; }; \
+             COMMIT TRANSACTION;",
             json!({"definitions": definitions, "records": records, "entries": entries, "moved": moved}),
             None,
         )

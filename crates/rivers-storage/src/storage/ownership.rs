@@ -309,7 +309,8 @@ impl Storage {
              LET $before = (SELECT VALUE steps FROM $plan)[0] ?? []; \
              LET $after = IF $restart THEN $steps ELSE array::union($before, $steps) END; \
              UPSERT $plan SET steps = $after RETURN NONE; \
-             IF $restart { UPDATE step_state SET counted = false, grown = 0 WHERE run_id = $run RETURN NONE; }; \
+             IF $restart { UPDATE step_state SET counted = false, grown = 0, started = NONE, ended = NONE, retries = 0 \
+                 WHERE run_id = $run RETURN NONE; }; \
              UPSERT type::record('run_counter', $run) SET total = IF $restart THEN array::len($after) \
                  ELSE (total ?? 0) + array::len($after) - array::len($before) END, \
                  completed = IF $restart THEN 0 ELSE completed ?? 0 END RETURN NONE; \

@@ -116,7 +116,10 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     assert_eq!((day.id.as_str(), day.data_version.as_deref()), ("p2", Some("v2")));
     assert!(storage.get_latest_materialization("daily", Some("2024-01-03")).await.unwrap().is_none());
     let status = storage.get_partition_status("daily").await.unwrap();
-    assert_eq!((status.materialized.to_string(), status.failed.to_string()), ("0-1".into(), "2".into()));
+    // A row the status did not know (2024-01-05) counts as materialized too.
+    assert_eq!((status.materialized.to_string(), status.failed.to_string()), ("0-1,4".into(), "2".into()));
+    let fifth = storage.get_latest_materialization("daily", Some("2024-01-05")).await.unwrap().unwrap();
+    assert_eq!(fifth.id, "p5");
     assert!(status.in_progress.is_empty(), "in-progress positions of no run are not kept");
     assert_eq!(status.definition.as_deref(), Some(&daily()));
 }
@@ -153,9 +156,12 @@ fn old_partition_state() -> String {
          UPSERT asset_partition:['daily', '2024-01-01'] CONTENT {{ asset_key: 'daily', partition_key: '2024-01-01', \
              last_materialization: {}, last_materialization_time: 1700000000000000000 }}; \
          UPSERT asset_partition:['daily', '2024-01-02'] CONTENT {{ asset_key: 'daily', partition_key: '2024-01-02', \
-             last_materialization: {}, last_materialization_time: 1700000000000000001 }};",
+             last_materialization: {}, last_materialization_time: 1700000000000000001 }}; \
+         UPSERT asset_partition:['daily', '2024-01-05'] CONTENT {{ asset_key: 'daily', partition_key: '2024-01-05', \
+             last_materialization: {}, last_materialization_time: 1700000000000000002 }};",
         event("p1", "2024-01-01", "v1"),
         event("p2", "2024-01-02", "v2"),
+        event("p5", "2024-01-05", "v5"),
     )
 }
 

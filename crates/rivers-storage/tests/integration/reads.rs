@@ -5,7 +5,8 @@ use crate::common::{new_run, step_event, successful_step};
 use rivers_core::partitions::Partitions;
 use rivers_core::{EventType, LaunchedBy, RunStatus};
 use rivers_storage::{
-    NewEvent, NewRun, PartitionSpan, RunFilter, StepStatus, Storage, StoredEvent, definition_fingerprint,
+    NewEvent, NewRun, PartitionSpan, PlanRegistration, RunFilter, StepStatus, Storage, StoredEvent,
+    definition_fingerprint,
 };
 
 fn materialization(run_id: &str, key: &str, version: &str) -> NewEvent {
@@ -276,4 +277,10 @@ async fn a_runs_steps_list_with_status_times_and_attempts() {
     assert!(a.end_time.unwrap() > b.start_time.unwrap() && b.end_time.unwrap() > a.end_time.unwrap());
     assert!(c.start_time.is_none() && c.end_time.is_some(), "a skipped step never started");
     assert!(storage.get_run_steps("missing").await.unwrap().is_empty());
+
+    // Executing the run again from the start starts every step's times and attempts afresh.
+    let keys = ["a".to_string(), "b".to_string(), "c".to_string()];
+    storage.register_run_steps("r", &keys, PlanRegistration::Restart).await.unwrap();
+    let again = storage.get_run_steps("r").await.unwrap();
+    assert!(again.iter().all(|s| s.start_time.is_none() && s.end_time.is_none() && s.attempts == 1), "{again:?}");
 }
