@@ -1,7 +1,7 @@
 //! Partitions in a run: the run's key, the environment keys are read in (the clock and the
 //! dynamic key sets in storage, read once per run), and what each step covers and reads.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rivers_core::Plan;
@@ -120,20 +120,28 @@ pub async fn run_env(storage: &Storage, plan: &Plan) -> rivers_storage::Result<P
 /// A storage error storing the definitions.
 pub(crate) async fn run_grids(storage: &Storage, plan: &Plan) -> rivers_storage::Result<HashMap<String, String>> {
     let mut grids = HashMap::new();
-    let mut definitions: Vec<&Partitions> = Vec::new();
-    for step in plan.steps() {
-        let Some(partitions) = &step.partitions else { continue };
-        let Some(definition) = &partitions.definition else { continue };
-        let assets = step.outputs.is_empty().then_some(&step.node_name).into_iter().chain(&step.outputs);
-        for asset in assets {
-            let own = partitions.other_outputs.iter().find(|(output, _)| output == asset).map(|(_, d)| d);
-            let definition = own.unwrap_or(definition);
-            grids.insert(asset.clone(), definition_fingerprint(definition));
-            definitions.push(definition);
+    let mut definitions: BTreeMap<String, &Partitions> = BTreeMap::new();
+    // Steps share their definitions (`Arc`s of the graph): each is fingerprinted once. (A block,
+    // so that the map of pointers is gone before the await.)
+    {
+        let mut fingerprints: HashMap<*const Partitions, String> = HashMap::new();
+        for step in plan.steps() {
+            let Some(partitions) = &step.partitions else { continue };
+            let Some(definition) = &partitions.definition else { continue };
+            let assets = step.outputs.is_empty().then_some(&step.node_name).into_iter().chain(&step.outputs);
+            for asset in assets {
+                let own = partitions.other_outputs.iter().find(|(output, _)| output == asset).map(|(_, d)| d);
+                let definition: &Partitions = own.unwrap_or(definition);
+                let fingerprint = fingerprints
+                    .entry(std::ptr::from_ref(definition))
+                    .or_insert_with(|| definition_fingerprint(definition))
+                    .clone();
+                definitions.insert(fingerprint.clone(), definition);
+                grids.insert(asset.clone(), fingerprint);
+            }
         }
     }
-    definitions.sort_by_key(|d| definition_fingerprint(d));
-    definitions.dedup_by_key(|d| definition_fingerprint(d));
+    let definitions: Vec<&Partitions> = definitions.into_values().collect();
     storage.register_partition_definitions(&definitions).await?;
     Ok(grids)
 }
