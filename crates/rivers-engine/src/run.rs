@@ -429,8 +429,15 @@ impl Shared {
         materializations: Vec<Materialized>,
     ) {
         let scope = scope.filter(|s| !s.covered.is_empty());
-        let kept: Vec<usize> = scope.map(|s| (0..s.covered.len()).filter(|&i| keep(i)).collect()).unwrap_or_default();
-        if scope.is_some() && kept.is_empty() {
+        // Only whether none, one (which) or several partitions are kept matters here.
+        let (first_kept, several_kept) = match scope {
+            Some(s) => {
+                let mut kept = (0..s.covered.len()).filter(|&i| keep(i));
+                (kept.next(), kept.next().is_some())
+            }
+            None => (None, false),
+        };
+        if scope.is_some() && first_kept.is_none() {
             return;
         }
         for mat in materializations {
@@ -441,10 +448,7 @@ impl Shared {
             };
             let (partition_key, span) = match scope {
                 Some(scope) => {
-                    let partition_key = match kept.as_slice() {
-                        [one] => Some(scope.covered[*one].to_string()),
-                        _ => None,
-                    };
+                    let partition_key = first_kept.filter(|_| !several_kept).map(|one| scope.covered[one].to_string());
                     let positions = scope
                         .output_positions_where(&mat.asset_key, &keep)
                         .unwrap_or_else(|| scope.positions_where(&keep));

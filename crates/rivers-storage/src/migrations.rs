@@ -250,7 +250,7 @@ async fn partition_ranges(client: &Client) -> Result<()> {
     )
     .await?;
     let mut grids: std::collections::BTreeMap<String, (Partitions, PartitionEnv)> = std::collections::BTreeMap::new();
-    let mut records: Vec<(String, String, RangeSet, RangeSet, i64)> = Vec::new();
+    let mut records: Vec<(String, String, Value, RangeSet, RangeSet, i64)> = Vec::new();
     let mut definitions = Vec::new();
     for row in statuses {
         let Some(key) = row["key"].as_str() else { continue };
@@ -282,7 +282,7 @@ async fn partition_ranges(client: &Client) -> Result<()> {
         };
         let (materialized, failed) = (ranges("materialized")?, ranges("failed")?);
         let version = row["version"].as_i64().unwrap_or(0) + 1;
-        records.push((key.to_owned(), fingerprint.clone(), materialized, failed, version));
+        records.push((key.to_owned(), fingerprint.clone(), json!(definition), materialized, failed, version));
         definitions.push(json!({"id": fingerprint, "definition": definition}));
         grids.insert(key.to_owned(), (definition, env));
     }
@@ -325,12 +325,10 @@ async fn partition_ranges(client: &Client) -> Result<()> {
     // Partitions the rows knew are materialized (status kept before schema 5 had none).
     let records: Vec<Value> = records
         .into_iter()
-        .map(|(key, fingerprint, materialized, failed, version)| {
+        .map(|(key, fingerprint, definition, materialized, failed, version)| {
             let moved = RangeSet::from_positions(moved_positions.remove(&key).unwrap_or_default());
             let grid = json!({"materialized": materialized.union(&moved), "failed": failed, "in_progress": {}});
             let grids: serde_json::Map<String, Value> = [(fingerprint.clone(), grid)].into_iter().collect();
-            let definition =
-                &definitions.iter().find(|d| d["id"] == json!(fingerprint)).expect("pushed with it")["definition"];
             json!({"key": key, "row": {"asset_key": key, "current": fingerprint, "definition": definition,
                                         "grids": grids, "version": version}})
         })

@@ -112,7 +112,14 @@ impl StoredEvent {
     /// the caller, who knows the definition): its id, number and data version.
     pub fn expanded_at(&self, position: u128) -> StoredEvent {
         let span = self.span.as_ref().expect("expanded_at is called on compact events");
-        let index = i64::try_from(span.positions.rank(position)).unwrap_or(i64::MAX);
+        self.expanded_nth(span.positions.rank(position), position)
+    }
+
+    /// [`StoredEvent::expanded_at`] for a reader walking the span, which knows the position's
+    /// index in it (no O(ranges) rank lookup per partition).
+    pub(crate) fn expanded_nth(&self, index: u128, position: u128) -> StoredEvent {
+        let span = self.span.as_ref().expect("expanded_nth is called on compact events");
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
         StoredEvent {
             id: format!("{}.{position}", self.id),
             run_seq: if self.run_seq > 0 { self.run_seq + index } else { 0 },

@@ -30,7 +30,7 @@ pub use partition_status::{
     PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, definition_fingerprint,
 };
 pub(crate) use partition_status::{
-    expand_one, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
+    expand_nth, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
 };
 pub use runs::{RunCursor, RunFilter, RunPage};
 

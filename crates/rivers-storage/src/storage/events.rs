@@ -15,7 +15,7 @@ use crate::records::{NewEvent, StepState, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
-use super::{Storage, decode_events, decode_segment, expand_one};
+use super::{Storage, decode_events, decode_segment, expand_nth};
 use crate::error::{Error, Result};
 
 /// Which end of a list comes first.
@@ -196,12 +196,14 @@ impl Storage {
             }
             let (definition, env) = &grids[&span.definition];
             let room = limit - expanded.len();
+            // Positions are walked in order, so each one's index in the span is known.
+            let expand = |(index, position)| expand_nth(&event, index, position, definition, env);
             match order {
-                Order::Oldest => expanded
-                    .extend(span.positions.positions().take(room).map(|p| expand_one(&event, p, definition, env))),
-                Order::Newest => expanded.extend(
-                    span.positions.positions_descending().take(room).map(|p| expand_one(&event, p, definition, env)),
-                ),
+                Order::Oldest => expanded.extend((0..).zip(span.positions.positions()).take(room).map(expand)),
+                Order::Newest => {
+                    let indices = (0..span.positions.len()).rev();
+                    expanded.extend(indices.zip(span.positions.positions_descending()).take(room).map(expand));
+                }
             }
         }
         Ok(expanded)

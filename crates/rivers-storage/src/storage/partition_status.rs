@@ -205,15 +205,13 @@ impl StatusRecord {
 }
 
 async fn read_records(client: &Client, asset_keys: &[&str]) -> Result<BTreeMap<String, StatusRecord>> {
-    let rows: Vec<Value> = match asset_keys {
-        [one] => client.query("SELECT * OMIT id FROM type::record('partition_status', $key)", json!({"key": one})),
-        many => client.query(
+    let rows: Vec<Value> = client
+        .query(
             "SELECT * OMIT id FROM array::map($keys, |$k| type::record('partition_status', $k))",
-            json!({"keys": many}),
-        ),
-    }
-    .await?
-    .take(0)?;
+            json!({"keys": asset_keys}),
+        )
+        .await?
+        .take(0)?;
     let mut records = BTreeMap::new();
     for row in rows.into_iter().filter(|row| row["asset_key"].is_string()) {
         let record = StatusRecord::decode(row)?;
@@ -556,11 +554,11 @@ impl Storage {
         let Some(record) = read_records(&self.inner.client, &[asset_key]).await?.remove(asset_key) else {
             return Ok(None);
         };
+        let Ok(key) = PartitionKey::parse_display(partition, partition.contains('=')) else { return Ok(None) };
         let mut probes = Vec::new();
         for fingerprint in record.grids.keys() {
             let Some(definition) = self.definition(fingerprint).await? else { continue };
             let env = self.partition_env(&definition).await?;
-            let Ok(key) = PartitionKey::parse_display(partition, partition.contains('=')) else { return Ok(None) };
             let position = match definition.individuals(&key, &env).ok().as_deref() {
                 Some([coords]) => definition.position(coords, &env),
                 _ => None,
@@ -569,15 +567,25 @@ impl Storage {
                 probes.push((fingerprint.clone(), position, definition, env));
             }
         }
+        if probes.is_empty() {
+            return Ok(None);
+        }
+        // One query for every grid the key is on: the entry ending at or after its position.
+        let mut sql = String::new();
+        let mut vars = serde_json::Map::new();
+        vars.insert("asset".into(), json!(asset_key));
+        vars.insert("top".into(), json!(padded(u128::MAX)));
+        for (i, (fingerprint, position, ..)) in probes.iter().enumerate() {
+            sql.push_str(&format!(
+                "SELECT * FROM partition_latest:[$asset, $d{i}, $from{i}]..=[$asset, $d{i}, $top] LIMIT 1; "
+            ));
+            vars.insert(format!("d{i}"), json!(fingerprint));
+            vars.insert(format!("from{i}"), json!(padded(*position)));
+        }
+        let mut response = self.inner.client.query(&sql, Value::Object(vars)).await?;
         let mut newest: Option<(Interval, u128, Arc<Partitions>, PartitionEnv)> = None;
-        for (fingerprint, position, definition, env) in probes {
-            let rows = self
-                .rows(
-                    "SELECT * FROM partition_latest:[$asset, $definition, $from]..=[$asset, $definition, $top] LIMIT 1",
-                    json!({"asset": asset_key, "definition": fingerprint, "from": padded(position),
-                           "top": padded(u128::MAX)}),
-                )
-                .await?;
+        for (i, (_, position, definition, env)) in probes.into_iter().enumerate() {
+            let rows: Vec<Value> = response.take(i)?;
             let found = rows.iter().filter_map(Interval::decode).find(|entry| entry.start <= position);
             if let Some(entry) = found.filter(|e| newest.as_ref().is_none_or(|(n, ..)| e.time > n.time)) {
                 newest = Some((entry, position, definition, env));
@@ -612,8 +620,16 @@ impl Storage {
 
 /// The event of the partition at `position` of a stored event: a compact event's expansion,
 /// or the event itself when it names its partition.
-pub(crate) fn expand_one(
+fn expand_one(event: &StoredEvent, position: u128, definition: &Partitions, env: &PartitionEnv) -> StoredEvent {
+    let index = event.span.as_ref().map_or(0, |span| span.positions.rank(position));
+    expand_nth(event, index, position, definition, env)
+}
+
+/// [`expand_one`] for the `index`-th position of the event's span (a reader walking the span
+/// knows it, and saves the O(ranges) rank lookup per partition).
+pub(crate) fn expand_nth(
     event: &StoredEvent,
+    index: u128,
     position: u128,
     definition: &Partitions,
     env: &PartitionEnv,
@@ -621,7 +637,7 @@ pub(crate) fn expand_one(
     if !event.is_compact() {
         return event.clone();
     }
-    let mut expanded = event.expanded_at(position);
+    let mut expanded = event.expanded_nth(index, position);
     expanded.partition_key = definition
         .coords_at(position, env)
         .and_then(|coords| definition.key_of(&coords, env))
