@@ -51,18 +51,13 @@ impl BindingError {
     }
 }
 
+/// The spec's classes only: a migration hint, a bad status spelling, and `StorageError` for
+/// everything else, its message carrying the root cause.
 fn storage_error(err: &rivers_storage::Error) -> PyErr {
     use rivers_storage::Error as S;
     match err {
         S::SchemaMigrationNeeded { .. } => SchemaMigrationNeededError::new_err(err.to_string()),
         S::InvalidStatus(m) => PyValueError::new_err(m.clone()),
-        S::Backend(_)
-        | S::Conflict { .. }
-        | S::AlreadyExists(_)
-        | S::RunTakenOver { .. }
-        | S::Locked { .. }
-        | S::EventsNotWritten { .. }
-        | S::Decode { .. }
-        | S::InvalidArgument(_) => StorageError::new_err(err.to_string()),
+        _ => StorageError::new_err(err.to_string()),
     }
 }

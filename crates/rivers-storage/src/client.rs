@@ -46,7 +46,7 @@ where
                 tokio::time::sleep(conflict_backoff(tries)).await;
                 tries += 1;
             }
-            Err(Error::Conflict { detail, .. }) => return Err(Error::Conflict { attempts: tries, detail }),
+            Err(Error::Conflict { source, .. }) => return Err(Error::Conflict { attempts: tries, source }),
             other => return other,
         }
     }
@@ -63,11 +63,18 @@ fn first_error(response: &mut surrealdb::IndexedResults) -> Option<Error> {
         response.take_errors().into_iter().map(|(index, err)| (index, Error::from(err))).collect();
     errors.sort_by_key(|(index, _)| *index);
     let conflict = errors.iter().position(|(_, err)| matches!(err, Error::Conflict { .. }));
-    let cause = || errors.iter().position(|(_, err)| !err.to_string().contains(NOT_EXECUTED));
+    let cause = || errors.iter().position(|(_, err)| !was_not_executed(err));
     match conflict.or_else(cause) {
         Some(position) => Some(errors.swap_remove(position).1),
         None => errors.into_iter().next().map(|(_, err)| err),
     }
+}
+
+/// Whether `err` only says its statement was skipped because another one failed the
+/// transaction. Only the text tells: SurrealDB gives a failed `COMMIT` (which carries the
+/// root cause, such as an I/O error) the same structured kind.
+fn was_not_executed(err: &Error) -> bool {
+    matches!(err, Error::Database { source } if source.to_string().contains(NOT_EXECUTED))
 }
 
 /// Where a remote store lives and who signs in.
@@ -134,17 +141,20 @@ impl Client {
         // routes them to their subscribers.
         let (notify, notifications) = async_channel::unbounded();
         let datastore = Builder::new().with_notify(notify).build_with_path(spec).await.map_err(|err| {
-            let text = format!("{err:#}");
-            if text.to_lowercase().contains("lock") {
-                Error::Locked { location: location.into(), detail: text }
+            // RocksDB reports a held lock as an I/O error whose text is all there is to go by.
+            let locked = format!("{err:#}").to_lowercase().contains("lock");
+            let (location, source) = (location.to_owned(), err.into());
+            if locked {
+                Error::Locked { location, source }
             } else {
-                Error::Backend(format!("cannot open storage at {location}: {text}"))
+                Error::Datastore { action: "open", location, source }
             }
         })?;
-        datastore
-            .bootstrap()
-            .await
-            .map_err(|err| Error::Backend(format!("cannot bootstrap storage at {location}: {err:#}")))?;
+        datastore.bootstrap().await.map_err(|err| Error::Datastore {
+            action: "bootstrap",
+            location: location.into(),
+            source: err.into(),
+        })?;
         let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), Some(notifications)).await?;
         Ok(Client::Local { db, datastore })
     }
@@ -157,9 +167,11 @@ impl Client {
                  ws://localhost:8000"
             )));
         }
-        let db = surrealdb::engine::any::connect(endpoint.as_str())
-            .await
-            .map_err(|err| Error::Backend(format!("cannot connect to SurrealDB at {endpoint}: {err}")))?;
+        let db = surrealdb::engine::any::connect(endpoint.as_str()).await.map_err(|source| Error::Connect {
+            action: "connect to".into(),
+            endpoint: endpoint.clone(),
+            source,
+        })?;
         if let Some((username, password)) = &target.credentials {
             db.signin(surrealdb::opt::auth::Database {
                 namespace: target.namespace.clone(),
@@ -168,11 +180,10 @@ impl Client {
                 password: password.clone(),
             })
             .await
-            .map_err(|err| {
-                Error::Backend(format!(
-                    "cannot sign in to SurrealDB at {endpoint} as database user '{username}' of {}/{}: {err}",
-                    target.namespace, target.database
-                ))
+            .map_err(|source| Error::Connect {
+                action: format!("sign in as database user '{username}' of {}/{} to", target.namespace, target.database),
+                endpoint: endpoint.clone(),
+                source,
             })?;
         }
         Ok(Client::Remote { db })
@@ -234,12 +245,7 @@ impl Client {
                     // queries back indefinitely; a bound turns that into an error.
                     Some(limit) => tokio::time::timeout(limit, query)
                         .await
-                        .map_err(|_| {
-                            Error::Backend(format!(
-                                "the SurrealDB server did not answer within {} s (is it running and reachable?)",
-                                limit.as_secs()
-                            ))
-                        })?
+                        .map_err(|_| Error::Timeout { seconds: limit.as_secs() })?
                         .map_err(Error::from),
                 }
             }
@@ -250,9 +256,11 @@ impl Client {
     /// lock), a remote connection is dropped with the handle.
     pub(crate) async fn shutdown(&self) -> Result<()> {
         match self {
-            Client::Local { datastore, .. } => {
-                datastore.shutdown().await.map_err(|err| Error::Backend(format!("storage shutdown failed: {err:#}")))
-            }
+            Client::Local { datastore, .. } => datastore.shutdown().await.map_err(|err| Error::Datastore {
+                action: "shut down",
+                location: "this handle".into(),
+                source: err.into(),
+            }),
             Client::Remote { .. } => Ok(()),
         }
     }

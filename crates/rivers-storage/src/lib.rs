@@ -28,7 +28,7 @@ mod writer;
 pub use changes::{Change, ChangeFeed};
 pub use client::RemoteTarget;
 pub use clock::now_ns;
-pub use error::{Error, Result};
+pub use error::{BoxedCause, Error, Result};
 pub use records::{
     AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StepState, StoredEvent,
     StoredLog, StoredTick,

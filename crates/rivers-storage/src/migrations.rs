@@ -52,7 +52,14 @@ pub(crate) async fn stored_version(client: &Client) -> Result<Option<i64>> {
         )
         .await?;
     let stamp: Option<Value> = response.take(0)?;
-    Ok(stamp.as_ref().and_then(Value::as_i64))
+    match stamp {
+        None | Some(Value::Null) => Ok(None),
+        // An unreadable stamp is not an empty store: treating it as one would recreate the schema.
+        Some(value) => value.as_i64().map(Some).ok_or_else(|| Error::Corrupt {
+            what: "schema stamp".into(),
+            detail: format!("the version is {value}, not an integer"),
+        }),
+    }
 }
 
 /// Checks that the store at `location` can be used by this build, creating the schema of an
@@ -66,10 +73,9 @@ pub(crate) async fn ensure_current(client: &Client, location: &str) -> Result<()
         Some(found) if found < SCHEMA_VERSION => {
             Err(Error::SchemaMigrationNeeded { location: location.into(), found, expected: SCHEMA_VERSION })
         }
-        Some(found) if found > SCHEMA_VERSION => Err(Error::Backend(format!(
-            "the database at {location} was written by a newer rivers (schema {found}, this build \
-             understands {SCHEMA_VERSION}); upgrade rivers"
-        ))),
+        Some(found) if found > SCHEMA_VERSION => {
+            Err(Error::SchemaTooNew { location: location.into(), found, supported: SCHEMA_VERSION })
+        }
         Some(_) => Ok(()),
     }
 }
@@ -94,15 +100,16 @@ pub(crate) async fn migrate(client: &Client, location: &str) -> Result<()> {
 async fn apply_pending(client: &Client, location: &str, holder: &str) -> Result<()> {
     let current = stored_version(client).await?.unwrap_or(0);
     if current > SCHEMA_VERSION {
-        return Err(Error::Backend(format!(
-            "the database at {location} has schema {current}, newer than this build's {SCHEMA_VERSION}; upgrade rivers"
-        )));
+        return Err(Error::SchemaTooNew { location: location.into(), found: current, supported: SCHEMA_VERSION });
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
         renew_lease(client, holder).await?;
         let fresh = current == 0;
-        client.query_within(migration.ddl, json!({}), None).await?.check().map_err(|err| {
-            Error::Backend(format!("migration {} ({}) failed at {location}: {err}", migration.version, migration.name))
+        client.query_within(migration.ddl, json!({}), None).await?.check().map_err(|source| Error::Migration {
+            version: migration.version,
+            name: migration.name,
+            location: location.into(),
+            source: Box::new(source.into()),
         })?;
         if !fresh {
             backfill(client, migration.version).await?;
@@ -276,8 +283,9 @@ async fn partition_ranges(client: &Client) -> Result<()> {
             }
         }
         let ranges = |field: &str| {
-            row[field].as_str().unwrap_or_default().parse::<RangeSet>().map_err(|why| {
-                Error::Backend(format!("stored partition status of '{key}' is corrupt ({field}): {why}"))
+            row[field].as_str().unwrap_or_default().parse::<RangeSet>().map_err(|why| Error::Corrupt {
+                what: format!("partition status of '{key}'"),
+                detail: format!("{field}: {why}"),
             })
         };
         let (materialized, failed) = (ranges("materialized")?, ranges("failed")?);

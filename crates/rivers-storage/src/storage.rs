@@ -222,8 +222,11 @@ impl Storage {
     }
 
     fn embedded_location(path: &Path) -> Result<String> {
-        std::fs::create_dir_all(path)
-            .map_err(|err| Error::Backend(format!("cannot create storage directory {}: {err}", path.display())))?;
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            action: "create storage directory",
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string())
     }
 
@@ -348,6 +351,8 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -371,5 +376,31 @@ mod tests {
         assert_eq!(decode_events(vec![text, document]).unwrap(), vec![event.clone(), event]);
         let broken = decode_events(vec![Value::String("{".into())]).unwrap_err().to_string();
         assert!(broken.contains("event"), "{broken}");
+    }
+
+    #[tokio::test]
+    async fn errors_are_typed_at_the_border() {
+        let storage = Storage::memory().await.unwrap();
+        // A marker thrown by a transaction is recognised by its text, not by a substring.
+        let thrown = storage.execute("THROW $marker", json!({"marker": "records moved"})).await.unwrap_err();
+        assert!(thrown.is_thrown("records moved") && !thrown.is_thrown("records"), "{thrown:?}");
+        // A statement's own failure keeps SurrealDB's error as its source.
+        let failed = storage.execute("SELECT * FROM type::record('t', 1) WHERE", json!({})).await.unwrap_err();
+        assert!(matches!(failed, Error::Database { .. }), "{failed:?}");
+        assert!(std::error::Error::source(&failed).is_some());
+        // In a failed transaction the failing statement's error is reported, not the others'.
+        let committed = storage
+            .execute(
+                "BEGIN TRANSACTION; CREATE t:1; THROW 'second statement'; CREATE t:2; COMMIT TRANSACTION;",
+                json!({}),
+            )
+            .await
+            .unwrap_err();
+        assert!(committed.is_thrown("second statement"), "{committed:?}");
+        // A stamp that is not a version is reported, not taken for an empty store.
+        storage.execute("UPSERT schema_stamp:current SET version = 'seven'", json!({})).await.unwrap();
+        let stamp = crate::migrations::stored_version(&storage.inner.client).await.unwrap_err();
+        assert!(matches!(stamp, Error::Corrupt { .. }) && stamp.to_string().contains("schema stamp"), "{stamp}");
+        storage.close().await.unwrap();
     }
 }

@@ -72,7 +72,7 @@ struct Lost {
     count: usize,
     /// `StepSuccess of 'a'`-style descriptions of the first few lost events.
     examples: Vec<String>,
-    reason: String,
+    cause: Arc<Error>,
 }
 
 impl Lost {
@@ -81,7 +81,7 @@ impl Lost {
             run_id: run_id.to_string(),
             count: self.count,
             events: self.examples.join(", "),
-            reason: self.reason.clone(),
+            source: Arc::clone(&self.cause),
         }
     }
 }
@@ -118,7 +118,7 @@ impl Faults {
             }
             if *batches >= plan.first && *failed < plan.attempts {
                 *failed += 1;
-                return Err(Error::Backend(format!("injected write failure (batch {batches})")));
+                return Err(Error::Injected { batch: *batches });
             }
         }
         let _ = is_retry;
@@ -208,8 +208,9 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             if let Err(err) = write_with_retry(&client, &faults, &batch).await {
                 tracing::error!(error = %err, events = events.len(), logs = logs.len(),
                                 "a batch of run events could not be written");
-                record_lost(&mut lost, &events, &logs, &err.to_string());
-                batch_error = Some(err.to_string());
+                let cause = Arc::new(err);
+                record_lost(&mut lost, &events, &logs, &cause);
+                batch_error = Some(cause);
             }
             events.clear();
             logs.clear();
@@ -219,7 +220,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
         for waiter in waiters.drain(..) {
             let outcome = match (&waiter.run_id, &batch_error) {
                 (Some(run_id), _) if lost.contains_key(run_id) => Err(lost[run_id].error(run_id)),
-                (None, Some(reason)) => Err(Error::Backend(format!("a batch of run events was not written: {reason}"))),
+                (None, Some(cause)) => Err(Error::BatchNotWritten { source: Arc::clone(cause) }),
                 _ => Ok(()),
             };
             let _ = waiter.done.send(outcome);
@@ -227,7 +228,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     }
 }
 
-fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &[StoredLog], reason: &str) {
+fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &[StoredLog], cause: &Arc<Error>) {
     /// Lost events named in an error message; the count covers the rest.
     const EXAMPLES: usize = 5;
     let described = events
@@ -244,7 +245,7 @@ fn record_lost(lost: &mut HashMap<String, Lost>, events: &[StoredEvent], logs: &
         let entry = lost.entry(run_id.clone()).or_insert_with(|| Lost {
             count: 0,
             examples: Vec::new(),
-            reason: reason.to_string(),
+            cause: Arc::clone(cause),
         });
         entry.count += 1;
         if entry.examples.len() < EXAMPLES {

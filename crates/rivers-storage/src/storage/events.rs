@@ -89,7 +89,7 @@ impl Storage {
 
     async fn flush_scoped(&self, run_id: Option<&str>) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        let stopped = || Error::Backend("the storage writer has stopped (the store was closed)".into());
+        let stopped = || Error::WriterStopped;
         let command = Command::Flush { run_id: run_id.map(str::to_owned), done };
         if self.inner.writer.sender.send(command).is_err() {
             return Err(stopped());
@@ -185,11 +185,9 @@ impl Storage {
                 continue;
             };
             if !grids.contains_key(&span.definition) {
-                let definition = self.definition(&span.definition).await?.ok_or_else(|| {
-                    Error::Backend(format!(
-                        "event {} covers partitions of a definition that is not stored ({})",
-                        event.id, span.definition
-                    ))
+                let definition = self.definition(&span.definition).await?.ok_or_else(|| Error::Corrupt {
+                    what: format!("event {}", event.id),
+                    detail: format!("it covers partitions of a definition that is not stored ({})", span.definition),
                 })?;
                 let env = self.partition_env(&definition).await?;
                 grids.insert(span.definition.clone(), (definition, env));

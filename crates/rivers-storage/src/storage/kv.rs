@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// Commits of `add_dynamic_partitions` tried before giving up on concurrent writers.
 const ADD_ATTEMPTS: usize = 8;
 
+/// Thrown by an add whose counter another writer moved since it was read.
+const NUMBERS_MOVED: &str = "dynamic partition numbers moved";
+
 impl Storage {
     // ---- kv -----------------------------------------------------------------------------
 
@@ -22,7 +25,7 @@ impl Storage {
             Some(text) => BASE64
                 .decode(text)
                 .map(Some)
-                .map_err(|err| Error::Backend(format!("kv entry '{key}' is corrupt: {err}"))),
+                .map_err(|err| Error::Corrupt { what: format!("kv entry '{key}'"), detail: err.to_string() }),
         }
     }
 
@@ -81,24 +84,26 @@ impl Storage {
                 .execute(
                     "BEGIN TRANSACTION; \
                      IF ((SELECT VALUE next FROM type::record('dynamic_partition_counter', $name))[0] ?? 0) != $expected { \
-                         THROW 'dynamic partition numbers moved'; \
+                         THROW $moved; \
                      }; \
                      FOR $k IN $rows { CREATE type::record('dynamic_partition', [$name, $k.key]) \
                          CONTENT { name: $name, key: $k.key, seq: $k.seq } RETURN NONE; }; \
                      UPSERT type::record('dynamic_partition_counter', $name) CONTENT { next: $next } RETURN NONE; \
                      COMMIT TRANSACTION;",
-                    json!({"name": name, "rows": fresh, "expected": next, "next": next + fresh.len() as i64}),
+                    json!({
+                        "name": name, "rows": fresh, "expected": next, "next": next + fresh.len() as i64,
+                        "moved": NUMBERS_MOVED,
+                    }),
                 )
                 .await;
             match committed {
                 Ok(()) => return Ok(()),
-                Err(err) if err.to_string().contains("moved") || err.to_string().contains("already exists") => {}
+                // Another writer numbered keys meanwhile: read the counter again.
+                Err(err) if err.is_thrown(NUMBERS_MOVED) || matches!(err, Error::AlreadyExists { .. }) => {}
                 Err(err) => return Err(err),
             }
         }
-        Err(Error::Backend(format!(
-            "could not add dynamic partitions to '{name}': other writers kept adding keys at the same time"
-        )))
+        Err(Error::Contended { what: format!("add dynamic partitions to '{name}'") })
     }
 
     /// Removes one key; absent keys are a no-op.

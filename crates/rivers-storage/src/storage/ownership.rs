@@ -145,7 +145,7 @@ impl Storage {
         let run_id = run.run_id.clone();
         match self.create_owned_run(run, owner).await {
             Ok(()) => return Ok(RunClaim::Owned { previous: None }),
-            Err(Error::AlreadyExists(_)) => {}
+            Err(Error::AlreadyExists { .. }) => {}
             Err(err) => return Err(err),
         }
         let claimable: Vec<&str> = RunStatus::predecessors(RunStatus::Running).iter().map(|s| s.as_str()).collect();
@@ -188,7 +188,7 @@ impl Storage {
                 _ => {}
             }
         }
-        Err(Error::Backend(format!("could not open run '{run_id}': its status kept changing under this process")))
+        Err(Error::Contended { what: format!("open run '{run_id}'") })
     }
 
     /// Claims a `Running` run from its dead owner `dead`, unless another process did first.

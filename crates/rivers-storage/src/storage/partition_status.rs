@@ -651,5 +651,5 @@ pub(crate) fn expand_nth(
 
 /// Whether `err` is the version check of a partition-state write failing.
 pub(crate) fn is_state_changed(err: &Error) -> bool {
-    matches!(err, Error::Backend(message) if message.contains(STATE_CHANGED))
+    err.is_thrown(STATE_CHANGED)
 }

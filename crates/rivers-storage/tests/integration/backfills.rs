@@ -61,7 +61,7 @@ async fn runs_are_submitted_all_or_none() {
         .submit_backfill_runs("bf", vec![backfill_run("r1", "bf"), backfill_run("taken", "bf")])
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::AlreadyExists(_)), "{refused}");
+    assert!(matches!(refused, Error::AlreadyExists { .. }), "{refused}");
     assert!(storage.get_run("r1").await.unwrap().is_none(), "no run of a failed submission is stored");
     assert!(storage.get_backfill("bf").await.unwrap().unwrap().run_ids.is_empty());
 

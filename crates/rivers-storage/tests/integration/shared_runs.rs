@@ -135,7 +135,7 @@ async fn a_queued_run_cannot_be_opened_and_is_cancelled_only_while_queued() {
     let storage = Storage::memory().await.unwrap();
     storage.create_run(rivers_storage::NewRun { status: RunStatus::Queued, ..new_run("q") }).await.unwrap();
     let duplicate = storage.create_run(new_run("q")).await.unwrap_err();
-    assert!(matches!(duplicate, Error::AlreadyExists(_)), "{duplicate}");
+    assert!(matches!(duplicate, Error::AlreadyExists { .. }), "{duplicate}");
     let owner = RunOwner::for_this_process();
     let refused = storage.open_run(new_run("q"), &owner, false, ALIVE).await.unwrap_err();
     assert!(refused.to_string().contains("run 'q' is queued"), "{refused}");

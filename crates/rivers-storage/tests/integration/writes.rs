@@ -67,13 +67,16 @@ async fn a_batch_that_keeps_failing_is_reported_to_every_waiter_and_the_run() {
     storage.enqueue_event(step_event(EventType::StepSuccess, "r", "b"));
     // Two flushes waiting on the same failed batch both hear of it.
     let (first, second) = tokio::join!(storage.flush_run("r"), storage.flush());
-    let Err(Error::EventsNotWritten { run_id, count, events, reason }) = first else {
+    let Err(Error::EventsNotWritten { run_id, count, events, source }) = first else {
         panic!("expected EventsNotWritten, got {first:?}")
     };
     assert_eq!((run_id.as_str(), count), ("r", 2));
     assert_eq!(events, "StepStart of 'b', StepSuccess of 'b'");
-    assert!(reason.contains("injected write failure"), "{reason}");
-    assert!(second.is_err());
+    assert!(matches!(*source, Error::Injected { batch: 1 }), "the cause is kept as the source: {source:?}");
+    let Err(Error::BatchNotWritten { source: shared }) = second else {
+        panic!("expected BatchNotWritten, got {second:?}")
+    };
+    assert!(std::sync::Arc::ptr_eq(&source, &shared), "waiters of one batch share its cause");
 
     // The run stays marked as having lost events, even once the store recovers...
     storage.fail_batches(FailBatches { first: 1, attempts: 0 });
