@@ -170,7 +170,7 @@ impl Client {
         let db = surrealdb::engine::any::connect(endpoint.as_str()).await.map_err(|source| Error::Connect {
             action: "connect to".into(),
             endpoint: endpoint.clone(),
-            source,
+            source: Box::new(source),
         })?;
         if let Some((username, password)) = &target.credentials {
             db.signin(surrealdb::opt::auth::Database {
@@ -183,7 +183,7 @@ impl Client {
             .map_err(|source| Error::Connect {
                 action: format!("sign in as database user '{username}' of {}/{} to", target.namespace, target.database),
                 endpoint: endpoint.clone(),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(Client::Remote { db })

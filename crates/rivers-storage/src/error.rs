@@ -19,7 +19,7 @@ pub enum Error {
     Database {
         /// SurrealDB's error.
         #[source]
-        source: surrealdb::Error,
+        source: Box<surrealdb::Error>,
     },
     /// A transaction threw one of this crate's own markers (`THROW '…'` in SurrealQL): a check
     /// inside it found the records changed since they were read. Callers that threw it read
@@ -39,7 +39,7 @@ pub enum Error {
         attempts: u32,
         /// SurrealDB's error.
         #[source]
-        source: surrealdb::Error,
+        source: Box<surrealdb::Error>,
     },
     /// Optimistic writes of this crate (a read, a compute, a checked write) kept losing to other
     /// writers of the same records.
@@ -53,7 +53,7 @@ pub enum Error {
     AlreadyExists {
         /// SurrealDB's error.
         #[source]
-        source: surrealdb::Error,
+        source: Box<surrealdb::Error>,
     },
     /// A process finished a run it no longer owns: another process failed it (after missed
     /// heartbeats) or claimed it meanwhile.
@@ -97,7 +97,7 @@ pub enum Error {
         endpoint: String,
         /// The client's error.
         #[source]
-        source: surrealdb::Error,
+        source: Box<surrealdb::Error>,
     },
     /// A SurrealDB server did not answer a query in time.
     #[error("the SurrealDB server did not answer within {seconds} s (is it running and reachable?)")]
@@ -220,6 +220,7 @@ impl Error {
 impl From<surrealdb::Error> for Error {
     fn from(source: surrealdb::Error) -> Self {
         use surrealdb::types::ErrorDetails;
+        let source = Box::new(source);
         if is_retryable_conflict(&source) {
             Error::Conflict { attempts: 1, source }
         } else if source.is_already_exists() {
