@@ -4,6 +4,9 @@ reads it (what the daemon, the gRPC service and the UI see without importing use
 from __future__ import annotations
 
 import json
+from datetime import datetime
+
+import pytest
 
 import rivers as rs
 
@@ -122,3 +125,39 @@ def test_asset_records_are_registered_from_the_definitions():
         ["python", "duckdb"],
     )
     assert record.pool == [("db", 2)]
+
+
+def test_the_snapshot_carries_compute_backfill_strategies_and_named_partitions():
+    days = rs.PartitionsDefinition.daily(start=datetime(2024, 1, 1))
+
+    @rs.Asset(
+        partitions_def="days",
+        backfill_strategy=rs.BackfillStrategy.single_run(),
+        compute=rs.Compute(cpu="2", memory="8Gi"),
+    )
+    def events() -> int:
+        return 1
+
+    @rs.Asset(partitions_def="days")
+    def summary(events: int) -> int:
+        return events
+
+    repo = rs.CodeRepository(assets=[events, summary], partition_defs={"days": days})
+    snapshot = json.loads(repo._definitions_snapshot())
+    nodes = {node["name"]: node for node in snapshot["nodes"]}
+    assert nodes["events"]["compute"] == {"cpu": "2", "memory": "8Gi", "gpu": None}
+    assert nodes["events"]["backfill_strategy"] == {"kind": "single_run"}
+    assert nodes["events"]["partitions"] == {"named": "days"}
+    assert "compute" not in nodes["summary"] and "backfill_strategy" not in nodes["summary"]
+    assert list(snapshot["partitions"]) == ["days"]
+    # Slots the automation machinery fills.
+    assert (snapshot["schedules"], snapshot["sensors"], snapshot["pool_limits"]) == ([], [], [])
+
+
+def test_a_compute_that_is_not_a_compute_is_refused_by_name():
+    @rs.Asset(compute={"cpu": "2"})
+    def heavy() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match=r"'heavy' declares compute=.*rs\.Compute"):
+        rs.CodeRepository(assets=[heavy]).validate()

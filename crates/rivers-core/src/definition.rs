@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::partitions::{PartitionMapping, Partitions};
+use crate::partitions::{BackfillStrategy, PartitionMapping, Partitions};
 use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
 
@@ -376,6 +376,26 @@ pub struct NodeDef {
     /// A graph-internal task mapped over a producer's elements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<MapDef>,
+    /// Resources each step of the node requests (the Kubernetes executor's pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputeDef>,
+    /// How backfills of this asset group its partitions into runs, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_strategy: Option<BackfillStrategy>,
+}
+
+/// A step's resource request as Kubernetes quantities (`"500m"`, `"8Gi"`), each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeDef {
+    /// CPU request.
+    #[serde(default)]
+    pub cpu: Option<String>,
+    /// Memory request.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// GPU count.
+    #[serde(default)]
+    pub gpu: Option<String>,
 }
 
 impl NodeDef {
@@ -407,6 +427,8 @@ impl NodeDef {
             graph: None,
             members: Vec::new(),
             map: None,
+            compute: None,
+            backfill_strategy: None,
         }
     }
 
@@ -492,6 +514,66 @@ pub struct DefinitionsSnapshot {
     /// Retry policies registered by name.
     #[serde(default)]
     pub retries: BTreeMap<String, RetryPolicy>,
+    /// Partitions definitions registered by name (`partition_defs=`), which nodes may name.
+    #[serde(default)]
+    pub partitions: BTreeMap<String, Partitions>,
+    /// Schedules.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleDef>,
+    /// Sensors.
+    #[serde(default)]
+    pub sensors: Vec<SensorDef>,
+    /// Concurrency pool limits the repository declares.
+    #[serde(default)]
+    pub pool_limits: Vec<PoolLimitDef>,
+}
+
+/// A schedule as readers list it (platform.md §4, "List definitions").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleDef {
+    /// Schedule name.
+    pub name: String,
+    /// Cron expression (5 or 6 fields).
+    pub cron: String,
+    /// IANA timezone of the cron expression.
+    pub timezone: String,
+    /// The job it launches, if it names one.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// `running` or `stopped` until changed at runtime.
+    pub default_status: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tags of the runs it launches.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+/// A sensor as readers list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorDef {
+    /// Sensor name.
+    pub name: String,
+    /// The job it targets, if any.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// The assets it targets, if it names a selection.
+    #[serde(default)]
+    pub selection: Vec<String>,
+    /// Least time between evaluations, in seconds.
+    pub minimum_interval_secs: u64,
+    /// `running` or `stopped` until changed at runtime.
+    pub default_status: String,
+}
+
+/// A concurrency pool's limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolLimitDef {
+    /// Pool key.
+    pub pool: String,
+    /// Slots that may be held at once.
+    pub slot_limit: u32,
 }
 
 impl DefinitionsSnapshot {

@@ -2,14 +2,15 @@
 //! well-formed DAG.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::DiGraph;
 
 use crate::definition::{DefinitionsSnapshot, JobDef, NodeDef, NodeKind, ParamRole};
 use crate::error::{Error, Result};
-use crate::partitions::GraphPartitions;
+use crate::partitions::{GraphPartitions, Partitions};
 use crate::retry::{RetryPolicy, RetrySpec};
 use crate::vocab::ExecutorKind;
 
@@ -69,6 +70,8 @@ pub struct AssetGraph {
     warnings: Vec<String>,
     /// Resolved partitions ([`AssetGraph::resolve_partitions`]).
     pub(crate) partitions: GraphPartitions,
+    /// The definitions registered by name that partitions were resolved against.
+    pub(crate) named_partitions: BTreeMap<String, Arc<Partitions>>,
 }
 
 impl AssetGraph {
@@ -141,6 +144,7 @@ impl AssetGraph {
             resource_keys: resource_keys.to_vec(),
             warnings,
             partitions: GraphPartitions::default(),
+            named_partitions: BTreeMap::new(),
         };
         graph.check_acyclic()?;
         Ok(graph)
@@ -453,6 +457,10 @@ impl AssetGraph {
             default_executor,
             default_retry,
             retries: self.registered_retries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            partitions: self.named_partitions.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect(),
+            schedules: Vec::new(),
+            sensors: Vec::new(),
+            pool_limits: Vec::new(),
         }
     }
 

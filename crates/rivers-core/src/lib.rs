@@ -15,8 +15,8 @@ mod staleness;
 mod vocab;
 
 pub use definition::{
-    DefinitionsSnapshot, DepDef, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef,
-    ParamDef, ParamRole, PartitionsDecl, PoolClaim,
+    ComputeDef, DefinitionsSnapshot, DepDef, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef,
+    NodeKind, OutputDef, ParamDef, ParamRole, PartitionsDecl, PoolClaim, PoolLimitDef, ScheduleDef, SensorDef,
 };
 pub use error::{Error, Result};
 pub use graph::AssetGraph;

@@ -8,12 +8,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rivers_core::partitions::{PartitionEnv, Partitions};
 use rivers_core::{
-    AssetGraph, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef, NodeKind, OutputDef, ParamDef,
-    PartitionsDecl, Plan, PlanOptions, PoolClaim, RetryPolicy,
+    AssetGraph, ComputeDef, DefinitionsSnapshot, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef,
+    NodeKind, OutputDef, ParamDef, PartitionsDecl, Plan, PlanOptions, PoolClaim, RetryPolicy,
 };
 
 use crate::error::BindingError;
 use crate::exceptions::{PartitionDefinitionError, PartitionValidationError};
+use crate::partitions::backfill::PyBackfillStrategy;
 use crate::partitions::{declared_partitions, extract_key, extract_mapping, key_to_py, local_now};
 use crate::retry::retry_spec;
 use crate::storage::PyStorage;
@@ -70,6 +71,17 @@ struct DepFields<'py> {
     is_input: bool,
     #[pyo3(attribute("io_handler"))]
     io_handler: Bound<'py, PyAny>,
+}
+
+/// A step's resource request as `rivers.Compute` describes it.
+#[derive(FromPyObject)]
+struct ComputeFields {
+    #[pyo3(attribute("cpu"))]
+    cpu: Option<String>,
+    #[pyo3(attribute("memory"))]
+    memory: Option<String>,
+    #[pyo3(attribute("gpu"))]
+    gpu: Option<String>,
 }
 
 /// A hook as `rivers.Hook` describes it.
@@ -136,7 +148,7 @@ impl PyNodeSpec {
         *, name, kind, params, deps, metadata, tags, kinds, group, code_version, io_handler,
         executor_override, is_async, retry, pools, hooks, observable, outputs = Vec::new(),
         never_retried = false, graph = None, members = Vec::new(), mapped = false, max_concurrency = None,
-        partitions = None, partition_mappings = Vec::new()
+        partitions = None, partition_mappings = Vec::new(), compute = None, backfill_strategy = None
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only: one per declared field
     fn new(
@@ -164,6 +176,8 @@ impl PyNodeSpec {
         max_concurrency: Option<u32>,
         partitions: Option<Bound<'_, PyAny>>,
         partition_mappings: Vec<(String, Bound<'_, PyAny>)>,
+        compute: Option<ComputeFields>,
+        backfill_strategy: Option<PyRef<'_, PyBackfillStrategy>>,
     ) -> PyResult<Self> {
         let kind = match kind {
             "asset" => NodeKind::Asset,
@@ -249,6 +263,8 @@ impl PyNodeSpec {
             graph,
             members,
             map: mapped.then_some(MapDef { max_concurrency }),
+            compute: compute.map(|c| ComputeDef { cpu: c.cpu, memory: c.memory, gpu: c.gpu }),
+            backfill_strategy: backfill_strategy.map(|strategy| strategy.0.clone()),
         };
         Ok(PyNodeSpec { def, partitions_error })
     }
@@ -260,7 +276,7 @@ impl PyNodeSpec {
 
 /// A job as `rivers.Job` describes it.
 #[derive(FromPyObject)]
-struct JobFields<'py> {
+pub(crate) struct JobFields<'py> {
     #[pyo3(attribute("name"))]
     name: String,
     #[pyo3(attribute("assets"))]
@@ -300,6 +316,19 @@ pub(crate) struct PyGraph {
 impl PyGraph {
     pub(crate) fn graph(&self) -> &AssetGraph {
         &self.graph
+    }
+
+    /// The repository's definitions: this graph's nodes, `jobs` and the repository-wide
+    /// defaults.
+    pub(crate) fn snapshot(
+        &self,
+        jobs: Vec<JobFields<'_>>,
+        default_executor: &Bound<'_, PyAny>,
+        default_retry: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<DefinitionsSnapshot> {
+        let jobs = jobs.into_iter().map(JobDef::try_from).collect::<PyResult<_>>()?;
+        let default_retry = default_retry.map(retry_spec).transpose()?;
+        Ok(self.graph.snapshot(jobs, executor_kind(default_executor)?, default_retry))
     }
 
     fn options(
@@ -400,9 +429,7 @@ impl PyGraph {
         default_executor: Bound<'_, PyAny>,
         default_retry: Option<Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        let jobs = jobs.into_iter().map(JobDef::try_from).collect::<PyResult<_>>()?;
-        let default_retry = default_retry.map(|spec| retry_spec(&spec)).transpose()?;
-        Ok(self.graph.snapshot(jobs, executor_kind(&default_executor)?, default_retry).to_json())
+        Ok(self.snapshot(jobs, &default_executor, default_retry.as_ref())?.to_json())
     }
 
     /// Warnings found while building.

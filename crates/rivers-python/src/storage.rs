@@ -13,7 +13,7 @@ use rivers_core::partitions::Partitions;
 use rivers_storage::{PartitionStatusKind, RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
-use crate::graph::PyGraph;
+use crate::graph::{JobFields, PyGraph};
 use crate::partitions::{PyPartitionKeyRange, key_to_py};
 use crate::records::{
     PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick,
@@ -645,8 +645,19 @@ impl PyStorage {
 
     // ---- internal: used by the Python repository layer ---------------------------------
 
-    /// Registers (upserts) the asset records of every node of `graph`, from its definitions.
-    fn _register_definitions(&self, py: Python<'_>, graph: PyRef<'_, PyGraph>) -> PyResult<()> {
+    /// Registers (upserts) the asset records of every node of `graph`, from its definitions,
+    /// their partitions definitions, and the repository's definitions snapshot under this
+    /// process's code location.
+    #[pyo3(signature = (graph, jobs, default_executor, default_retry = None))]
+    fn _register_definitions(
+        &self,
+        py: Python<'_>,
+        graph: PyRef<'_, PyGraph>,
+        jobs: Vec<JobFields<'_>>,
+        default_executor: Bound<'_, PyAny>,
+        default_retry: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let snapshot = graph.snapshot(jobs, &default_executor, default_retry.as_ref())?;
         let graph = graph.graph();
         let records = graph
             .assets()
@@ -674,7 +685,8 @@ impl PyStorage {
         let s = self.inner().clone();
         self.sync(py, async move {
             s.register_assets(records).await?;
-            s.register_partitions(partitioned).await
+            s.register_partitions(partitioned).await?;
+            s.put_definitions_snapshot(&snapshot).await.map(drop)
         })
     }
 

@@ -195,6 +195,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A cloud deployment has no code-location identity to write per-location rows under.
+    #[error(
+        "cannot write {what}: RIVERS_DEPLOYMENT=cloud requires a code-location identity, and \
+         RIVERS_CODE_LOCATION_ID is not set; set it to the code location's identity (the operator \
+         sets it on code-location, run and step pods)"
+    )]
+    MissingCodeLocation {
+        /// What was being written, e.g. `run 'R'`.
+        what: String,
+    },
     /// A caller passed an invalid argument (e.g. a dynamic partition key with `|`).
     #[error("{0}")]
     InvalidArgument(String),

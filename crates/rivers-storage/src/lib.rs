@@ -18,6 +18,7 @@ mod changes;
 mod client;
 mod clock;
 mod error;
+mod identity;
 mod migrations;
 mod partition_index;
 mod records;
@@ -29,14 +30,16 @@ pub use changes::{Change, ChangeFeed};
 pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{BoxedCause, Error, Result};
+pub use identity::{CODE_LOCATION_VAR, CodeLocationId, DEPLOYMENT_VAR, Deployment, LOCAL_CODE_LOCATION};
 pub use records::{
     AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StepState, StoredEvent,
     StoredLog, StoredTick,
 };
 pub use state::StepStatus;
 pub use storage::{
-    BACKFILL_CLAIM_GRACE, PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition,
-    PlanRegistration, RunClaim, RunCursor, RunFilter, RunOwner, RunPage, Storage, StorageKind, definition_fingerprint,
+    BACKFILL_CLAIM_GRACE, CodeLocationRecord, Page, PageCursor, PartitionStatus, PartitionStatusChange,
+    PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind,
+    definition_fingerprint,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "partitions", ddl: include_str!("../migrations/0005_partitions.surql") },
     Migration { version: 6, name: "shared_runs", ddl: include_str!("../migrations/0006_shared_runs.surql") },
     Migration { version: 7, name: "partition_ranges", ddl: include_str!("../migrations/0007_partition_ranges.surql") },
+    Migration { version: 8, name: "code_locations", ddl: include_str!("../migrations/0008_code_locations.surql") },
 ];
 
 /// Schema version written by this build.

@@ -298,6 +298,10 @@ pub struct RunRecord {
     /// When that process last proved it is alive (ns).
     #[serde(default)]
     pub heartbeat: Option<i64>,
+    /// The code location the run belongs to (platform.md §2); `None` only in a record that
+    /// was never stored.
+    #[serde(default)]
+    pub code_location: Option<String>,
 }
 
 /// The fields of a run to create.
@@ -415,6 +419,10 @@ pub struct BackfillRecord {
     /// Submission time (ns).
     #[serde(default)]
     pub created: i64,
+    /// The code location that submitted it: the storing handle's identity, which
+    /// `create_backfill` writes in place of this field.
+    #[serde(default)]
+    pub code_location: Option<String>,
 }
 
 impl BackfillRecord {
@@ -450,6 +458,7 @@ impl BackfillRecord {
             launched_by,
             cancel_requested: false,
             created: 0,
+            code_location: None,
         }
     }
 }

@@ -12,27 +12,32 @@ use serde_json::Value;
 
 use crate::client::{Client, RemoteTarget};
 use crate::error::{Error, Result};
+use crate::identity::CodeLocationId;
 use crate::migrations;
 use crate::records::StoredEvent;
 use crate::writer::Writer;
 
 mod assets;
 mod backfills;
+mod code_locations;
 mod events;
 mod kv;
 mod ownership;
+mod paging;
 mod partition_status;
 mod runs;
 
 pub use backfills::BACKFILL_CLAIM_GRACE;
+pub use code_locations::CodeLocationRecord;
 pub use ownership::{PlanRegistration, RunClaim, RunOwner};
+pub use paging::{Page, PageCursor};
 pub use partition_status::{
     PartitionStatus, PartitionStatusChange, PartitionStatusKind, PartitionTransition, definition_fingerprint,
 };
 pub(crate) use partition_status::{
     expand_nth, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
 };
-pub use runs::{RunCursor, RunFilter, RunPage};
+pub use runs::RunFilter;
 
 /// When an embedded store syncs its write-ahead log: on every commit.
 const EMBEDDED_SYNC: &str = "every";
@@ -63,6 +68,9 @@ pub enum StorageKind {
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
+    /// The code location this handle writes runs, backfills and snapshots for; handles of one
+    /// store may write for different locations ([`Storage::for_code_location`]).
+    code_location: Arc<CodeLocationId>,
 }
 
 struct Inner {
@@ -253,6 +261,13 @@ impl Storage {
             Self::release(client).await;
             return Err(err);
         }
+        let code_location = match CodeLocationId::from_env() {
+            Ok(identity) => identity,
+            Err(err) => {
+                Self::release(client).await;
+                return Err(err);
+            }
+        };
         let client = Arc::new(client);
         let writer = Writer::spawn(Arc::clone(&client));
         let closer = Closer { client: Some(Arc::clone(&client)) };
@@ -266,6 +281,7 @@ impl Storage {
                 definitions: Mutex::new(HashMap::new()),
                 closer,
             }),
+            code_location: Arc::new(code_location),
         })
     }
 
@@ -330,6 +346,18 @@ impl Storage {
     /// `Backend` when the live queries cannot be started.
     pub async fn subscribe(&self) -> Result<crate::ChangeFeed> {
         crate::changes::subscribe(&self.inner.client).await
+    }
+
+    /// A handle on the same store that writes for `code_location` (a process serving several
+    /// locations, or a test); the identity from the environment is ignored.
+    #[must_use]
+    pub fn for_code_location(&self, code_location: impl Into<String>) -> Self {
+        Storage { inner: Arc::clone(&self.inner), code_location: Arc::new(CodeLocationId::Known(code_location.into())) }
+    }
+
+    /// The code location this handle writes for.
+    pub fn code_location(&self) -> &CodeLocationId {
+        &self.code_location
     }
 
     /// Makes the next write batch (and the following `attempts - 1` retries) fail, for tests

@@ -22,7 +22,7 @@ from rivers._definitions.asset import Asset, DepDef, ExternalAsset, MultiAsset
 from rivers._definitions.executor import Executor
 from rivers._definitions.graph import GraphAsset, GraphTaskNode
 from rivers._definitions.metadata import coerce_dict, encode
-from rivers._definitions.retry import RetryPolicy, retry_spec
+from rivers._definitions.retry import Compute, RetryPolicy, retry_spec
 from rivers._definitions.task import BashTask, Task, _TaskBase
 from rivers._execution.backfill import (
     DEFAULT_PRIORITY as DEFAULT_BACKFILL_PRIORITY,
@@ -471,7 +471,9 @@ class CodeRepository:
                 self._set_up.append(resource)
         self._handlers = {name: self._handler_of(name) for name in self._by_name}
         self._detach_shipped_classes()
-        storage._register_definitions(graph)
+        storage._register_definitions(
+            graph, list(self._jobs.values()), self._executor_for(None), retry_spec(self._default_retry)
+        )
         self._graph = graph
         self._storage = storage
         self._resolved = True
@@ -1090,7 +1092,14 @@ def _output_names(node: Any) -> list[str]:
 def _common_fields(node: Any) -> dict[str, Any]:
     metadata = node.metadata or {}
     declared = node.task if isinstance(node, GraphTaskNode) else node
+    compute = getattr(declared, "compute", None)
+    if compute is not None and not isinstance(compute, Compute):
+        raise TypeError(f"'{node.name}' declares compute={compute!r}; use rs.Compute(cpu=..., memory=..., gpu=...)")
+    strategy = getattr(node, "backfill_strategy", None)
     return dict(
+        compute=compute,
+        # Any other value is refused by name when the repository is validated.
+        backfill_strategy=strategy if isinstance(strategy, BackfillStrategy) else None,
         name=node.name,
         params=getattr(node, "_params", []),
         metadata=encode(coerce_dict(metadata, f"metadata of '{node.name}'")),

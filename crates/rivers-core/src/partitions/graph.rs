@@ -114,6 +114,7 @@ impl AssetGraph {
             }
         }
         self.partitions = resolved;
+        self.named_partitions = named.iter().map(|(name, partitions)| (name.clone(), Arc::clone(partitions))).collect();
         if check {
             self.check_partition_edges(env)?;
         }

@@ -2,7 +2,7 @@
 //! a `rivers_core::partitions` value; variant classes hang off their base class
 //! (`PartitionsDefinition.Static`, `PartitionKey.Multi`, `PartitionMapping.TimeWindow`, ...).
 
-mod backfill;
+pub(crate) mod backfill;
 mod context;
 mod definition;
 mod key;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rivers_core::BackfillState;
 use serde_json::{Value, json};
 
+use super::paging::{self, Page, PageCursor};
 use super::runs::CREATE_RUNS;
 use super::{Storage, decode};
 use crate::clock::now_ns;
@@ -28,9 +29,12 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when the id is taken; `Backend` for a failed write.
     pub async fn create_backfill(&self, record: &BackfillRecord) -> Result<()> {
+        let what = format!("backfill '{}'", record.backfill_id);
+        let code_location = self.code_location.for_writing(&what)?;
         let mut doc =
             serde_json::to_value(record).map_err(|source| crate::Error::Decode { what: "backfill", source })?;
         doc["created"] = json!(now_ns());
+        doc["code_location"] = json!(code_location);
         self.execute(
             "CREATE type::record('backfill', $id) CONTENT $doc RETURN NONE",
             json!({"id": record.backfill_id, "doc": doc}),
@@ -102,19 +106,50 @@ impl Storage {
         Ok(!rows.is_empty())
     }
 
-    /// Up to `limit` backfills waiting for a coordinator, oldest first (from the status index).
+    /// Up to `limit` of this code location's backfills waiting for a coordinator, oldest first
+    /// (from the location and status index).
     ///
     /// # Errors
-    /// `Decode` for a record this build cannot read; `Backend` for a failed read.
+    /// `MissingCodeLocation` without an identity; `Decode` for a record this build cannot
+    /// read; `Backend` for a failed read.
     pub async fn requested_backfills(&self, limit: usize) -> Result<Vec<BackfillRecord>> {
+        let code_location = self.code_location.for_writing("the claim of a requested backfill")?;
         let rows = self
             .rows(
-                "SELECT * OMIT id FROM backfill WITH INDEX backfill_status_created WHERE status = 'requested' \
-                 ORDER BY created LIMIT $limit",
-                json!({"limit": limit}),
+                "SELECT * OMIT id FROM backfill WITH INDEX backfill_location_status_created \
+                 WHERE code_location = $location AND status = 'requested' ORDER BY created LIMIT $limit",
+                json!({"limit": limit, "location": code_location}),
             )
             .await?;
         decode("backfill", rows)
+    }
+
+    /// One page of backfills, newest first: every backfill, or one code location's. Each page
+    /// costs what its backfills cost, however deep it is.
+    ///
+    /// # Errors
+    /// `Decode` for a record this build cannot read; `Backend` for a failed read.
+    pub async fn get_backfills_page(
+        &self,
+        code_location: Option<&str>,
+        limit: usize,
+        after: Option<&PageCursor>,
+    ) -> Result<Page<BackfillRecord>> {
+        let before = if after.is_some() { "AND created <= $before" } else { "" };
+        let source = match code_location {
+            None => format!("FROM backfill WITH INDEX backfill_created WHERE true {before}"),
+            Some(_) => {
+                format!("FROM backfill WITH INDEX backfill_location_created WHERE code_location = $location {before}")
+            }
+        };
+        let rows = self
+            .rows(
+                &format!("SELECT * OMIT id {source} ORDER BY created DESC LIMIT $limit"),
+                json!({"location": code_location, "before": paging::bound(after), "limit": paging::fetch_size(limit, after)}),
+            )
+            .await?;
+        let read: Vec<BackfillRecord> = decode("backfill", rows)?;
+        Ok(paging::page(read, limit, after, |backfill| backfill.created, |backfill| &backfill.backfill_id))
     }
 
     /// Claims a requested backfill for this process's coordinator: `requested → in_progress`
@@ -139,7 +174,7 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when a run id is taken; `Backend` for a failed write (nothing stored).
     pub async fn submit_backfill_runs(&self, backfill_id: &str, runs: Vec<NewRun>) -> Result<()> {
-        let docs = runs.into_iter().map(Self::run_document).collect::<Result<Vec<Value>>>()?;
+        let docs = runs.into_iter().map(|run| self.run_document(run)).collect::<Result<Vec<Value>>>()?;
         let sql = format!(
             "BEGIN TRANSACTION; {CREATE_RUNS} \
              UPDATE type::record('backfill', $id) SET run_ids = array::concat(run_ids ?? [], $docs.run_id) \

@@ -212,7 +212,7 @@ impl Storage {
     }
 
     async fn create_owned_run(&self, run: NewRun, owner: &RunOwner) -> Result<()> {
-        let mut doc = Self::run_document(run)?;
+        let mut doc = self.run_document(run)?;
         doc["owner"] = json!(owner.token);
         doc["owner_process"] = json!(owner.process);
         doc["owner_host"] = json!(owner.host);

@@ -6,6 +6,7 @@ use crate::clock::now_ns;
 use crate::records::{NewRun, RunRecord, StoredLog, StoredTick};
 use serde_json::{Value, json};
 
+use super::paging::{self, Page, PageCursor};
 use super::{Storage, decode};
 use crate::error::{Error, Result};
 
@@ -28,15 +29,19 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when a run with this id exists; `Backend` for a failed write.
     pub async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
-        let doc = Self::run_document(run)?;
+        let doc = self.run_document(run)?;
         let record: RunRecord =
             serde_json::from_value(doc.clone()).map_err(|source| Error::Decode { what: "run", source })?;
         self.insert_run(doc).await?;
         Ok(record)
     }
 
-    /// The stored document of a new run.
-    pub(crate) fn run_document(run: NewRun) -> Result<Value> {
+    /// The stored document of a new run, under this handle's code location.
+    ///
+    /// # Errors
+    /// `MissingCodeLocation` in a cloud deployment without an identity.
+    pub(crate) fn run_document(&self, run: NewRun) -> Result<Value> {
+        let code_location = self.code_location.for_writing(&format!("run '{}'", run.run_id))?.to_owned();
         let record = RunRecord {
             run_id: run.run_id,
             job_name: run.job_name,
@@ -57,6 +62,7 @@ impl Storage {
             owner_host: None,
             owner_pid: None,
             heartbeat: None,
+            code_location: Some(code_location),
         };
         let mut doc = serde_json::to_value(&record).map_err(|source| Error::Decode { what: "run", source })?;
         // The indexed companion of a field that is not directly indexable: the backfill a run
@@ -93,16 +99,19 @@ impl Storage {
     /// index on (field, creation time), so the cost is that of the page, not of the number of
     /// runs stored.
     pub async fn get_runs_where(&self, filter: &RunFilter, limit: usize) -> Result<Vec<RunRecord>> {
-        Ok(self.get_runs_page(filter, limit, None).await?.runs)
+        Ok(self.get_runs_page(filter, limit, None).await?.items)
     }
 
     /// One page of the runs matching `filter`, newest first: up to `limit` runs after `after`
     /// (the previous page's [`RunPage::next`]; `None` for the first page). Each page costs what
     /// its runs cost, however deep it is, whatever runs are created meanwhile.
-    pub async fn get_runs_page(&self, filter: &RunFilter, limit: usize, after: Option<&RunCursor>) -> Result<RunPage> {
+    pub async fn get_runs_page(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        after: Option<&PageCursor>,
+    ) -> Result<Page<RunRecord>> {
         const COLUMNS: &str = "SELECT * OMIT id, tag_pairs, backfill_id";
-        // Runs of the cursor's start time that were listed are read again and dropped.
-        let fetch = limit + after.map_or(0, |cursor| cursor.listed.len());
         let before = if after.is_some() { "AND start_time <= $before" } else { "" };
         let (source, mut vars) = match filter {
             RunFilter::All => (format!("FROM run WITH INDEX run_start_time WHERE true {before}"), json!({})),
@@ -117,6 +126,17 @@ impl Storage {
                 format!("FROM run WITH INDEX run_backfill_time WHERE backfill_id = $value {before}"),
                 json!({"value": id}),
             ),
+            RunFilter::CodeLocation { code_location, status: None } => (
+                format!("FROM run WITH INDEX run_location_time WHERE code_location = $value {before}"),
+                json!({"value": code_location}),
+            ),
+            RunFilter::CodeLocation { code_location, status: Some(status) } => (
+                format!(
+                    "FROM run WITH INDEX run_location_status_time WHERE code_location = $value \
+                     AND status = $status {before}"
+                ),
+                json!({"value": code_location, "status": status}),
+            ),
             RunFilter::Tag { key, value } => (
                 format!(
                     "FROM (SELECT VALUE type::record('run', run_id) FROM run_tag WITH INDEX run_tag_time \
@@ -125,26 +145,11 @@ impl Storage {
                 json!({"key": key, "value": value}),
             ),
         };
-        vars["limit"] = json!(fetch);
-        if let Some(cursor) = after {
-            vars["before"] = json!(cursor.start_time);
-        }
+        vars["limit"] = json!(paging::fetch_size(limit, after));
+        vars["before"] = json!(paging::bound(after));
         let sql = format!("{COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
-        let mut runs: Vec<RunRecord> = decode("run", self.rows(&sql, vars).await?)?;
-        if let Some(cursor) = after {
-            runs.retain(|run| run.start_time < cursor.start_time || !cursor.listed.contains(&run.run_id));
-        }
-        runs.truncate(limit);
-        let next = (runs.len() == limit && limit > 0).then(|| {
-            let start_time = runs[limit - 1].start_time;
-            let mut listed: Vec<String> =
-                runs.iter().filter(|run| run.start_time == start_time).map(|run| run.run_id.clone()).collect();
-            if let Some(cursor) = after.filter(|cursor| cursor.start_time == start_time) {
-                listed.extend(cursor.listed.iter().cloned());
-            }
-            RunCursor { start_time, listed }
-        });
-        Ok(RunPage { runs, next })
+        let runs: Vec<RunRecord> = decode("run", self.rows(&sql, vars).await?)?;
+        Ok(paging::page(runs, limit, after, |run| run.start_time, |run| &run.run_id))
     }
 
     /// Moves a run to `status` if the lifecycle allows it from the run's current status
@@ -311,24 +316,6 @@ impl Storage {
     }
 }
 
-/// Where the next page of runs starts: before `start_time`, or at it for the runs not yet
-/// listed (several runs may share a start time). Opaque to callers; serialisable, so that a UI
-/// can hand it back.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RunCursor {
-    start_time: i64,
-    listed: Vec<String>,
-}
-
-/// A page of runs, newest first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunPage {
-    /// The runs.
-    pub runs: Vec<RunRecord>,
-    /// Where the next page starts; `None` when this page is the last.
-    pub next: Option<RunCursor>,
-}
-
 /// Which runs a page of [`Storage::get_runs_where`] lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunFilter {
@@ -340,6 +327,13 @@ pub enum RunFilter {
     Job(String),
     /// Runs launched by this backfill.
     Backfill(String),
+    /// Runs of this code location, optionally only those with one status (a daemon's queue).
+    CodeLocation {
+        /// The location's identity.
+        code_location: String,
+        /// Only runs with this status.
+        status: Option<RunStatus>,
+    },
     /// Runs carrying this tag.
     Tag {
         /// Tag key.

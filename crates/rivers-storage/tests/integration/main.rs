@@ -4,6 +4,7 @@
 mod backends;
 mod backfills;
 mod changes;
+mod code_locations;
 mod common;
 mod migrations;
 mod partition_state;

@@ -51,6 +51,10 @@ async fn check_migrated(storage: &Storage) {
         storage.get_runs(10, None).await.unwrap().iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
         ["crashed", "done"]
     );
+    // Runs stored before code-location identities belong to the local location.
+    let local = RunFilter::CodeLocation { code_location: rivers_storage::LOCAL_CODE_LOCATION.into(), status: None };
+    let found: Vec<String> = storage.get_runs_where(&local, 10).await.unwrap().into_iter().map(|r| r.run_id).collect();
+    assert_eq!(found, ["crashed", "done"]);
     // Runs stored before their tags were indexed are found by tag.
     let tagged = RunFilter::Tag { key: "team".into(), value: "data".into() };
     let found: Vec<String> = storage.get_runs_where(&tagged, 10).await.unwrap().into_iter().map(|r| r.run_id).collect();
@@ -70,7 +74,7 @@ async fn an_embedded_v1_store_is_refused_then_migrated() {
     write_v1_store(dir.path()).await;
 
     let refused = Storage::embedded(dir.path()).await.unwrap_err();
-    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 7, .. }), "{refused}");
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 8, .. }), "{refused}");
     assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
 
     Storage::migrate_embedded(dir.path()).await.unwrap();
@@ -109,6 +113,7 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     assert_eq!((backfill.completed, backfill.failed, backfill.canceled), (1, 1, 1));
     assert_eq!(backfill.failed_keys, ["2024-01-02", "2024-01-03"], "what a rerun covers is kept");
     assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::Manual);
+    assert_eq!(backfill.code_location.as_deref(), Some(rivers_storage::LOCAL_CODE_LOCATION));
     assert_eq!(storage.get_run_progress("done").await.unwrap(), (2, 2), "progress moves to the run counters");
 
     // Partition rows moved into the index, status onto the definition's grid.

@@ -224,13 +224,13 @@ async fn runs_page_newest_first_and_a_cursor_is_not_moved_by_new_runs() {
     }
     let ids = |runs: &[rivers_storage::RunRecord]| runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
     let first = storage.get_runs_page(&RunFilter::All, 10, None).await.unwrap();
-    assert_eq!(ids(&first.runs), (15..25).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
+    assert_eq!(ids(&first.items), (15..25).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
     // A run created meanwhile shows on a new first page, not in the pages that follow.
     storage.create_run(new_run("late")).await.unwrap();
     let second = storage.get_runs_page(&RunFilter::All, 10, first.next.as_ref()).await.unwrap();
-    assert_eq!(ids(&second.runs), (5..15).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
+    assert_eq!(ids(&second.items), (5..15).rev().map(|i| format!("r{i:02}")).collect::<Vec<_>>());
     let last = storage.get_runs_page(&RunFilter::All, 10, second.next.as_ref()).await.unwrap();
-    assert_eq!(ids(&last.runs), ["r04", "r03", "r02", "r01", "r00"]);
+    assert_eq!(ids(&last.items), ["r04", "r03", "r02", "r01", "r00"]);
     assert!(last.next.is_none());
 
     // Every filter pages the same way.
@@ -239,7 +239,7 @@ async fn runs_page_newest_first_and_a_cursor_is_not_moved_by_new_runs() {
     let mut cursor = None;
     loop {
         let page = storage.get_runs_page(&tagged, 5, cursor.as_ref()).await.unwrap();
-        pages.extend(ids(&page.runs));
+        pages.extend(ids(&page.items));
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
@@ -247,7 +247,7 @@ async fn runs_page_newest_first_and_a_cursor_is_not_moved_by_new_runs() {
     }
     assert_eq!(pages, (0..25).rev().filter(|i| i % 2 == 1).map(|i| format!("r{i:02}")).collect::<Vec<_>>());
     let running = storage.get_runs_page(&RunFilter::Status(RunStatus::Running), 30, None).await.unwrap();
-    assert_eq!((running.runs.len(), running.next), (26, None));
+    assert_eq!((running.items.len(), running.next), (26, None));
 }
 
 #[tokio::test]
