@@ -5,7 +5,8 @@
 
 The process may not grow any file past MAX_FILE_BYTES (``RLIMIT_FSIZE``; with ``SIGXFSZ``
 ignored the kernel answers such a write with EFBIG, "File too large", as a full disk answers with
-ENOSPC). It prints one JSON line: the run ids that succeeded and the error that ended it.
+ENOSPC). It prints one JSON line: the run ids that succeeded, the error that ended them, and the
+error of one more run attempted after it.
 """
 
 import json
@@ -42,4 +43,9 @@ try:
         succeeded.append(result.run_id)
 except Exception as error:  # the test inspects whatever was raised
     outcome["error"], outcome["error_type"] = str(error), type(error).__name__
+# The store refuses writes from then on; the next run must fail at once, with the cause.
+try:
+    repo.materialize()
+except Exception as error:
+    outcome["next_error"] = str(error)
 print(json.dumps(outcome), flush=True)

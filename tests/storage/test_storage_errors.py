@@ -27,6 +27,9 @@ def test_a_write_the_file_system_refuses_raises_storage_error_with_the_root_caus
     assert "File too large" in outcome["error"], outcome["error"]
     assert "were not written" in outcome["error"], outcome["error"]
     assert outcome["succeeded"], "runs before the failure completed"
+    # Once the disk refused a write the store takes no more, and says why instead of hanging.
+    assert "stopped accepting writes" in outcome["next_error"], outcome["next_error"]
+    assert "File too large" in outcome["next_error"], outcome["next_error"]
 
     # Reopened without the limit: every run that reported success is intact, and the run whose
     # events were refused is not reported as a success.

@@ -129,8 +129,9 @@ impl RemoteTarget {
 }
 
 pub(crate) enum Client {
-    /// Memory or RocksDB, owned by this process.
-    Local { db: Surreal<Db>, datastore: Arc<Datastore> },
+    /// Memory or RocksDB, owned by this process. `failed` holds the I/O error after which the
+    /// datastore stopped accepting writes.
+    Local { db: Surreal<Db>, datastore: Arc<Datastore>, failed: std::sync::OnceLock<String> },
     /// A SurrealDB server over WebSocket.
     Remote { db: Surreal<Any> },
 }
@@ -156,7 +157,7 @@ impl Client {
             source: err.into(),
         })?;
         let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), Some(notifications)).await?;
-        Ok(Client::Local { db, datastore })
+        Ok(Client::Local { db, datastore, failed: std::sync::OnceLock::new() })
     }
 
     pub(crate) async fn connect(target: &RemoteTarget) -> Result<Self> {
@@ -227,16 +228,30 @@ impl Client {
         vars: Value,
         timeout: Option<Duration>,
     ) -> Result<surrealdb::IndexedResults> {
-        retrying_conflicts(|| async {
+        let outcome = retrying_conflicts(|| async {
             let mut response = self.send(sql, vars.clone(), timeout).await?;
             first_error(&mut response).map_or(Ok(response), Err)
         })
-        .await
+        .await;
+        if let (Err(err), Client::Local { failed, .. }) = (&outcome, self) {
+            let text = err.to_string();
+            if matches!(err, Error::Database { .. }) && text.contains("IO error") {
+                let _ = failed.set(text);
+            }
+        }
+        outcome
     }
 
     async fn send(&self, sql: &str, vars: Value, timeout: Option<Duration>) -> Result<surrealdb::IndexedResults> {
         match self {
-            Client::Local { db, .. } => Ok(db.query(sql).bind(vars).await?),
+            Client::Local { db, failed, .. } => {
+                // After an I/O error RocksDB refuses writes until it is reopened, and a commit
+                // sent to it then may never be answered: fail at once with the cause instead.
+                if let Some(cause) = failed.get() {
+                    return Err(Error::DatastoreFailed { cause: cause.clone() });
+                }
+                Ok(db.query(sql).bind(vars).await?)
+            }
             Client::Remote { db } => {
                 let query = db.query(sql).bind(vars);
                 match timeout {

@@ -88,6 +88,16 @@ pub enum Error {
         #[source]
         source: BoxedCause,
     },
+    /// A local datastore stopped accepting writes after an I/O error (a full disk): RocksDB
+    /// refuses writes until the store is reopened.
+    #[error(
+        "the store stopped accepting writes after an I/O error ({cause}); fix the cause (free disk space) \
+         and open the store again"
+    )]
+    DatastoreFailed {
+        /// The first I/O error.
+        cause: String,
+    },
     /// A SurrealDB server could not be reached or refused the sign-in.
     #[error("cannot {action} SurrealDB at {endpoint}: {source}")]
     Connect {

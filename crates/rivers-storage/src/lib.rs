@@ -37,9 +37,9 @@ pub use records::{
 };
 pub use state::StepStatus;
 pub use storage::{
-    BACKFILL_CLAIM_GRACE, CodeLocationRecord, Page, PageCursor, PartitionStatus, PartitionStatusChange,
-    PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim, RunFilter, RunOwner, Storage, StorageKind,
-    definition_fingerprint,
+    AssetEventCursor, BACKFILL_CLAIM_GRACE, CodeLocationRecord, Page, PageCursor, PartitionStatus,
+    PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim, RunFilter, RunOwner,
+    Storage, StorageKind, definition_fingerprint,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -29,6 +29,7 @@ mod runs;
 
 pub use backfills::BACKFILL_CLAIM_GRACE;
 pub use code_locations::CodeLocationRecord;
+pub use events::AssetEventCursor;
 pub use ownership::{PlanRegistration, RunClaim, RunOwner};
 pub use paging::{Page, PageCursor};
 pub use partition_status::{
@@ -288,10 +289,17 @@ impl Storage {
     /// Shuts a connection down and waits until nothing references its datastore any more, so
     /// an embedded path is unlocked when this returns.
     async fn release(client: Client) {
-        if let Err(err) = client.shutdown().await {
-            tracing::warn!(error = %err, "closing storage failed");
+        // A datastore whose disk failed (full, or refusing writes) may never finish its
+        // shutdown; the process must still be able to end.
+        match tokio::time::timeout(RELEASE_WAIT, client.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "closing storage failed"),
+            Err(_) => tracing::warn!(
+                seconds = RELEASE_WAIT.as_secs(),
+                "closing storage did not finish in time; its files are released when the process ends"
+            ),
         }
-        let Client::Local { db, datastore } = client else { return };
+        let Client::Local { db, datastore, .. } = client else { return };
         drop(db);
         // The SDK's engine task holds its own reference until it notices the client is gone.
         let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
@@ -404,6 +412,23 @@ mod tests {
         assert_eq!(decode_events(vec![text, document]).unwrap(), vec![event.clone(), event]);
         let broken = decode_events(vec![Value::String("{".into())]).unwrap_err().to_string();
         assert!(broken.contains("event"), "{broken}");
+    }
+
+    /// The reads that must never scan history are answered from their indexes: SurrealDB
+    /// silently scans a table when an index cannot serve a condition (an index on a bare
+    /// array field cannot serve `CONTAINS`, for example).
+    #[tokio::test]
+    async fn history_reads_use_their_indexes() {
+        let storage = Storage::memory().await.unwrap();
+        let mut plans =
+            vec![events::RUN_SEGMENTS.to_owned(), events::asset_segments(false), events::asset_segments(true)];
+        plans.extend([assets::BY_TAG, assets::BY_KIND, assets::BY_GROUP].map(|(i, c)| assets::declared_where(i, c)));
+        for sql in plans {
+            let vars = json!({"run": "r", "key": "k", "before": 7, "limit": 5, "value": "v"});
+            let plan = serde_json::to_string(&storage.rows(&format!("{sql} EXPLAIN"), vars).await.unwrap()).unwrap();
+            assert!(plan.contains("IndexScan") && !plan.contains("TableScan"), "{sql}\n{plan}");
+        }
+        storage.close().await.unwrap();
     }
 
     #[tokio::test]

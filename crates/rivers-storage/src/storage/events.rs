@@ -15,8 +15,31 @@ use crate::records::{NewEvent, StepState, StoredEvent, StoredLog};
 use crate::state::StepStatus;
 use crate::writer::Command;
 
+use super::paging::Page;
 use super::{Storage, decode_events, decode_segment, expand_nth};
 use crate::error::{Error, Result};
+
+/// Where the next page of an asset's events starts: in segment `segment`, after its first
+/// `listed` events of the asset. Opaque to callers; serialisable, so that a UI can hand it back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AssetEventCursor {
+    segment: i64,
+    listed: usize,
+}
+
+/// The segments holding events of run `$run`, in commit order (from the element index).
+pub(super) const RUN_SEGMENTS: &str = "SELECT events, run_seq_ends FROM event_segment WITH INDEX event_segment_run_seq \
+     WHERE run_ids CONTAINS $run ORDER BY seq";
+
+/// Up to `$limit` segments holding events of asset `$key`, newest first; `paged`: from
+/// segment `$before` down.
+pub(super) fn asset_segments(paged: bool) -> String {
+    let before = if paged { "AND seq <= $before" } else { "" };
+    format!(
+        "SELECT seq, events, run_seq_ends FROM event_segment WITH INDEX event_segment_asset_seq \
+         WHERE asset_keys CONTAINS $key {before} ORDER BY seq DESC LIMIT $limit"
+    )
+}
 
 /// Which end of a list comes first.
 #[derive(Clone, Copy)]
@@ -119,37 +142,74 @@ impl Storage {
     /// Every event of a run, in run order (a compact event read as one event per partition).
     pub async fn get_events_for_run(&self, run_id: &str) -> Result<Vec<StoredEvent>> {
         self.flush().await?;
-        let rows = self
-            .rows("SELECT events, run_seq_ends FROM event_segment WHERE run_ids CONTAINS $run", json!({"run": run_id}))
-            .await?;
+        let rows = self.rows(RUN_SEGMENTS, json!({"run": run_id})).await?;
         let mut events = Vec::new();
         for row in rows {
             events.extend(decode_segment(row)?.into_iter().filter(|e| e.run_id == run_id));
         }
         // Events numbered before sequence numbers existed (schema 1) sort by time.
         events.sort_by_key(|e| (e.run_seq, e.timestamp));
-        self.expand(events, Order::Oldest, usize::MAX).await
+        self.expand(events, Order::Oldest, 0, usize::MAX).await
     }
 
     /// Up to `limit` events of an asset, newest first (a compact event read as one event per
     /// partition, expanded only as far as the limit reaches).
     pub async fn get_events_for_asset(&self, asset_key: &str, limit: usize) -> Result<Vec<StoredEvent>> {
+        Ok(self.get_asset_events_page(asset_key, limit, None).await?.items)
+    }
+
+    /// One page of an asset's events, newest first: up to `limit` after `after` (the previous
+    /// page's [`Page::next`]). Events are ordered by the segment (batch) they were committed in,
+    /// newest first, and within a segment newest first; a compact event reads as one event per
+    /// partition. A page reads its own segments from the (asset, segment) index, however long the
+    /// asset's history, and segments committed meanwhile never shift the pages that follow.
+    ///
+    /// # Errors
+    /// `Decode` for a record this build cannot read; `Backend` for a failed read.
+    pub async fn get_asset_events_page(
+        &self,
+        asset_key: &str,
+        limit: usize,
+        after: Option<&AssetEventCursor>,
+    ) -> Result<Page<StoredEvent, AssetEventCursor>> {
         self.flush().await?;
-        // Every segment found holds at least one event of the asset, so `limit` segments are
-        // enough for `limit` events.
+        if limit == 0 {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
+        // Every segment found holds at least one event of the asset, so `limit` segments after
+        // the cursor's (partly listed) one are enough.
+        let fetch = limit + 1;
         let rows = self
             .rows(
-                "SELECT seq, events, run_seq_ends FROM event_segment WHERE asset_keys CONTAINS $key \
-                 ORDER BY seq DESC LIMIT $limit",
-                json!({"key": asset_key, "limit": limit}),
+                &asset_segments(after.is_some()),
+                json!({"key": asset_key, "before": after.map(|c| c.segment), "limit": fetch}),
             )
             .await?;
-        let mut events = Vec::new();
-        for row in rows {
-            events.extend(decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)));
+        let fetched = rows.len();
+        let mut items = Vec::with_capacity(limit);
+        for (index, row) in rows.into_iter().enumerate() {
+            let segment = row["seq"].as_i64().unwrap_or_default();
+            let mut events: Vec<StoredEvent> =
+                decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)).collect();
+            events.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.run_seq)));
+            let total: usize = events.iter().map(|e| usize::try_from(e.weight()).unwrap_or(usize::MAX)).sum();
+            let skip = after.filter(|cursor| cursor.segment == segment).map_or(0, |cursor| cursor.listed);
+            let room = limit - items.len();
+            let page = self.expand(events, Order::Newest, skip, room).await?;
+            let listed = skip + page.len();
+            items.extend(page);
+            if items.len() == limit {
+                let more_here = listed < total;
+                let more_after = index + 1 < fetched || fetched == fetch;
+                let next = if more_here {
+                    Some(AssetEventCursor { segment, listed })
+                } else {
+                    more_after.then_some(AssetEventCursor { segment: segment - 1, listed: 0 })
+                };
+                return Ok(Page { items, next });
+            }
         }
-        events.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.run_seq)));
-        self.expand(events, Order::Newest, limit).await
+        Ok(Page { items, next: None })
     }
 
     /// Newest materialization of an asset (`partition=None`: of any partition), or of one of
@@ -168,17 +228,29 @@ impl Storage {
             .await?;
         let rows: Vec<Value> = rows.into_iter().filter(|row| row.is_object() || row.is_string()).collect();
         let events = decode_events(rows)?.into_iter().take(1).collect();
-        Ok(self.expand(events, Order::Newest, 1).await?.pop())
+        Ok(self.expand(events, Order::Newest, 0, 1).await?.pop())
     }
 
     /// Expands compact events into one event per covered partition, in `order`, up to `limit`
     /// events in all.
-    async fn expand(&self, events: Vec<StoredEvent>, order: Order, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn expand(
+        &self,
+        events: Vec<StoredEvent>,
+        order: Order,
+        mut skip: usize,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
         let mut expanded = Vec::with_capacity(events.len().min(limit));
         let mut grids: HashMap<String, (Arc<Partitions>, PartitionEnv)> = HashMap::new();
         for event in events {
             if expanded.len() >= limit {
                 break;
+            }
+            // Whole events before the first wanted one are passed over without expanding them.
+            let weight = usize::try_from(event.weight()).unwrap_or(usize::MAX);
+            if skip >= weight {
+                skip -= weight;
+                continue;
             }
             let Some(span) = event.span.as_ref().filter(|_| event.is_compact()) else {
                 expanded.push(event);
@@ -197,12 +269,16 @@ impl Storage {
             // Positions are walked in order, so each one's index in the span is known.
             let expand = |(index, position)| expand_nth(&event, index, position, definition, env);
             match order {
-                Order::Oldest => expanded.extend((0..).zip(span.positions.positions()).take(room).map(expand)),
+                Order::Oldest => {
+                    expanded.extend((0..).zip(span.positions.positions()).skip(skip).take(room).map(expand))
+                }
                 Order::Newest => {
                     let indices = (0..span.positions.len()).rev();
-                    expanded.extend(indices.zip(span.positions.positions_descending()).take(room).map(expand));
+                    let newest_first = indices.zip(span.positions.positions_descending());
+                    expanded.extend(newest_first.skip(skip).take(room).map(expand));
                 }
             }
+            skip = 0;
         }
         Ok(expanded)
     }

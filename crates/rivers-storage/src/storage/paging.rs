@@ -15,13 +15,13 @@ pub struct PageCursor {
     listed: Vec<String>,
 }
 
-/// A newest-first page of `T`.
+/// A newest-first page of `T`, with the cursor `C` of the next page.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
+pub struct Page<T, C = PageCursor> {
     /// The records.
     pub items: Vec<T>,
     /// Where the next page starts; `None` when this page is the last.
-    pub next: Option<PageCursor>,
+    pub next: Option<C>,
 }
 
 /// How many records a page after `after` reads to return `limit` (the listed ones come back).

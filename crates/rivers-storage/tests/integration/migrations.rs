@@ -99,6 +99,8 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     // A backfill as schema 5 stored it: the strategy as JSON text, one list of the failed and
     // canceled partitions.
     db.query(OLD_BACKFILL).await.unwrap().check().unwrap();
+    // Declared asset fields as schema 1 to 7 stored them: one registry document.
+    db.query(OLD_REGISTRY).await.unwrap().check().unwrap();
     // Partition state as schema 5 and 6 stored it: one status record per asset, and the latest
     // materialization of each partition in its own row.
     db.query(old_partition_state()).await.unwrap().check().unwrap();
@@ -114,6 +116,13 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     assert_eq!(backfill.failed_keys, ["2024-01-02", "2024-01-03"], "what a rerun covers is kept");
     assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::Manual);
     assert_eq!(backfill.code_location.as_deref(), Some(rivers_storage::LOCAL_CODE_LOCATION));
+    // Declared fields moved from the registry document to indexed rows.
+    let tagged = storage.get_assets_by_tag("finance").await.unwrap();
+    assert_eq!(tagged.len(), 1);
+    let orders = &tagged[0];
+    assert_eq!((orders.asset_key.as_str(), orders.group.as_deref()), ("orders", Some("sales")));
+    assert_eq!((orders.pool.clone(), orders.upstreams.clone()), (vec![("db".to_string(), 2)], vec!["raw".to_string()]));
+    assert!(storage.get_asset_record("raw").await.unwrap().unwrap().is_external);
     assert_eq!(storage.get_run_progress("done").await.unwrap(), (2, 2), "progress moves to the run counters");
 
     // Partition rows moved into the index, status onto the definition's grid.
@@ -169,6 +178,12 @@ fn old_partition_state() -> String {
         event("p5", "2024-01-05", "v5"),
     )
 }
+
+const OLD_REGISTRY: &str = r#"UPSERT asset_registry:current SET assets = {
+    orders: { tags: ["finance"], kinds: ["table"], group: "sales", code_version: "3", pool: [["db", 2]],
+              upstreams: ["raw"], is_external: false },
+    raw: { tags: [], kinds: [], group: NONE, code_version: NONE, pool: [], upstreams: [], is_external: true }
+};"#;
 
 const OLD_BACKFILL: &str = r#"CREATE backfill:old CONTENT {
     backfill_id: "old", status: "failed", selection: ["daily"], strategy: "{\"kind\":\"single_run\"}",

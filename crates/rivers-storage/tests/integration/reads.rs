@@ -284,3 +284,87 @@ async fn a_runs_steps_list_with_status_times_and_attempts() {
     let again = storage.get_run_steps("r").await.unwrap();
     assert!(again.iter().all(|s| s.start_time.is_none() && s.end_time.is_none() && s.attempts == 1), "{again:?}");
 }
+
+#[tokio::test]
+async fn assets_are_found_by_tag_kind_and_group_with_their_state() {
+    let storage = Storage::memory().await.unwrap();
+    let declared = |key: &str, tags: &[&str], kinds: &[&str], group: Option<&str>| rivers_storage::AssetRecord {
+        asset_key: key.into(),
+        tags: tags.iter().map(|t| (*t).to_string()).collect(),
+        kinds: kinds.iter().map(|k| (*k).to_string()).collect(),
+        group: group.map(str::to_string),
+        ..Default::default()
+    };
+    storage
+        .register_assets(vec![
+            declared("orders", &["finance", "raw"], &["table"], Some("sales")),
+            declared("revenue", &["finance"], &["scalar"], Some("sales")),
+            declared("audit", &["ops"], &["table", "log"], None),
+        ])
+        .await
+        .unwrap();
+    successful_step(&storage, "r1", "revenue");
+    storage.flush().await.unwrap();
+
+    let keys = |records: Vec<rivers_storage::AssetRecord>| records.into_iter().map(|r| r.asset_key).collect::<Vec<_>>();
+    assert_eq!(keys(storage.get_assets_by_tag("finance").await.unwrap()), ["orders", "revenue"]);
+    assert_eq!(keys(storage.get_assets_by_kind("table").await.unwrap()), ["audit", "orders"]);
+    assert_eq!(keys(storage.get_assets_by_group("sales").await.unwrap()), ["orders", "revenue"]);
+    assert!(storage.get_assets_by_tag("nobody").await.unwrap().is_empty());
+    // Found records carry their state.
+    let revenue = storage.get_assets_by_kind("scalar").await.unwrap().remove(0);
+    assert_eq!(revenue.last_run_id.as_deref(), Some("r1"));
+
+    // Registering again replaces declared fields (and moves the asset between index entries),
+    // keeping state; assets registered before stay.
+    storage.register_assets(vec![declared("revenue", &["kpi"], &["scalar"], Some("reporting"))]).await.unwrap();
+    assert_eq!(keys(storage.get_assets_by_tag("finance").await.unwrap()), ["orders"]);
+    assert_eq!(keys(storage.get_assets_by_group("reporting").await.unwrap()), ["revenue"]);
+    let revenue = storage.get_asset_record("revenue").await.unwrap().unwrap();
+    assert_eq!((revenue.tags, revenue.last_run_id.as_deref()), (vec!["kpi".to_string()], Some("r1")));
+    assert_eq!(keys(storage.get_asset_records().await.unwrap()), ["audit", "orders", "revenue"]);
+}
+
+#[tokio::test]
+async fn an_assets_events_page_newest_first_through_compact_events_and_new_commits() {
+    let storage = Storage::memory().await.unwrap();
+    let grid = daily_grid(&storage).await;
+    // Three commits: a step of run r1, a compact event of 6 partitions in r2, a step of r3.
+    successful_step(&storage, "r1", "a");
+    storage.flush().await.unwrap();
+    storage.enqueue_event(of_days("r2", &grid, "0-4,9", None, &uuid::Uuid::new_v4().to_string(), true));
+    storage.flush().await.unwrap();
+    successful_step(&storage, "r3", "a");
+    successful_step(&storage, "r3", "other");
+    storage.flush().await.unwrap();
+
+    let describe = |event: &StoredEvent| match &event.partition_key {
+        Some(day) => format!("{}:{day}", event.run_id),
+        None => format!("{}:{}", event.run_id, event.event_type),
+    };
+    let everything: Vec<String> = storage.get_events_for_asset("a", 100).await.unwrap().iter().map(describe).collect();
+    assert_eq!(everything.len(), 3 + 6 + 3, "{everything:?}");
+    assert!(everything[..3].iter().all(|e| e.starts_with("r3:")), "newest commit first: {everything:?}");
+
+    // Pages of 4 cross segment boundaries and split the compact event, and a commit made
+    // meanwhile does not shift them.
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = storage.get_asset_events_page("a", 4, cursor.as_ref()).await.unwrap();
+        assert!(page.items.len() <= 4);
+        paged.extend(page.items.iter().map(describe));
+        if cursor.is_none() {
+            successful_step(&storage, "r4", "a");
+            storage.flush().await.unwrap();
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, everything);
+    let ids: std::collections::HashSet<String> =
+        storage.get_events_for_asset("a", 100).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 3 + 6 + 3 + 3, "every expanded event has its own id");
+}
