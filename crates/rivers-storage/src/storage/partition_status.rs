@@ -15,7 +15,7 @@
 //! checks each record's version, so a concurrent writer (another process) makes the batch read
 //! again and retry.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -285,6 +285,22 @@ pub(crate) async fn prepare_writes(
     for (_, change) in pending {
         grid(&mut records, &change.asset_key, &change.definition).apply(change);
     }
+    // Runs of other batches that ended without clearing their in-progress positions (a killed
+    // process) are dropped here, so the records do not keep them forever.
+    let batch_runs: HashSet<&str> =
+        changes.iter().map(|(_, c)| c.run_id.as_str()).chain(events.iter().map(|e| e.run_id.as_str())).collect();
+    let others: BTreeSet<String> = records
+        .values()
+        .flat_map(|record| record.grids.values().flat_map(|grid| grid.in_progress.keys()))
+        .filter(|run| !batch_runs.contains(run.as_str()))
+        .cloned()
+        .collect();
+    if !others.is_empty() {
+        let live = live_runs(client, &others.iter().collect::<Vec<_>>()).await?;
+        for grid in records.values_mut().flat_map(|record| record.grids.values_mut()) {
+            grid.in_progress.retain(|run, _| batch_runs.contains(run.as_str()) || live.contains(run));
+        }
+    }
 
     let mut writes = PartitionWrites::default();
     for (key, record) in &records {
@@ -298,6 +314,27 @@ pub(crate) async fn prepare_writes(
         writes.written.extend(changed.into_iter().map(|entry| entry.row(asset, definition)));
     }
     Ok(writes)
+}
+
+/// Which of `runs` are stored and have not ended.
+async fn live_runs(client: &Client, runs: &[&String]) -> Result<BTreeSet<String>> {
+    if runs.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let rows: Vec<Value> = client
+        .query(
+            "SELECT record::id(id) AS run, status FROM array::map($runs, |$r| type::record('run', $r))",
+            json!({"runs": runs}),
+        )
+        .await?
+        .take(0)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
+            row["status"].as_str().and_then(|s| s.parse::<RunStatus>().ok()).is_some_and(|s| !s.is_terminal())
+        })
+        .filter_map(|row| row["run"].as_str().map(str::to_owned))
+        .collect())
 }
 
 fn grid<'a>(records: &'a mut BTreeMap<String, StatusRecord>, asset: &str, definition: &str) -> &'a mut Grid {
@@ -378,7 +415,7 @@ impl Storage {
             return Ok(PartitionStatus::default());
         };
         let grid = record.grids.get(&fingerprint).cloned().unwrap_or_default();
-        let live = self.live_runs(grid.in_progress.keys()).await?;
+        let live = live_runs(&self.inner.client, &grid.in_progress.keys().collect::<Vec<_>>()).await?;
         let in_progress = grid
             .in_progress
             .iter()
@@ -413,23 +450,14 @@ impl Storage {
     }
 
     /// Which of `runs` have not ended.
-    async fn live_runs(&self, runs: impl Iterator<Item = &String>) -> Result<BTreeSet<String>> {
-        let runs: Vec<&String> = runs.collect();
-        if runs.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        let rows = self
-            .rows(
-                "SELECT record::id(id) AS run, status FROM array::map($runs, |$r| type::record('run', $r))",
-                json!({"runs": runs}),
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|row| {
-                row["status"].as_str().and_then(|s| s.parse::<RunStatus>().ok()).is_some_and(|s| !s.is_terminal())
-            })
-            .filter_map(|row| row["run"].as_str().map(str::to_owned))
+    /// The runs an asset's stored status record keeps in-progress positions for, ended or not
+    /// (readers skip ended ones), for tests of the record's upkeep.
+    #[cfg(feature = "testing")]
+    pub async fn runs_kept_in_progress(&self, asset_key: &str) -> Result<BTreeSet<String>> {
+        let records = read_records(&self.inner.client, &[asset_key]).await?;
+        Ok(records
+            .values()
+            .flat_map(|record| record.grids.values().flat_map(|grid| grid.in_progress.keys().cloned()))
             .collect())
     }
 

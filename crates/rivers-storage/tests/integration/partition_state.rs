@@ -122,8 +122,12 @@ async fn in_progress_partitions_belong_to_their_run() {
     // A run that died without a word stops counting once it is failed (run monitoring).
     assert!(storage.transition_run("killed", RunStatus::Failure).await.unwrap());
     assert_eq!(in_progress().await, "5-14");
+    assert!(storage.runs_kept_in_progress("a").await.unwrap().contains("killed"), "until the next write");
     storage.enqueue_partition_status(change("second", PartitionTransition::Abandoned, "5-14"));
     assert_eq!(in_progress().await, "");
+    // The next write of the record dropped the ended run's entry: records do not grow with
+    // the runs that died on them.
+    assert!(storage.runs_kept_in_progress("a").await.unwrap().is_empty());
 }
 
 #[tokio::test]
