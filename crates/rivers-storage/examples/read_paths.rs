@@ -85,6 +85,10 @@ async fn measure(name: &str, storage: Storage, runs: usize, events: usize) {
     time("get_latest_materialization(asset)", || storage.get_latest_materialization("hot", None)).await;
     time("get_asset_record(asset)", || storage.get_asset_record("hot")).await;
     time("succeeded_steps(run) [resume]", || storage.succeeded_steps("run-0000042", None)).await;
+    time("get_events_for_run(one run)", || storage.get_events_for_run("run-0000042")).await;
+    time("get_events_for_asset(asset, limit=50)", || storage.get_events_for_asset("hot", 50)).await;
+    let local = RunFilter::CodeLocation { code_location: rivers_storage::LOCAL_CODE_LOCATION.into(), status: None };
+    time("runs of a code location (limit=50)", || storage.get_runs_where(&local, 50)).await;
     storage.close().await.unwrap();
 }
 

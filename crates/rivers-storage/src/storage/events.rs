@@ -176,38 +176,43 @@ impl Storage {
         if limit == 0 {
             return Ok(Page { items: Vec::new(), next: None });
         }
-        // Every segment found holds at least one event of the asset, so `limit` segments after
-        // the cursor's (partly listed) one are enough.
-        let fetch = limit + 1;
-        let rows = self
-            .rows(
-                &asset_segments(after.is_some()),
-                json!({"key": asset_key, "before": after.map(|c| c.segment), "limit": fetch}),
-            )
-            .await?;
-        let fetched = rows.len();
+        // Segments are read a few at a time, newest first: one segment may hold many events of
+        // the asset (a long batch, a compact event), and each holds at least one.
         let mut items = Vec::with_capacity(limit);
-        for (index, row) in rows.into_iter().enumerate() {
-            let segment = row["seq"].as_i64().unwrap_or_default();
-            let mut events: Vec<StoredEvent> =
-                decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)).collect();
-            events.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.run_seq)));
-            let total: usize = events.iter().map(|e| usize::try_from(e.weight()).unwrap_or(usize::MAX)).sum();
-            let skip = after.filter(|cursor| cursor.segment == segment).map_or(0, |cursor| cursor.listed);
-            let room = limit - items.len();
-            let page = self.expand(events, Order::Newest, skip, room).await?;
-            let listed = skip + page.len();
-            items.extend(page);
-            if items.len() == limit {
-                let more_here = listed < total;
-                let more_after = index + 1 < fetched || fetched == fetch;
-                let next = if more_here {
-                    Some(AssetEventCursor { segment, listed })
-                } else {
-                    more_after.then_some(AssetEventCursor { segment: segment - 1, listed: 0 })
-                };
-                return Ok(Page { items, next });
+        let mut before = after.map(|cursor| cursor.segment);
+        let mut chunk = 2;
+        loop {
+            let rows = self
+                .rows(&asset_segments(before.is_some()), json!({"key": asset_key, "before": before, "limit": chunk}))
+                .await?;
+            let fetched = rows.len();
+            for (index, row) in rows.into_iter().enumerate() {
+                let segment = row["seq"].as_i64().unwrap_or_default();
+                before = Some(segment - 1);
+                let mut events: Vec<StoredEvent> =
+                    decode_segment(row)?.into_iter().filter(|e| e.asset_key.as_deref() == Some(asset_key)).collect();
+                events.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.run_seq)));
+                let total: usize = events.iter().map(|e| usize::try_from(e.weight()).unwrap_or(usize::MAX)).sum();
+                let skip = after.filter(|cursor| cursor.segment == segment).map_or(0, |cursor| cursor.listed);
+                let room = limit - items.len();
+                let page = self.expand(events, Order::Newest, skip, room).await?;
+                let listed = skip + page.len();
+                items.extend(page);
+                if items.len() == limit {
+                    let next = if listed < total {
+                        Some(AssetEventCursor { segment, listed })
+                    } else {
+                        // Whether older segments exist is found out by the next page.
+                        (index + 1 < fetched || fetched == chunk)
+                            .then_some(AssetEventCursor { segment: segment - 1, listed: 0 })
+                    };
+                    return Ok(Page { items, next });
+                }
             }
+            if fetched < chunk {
+                break;
+            }
+            chunk = (chunk * 4).min(limit + 1);
         }
         Ok(Page { items, next: None })
     }
