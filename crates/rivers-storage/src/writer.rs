@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -55,6 +56,13 @@ pub(crate) enum Command {
     },
     /// Forgets a run's lost events (a resumed run starts clean).
     ResetRun(String),
+}
+
+impl Command {
+    /// Whether this is something to write (not a flush or a reset).
+    fn is_write(&self) -> bool {
+        matches!(self, Command::Event(_) | Command::Log(_) | Command::PartitionStatus(_) | Command::PlanGrowth(_))
+    }
 }
 
 /// Steps a step added to its run's plan while the run executes (fan-out instances).
@@ -128,6 +136,8 @@ impl Faults {
 
 pub(crate) struct Writer {
     pub(crate) sender: mpsc::UnboundedSender<Command>,
+    /// Writes enqueued and not yet attempted: a flush with none waits for nothing.
+    unwritten: Arc<AtomicUsize>,
     #[cfg(feature = "testing")]
     pub(crate) faults: Arc<Faults>,
     task: tokio::task::JoinHandle<()>,
@@ -137,13 +147,29 @@ impl Writer {
     pub(crate) fn spawn(client: Arc<Client>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let faults = Arc::new(Faults::default());
-        let task = tokio::spawn(run(client, Arc::clone(&faults), receiver));
+        let unwritten = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(client, Arc::clone(&faults), Arc::clone(&unwritten), receiver));
         Writer {
             sender,
+            unwritten,
             #[cfg(feature = "testing")]
             faults,
             task,
         }
+    }
+
+    /// Enqueues a write (an event, captured output, a status change, a plan growth). A closed
+    /// channel means the writer is gone; the next flush reports it.
+    pub(crate) fn submit(&self, command: Command) {
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        if self.sender.send(command).is_err() {
+            self.unwritten.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether every write enqueued so far has been attempted.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.unwritten.load(Ordering::SeqCst) == 0
     }
 
     /// Stops the writer after it has drained its queue, releasing its connection.
@@ -158,7 +184,12 @@ struct Waiter {
     done: oneshot::Sender<Result<()>>,
 }
 
-async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::UnboundedReceiver<Command>) {
+async fn run(
+    client: Arc<Client>,
+    faults: Arc<Faults>,
+    unwritten: Arc<AtomicUsize>,
+    mut receiver: mpsc::UnboundedReceiver<Command>,
+) {
     let mut lost: HashMap<String, Lost> = HashMap::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut logs: Vec<StoredLog> = Vec::new();
@@ -170,9 +201,13 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
     while open {
         let Some(first) = receiver.recv().await else { break };
         let mut next = Some(first);
+        let mut taken = 0;
         let linger_until = tokio::time::Instant::now() + LINGER;
         loop {
             while let Some(command) = next.take() {
+                if command.is_write() {
+                    taken += 1;
+                }
                 match command {
                     Command::Event(event) => events.push(*event),
                     Command::Log(log) => logs.push(log),
@@ -217,6 +252,7 @@ async fn run(client: Arc<Client>, faults: Arc<Faults>, mut receiver: mpsc::Unbou
             status.clear();
             growths.clear();
         }
+        unwritten.fetch_sub(taken, Ordering::SeqCst);
         for waiter in waiters.drain(..) {
             let outcome = match (&waiter.run_id, &batch_error) {
                 (Some(run_id), _) if lost.contains_key(run_id) => Err(lost[run_id].error(run_id)),

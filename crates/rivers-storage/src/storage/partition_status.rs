@@ -400,8 +400,7 @@ async fn read_regions(
 impl Storage {
     /// Enqueues a status change (written with the next batch of run events).
     pub fn enqueue_partition_status(&self, change: PartitionStatusChange) {
-        // A closed channel means the writer is gone; the next flush reports it.
-        let _ = self.inner.writer.sender.send(Command::PartitionStatus(change));
+        self.inner.writer.submit(Command::PartitionStatus(change));
     }
 
     /// The partition status of an asset on its current definition's grid (empty when nothing
