@@ -1,8 +1,6 @@
-//! Asset records: each asset's declared fields (an `asset_def` row, indexed by tag, kind and
-//! group) merged with its materialization state (its `asset` row).
+//! Asset records: the registry document of declared fields merged with materialization state.
 
 use rivers_core::{AssetVersionState, Staleness, compute_staleness};
-use sha2::{Digest, Sha256};
 
 use crate::records::AssetRecord;
 use serde_json::{Value, json};
@@ -10,52 +8,25 @@ use serde_json::{Value, json};
 use super::{Storage, decode_events};
 use crate::error::{Error, Result};
 
-/// The columns of an `asset_def` row that make up a record's declared fields.
-const DECLARED: &str = "SELECT * OMIT id, digest";
-/// The columns of an `asset` row that make up a record's state.
-const STATE: &str = "SELECT * OMIT id, last_observation";
-
 impl Storage {
     // ---- assets -------------------------------------------------------------------------
 
     /// Registers assets: declared fields are replaced, `last_*` fields are kept.
     ///
-    /// Each asset's declared fields are one `asset_def` row carrying a digest of them; only
-    /// rows whose digest changed are written, so resolving an unchanged repository reads the
-    /// digests and writes nothing.
+    /// Declared fields live in one registry document (one write for a whole repository, however
+    /// large); the `asset` table holds only what materializations and observations record.
     pub async fn register_assets(&self, records: Vec<AssetRecord>) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let declared: Vec<Value> = records
+        let declared: serde_json::Map<String, Value> = records
             .into_iter()
             .map(|r| {
-                let mut doc = json!({"asset_key": r.asset_key, "tags": r.tags, "kinds": r.kinds, "group": r.group,
-                                     "code_version": r.code_version, "pool": r.pool, "upstreams": r.upstreams,
-                                     "is_external": r.is_external});
-                doc["digest"] = json!(digest_of(&doc));
-                doc
+                let doc = json!({"tags": r.tags, "kinds": r.kinds, "group": r.group, "code_version": r.code_version,
+                                 "pool": r.pool, "upstreams": r.upstreams, "is_external": r.is_external});
+                (r.asset_key, doc)
             })
             .collect();
-        let keys: Vec<&Value> = declared.iter().map(|doc| &doc["asset_key"]).collect();
-        let stored = self
-            .rows(
-                "SELECT asset_key, digest FROM array::map($keys, |$key| type::record('asset_def', $key))",
-                json!({"keys": keys}),
-            )
-            .await?;
-        let known: std::collections::HashMap<&str, &str> =
-            stored.iter().filter_map(|row| Some((row["asset_key"].as_str()?, row["digest"].as_str()?))).collect();
-        let changed: Vec<&Value> = declared
-            .iter()
-            .filter(|doc| known.get(doc["asset_key"].as_str().unwrap_or_default()) != doc["digest"].as_str().as_ref())
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
         self.execute(
-            "FOR $doc IN $docs { UPSERT type::record('asset_def', $doc.asset_key) CONTENT $doc RETURN NONE; }",
-            json!({"docs": changed}),
+            "UPSERT asset_registry:current MERGE { assets: $assets } RETURN NONE",
+            json!({"assets": Value::Object(declared)}),
         )
         .await
     }
@@ -92,13 +63,15 @@ impl Storage {
             .inner
             .client
             .query(
-                &format!("{DECLARED} FROM type::record('asset_def', $key); {STATE} FROM type::record('asset', $key);"),
+                "SELECT VALUE assets[$key] FROM asset_registry:current; \
+                 SELECT * OMIT id, last_observation FROM type::record('asset', $key);",
                 json!({"key": asset_key}),
             )
             .await?;
         let declared: Vec<Value> = response.take(0)?;
         let state: Vec<Value> = response.take(1)?;
-        let (declared, state) = (declared.into_iter().next(), state.into_iter().next());
+        let declared = declared.into_iter().find(|v| v.is_object());
+        let state = state.into_iter().next();
         if declared.is_none() && state.is_none() {
             return Ok(None);
         }
@@ -108,43 +81,29 @@ impl Storage {
     /// Every asset record, by ascending key.
     pub async fn get_asset_records(&self) -> Result<Vec<AssetRecord>> {
         self.flush().await?;
-        let mut response =
-            self.inner.client.query(&format!("{DECLARED} FROM asset_def; {STATE} FROM asset;"), json!({})).await?;
+        let mut response = self
+            .inner
+            .client
+            .query(
+                "SELECT VALUE assets FROM asset_registry:current; \
+                 SELECT * OMIT id, last_observation FROM asset;",
+                json!({}),
+            )
+            .await?;
         let declared: Vec<Value> = response.take(0)?;
         let states: Vec<Value> = response.take(1)?;
-        Self::merge_records(declared, states, true)
-    }
-
-    /// The records of the assets whose declared fields match `condition` (`$value` bound to
-    /// `value`), found from `index`; only their state rows are read.
-    async fn get_asset_records_where(&self, index: &str, condition: &str, value: &str) -> Result<Vec<AssetRecord>> {
-        self.flush().await?;
-        let declared = self.rows(&declared_where(index, condition), json!({"value": value})).await?;
-        let keys: Vec<&Value> = declared.iter().map(|doc| &doc["asset_key"]).collect();
-        let states = self
-            .rows(&format!("{STATE} FROM array::map($keys, |$key| type::record('asset', $key))"), json!({"keys": keys}))
-            .await?;
-        Self::merge_records(declared, states, false)
-    }
-
-    /// Merges declared rows with state rows by asset key, ascending; with `every_state`, assets
-    /// that only have state (materialized but never declared) are listed too.
-    fn merge_records(declared: Vec<Value>, states: Vec<Value>, every_state: bool) -> Result<Vec<AssetRecord>> {
-        let mut by_key: std::collections::BTreeMap<String, (Option<Value>, Option<Value>)> = declared
-            .into_iter()
-            .filter_map(|doc| Some((doc["asset_key"].as_str()?.to_owned(), (Some(doc), None))))
-            .collect();
+        let declared = match declared.into_iter().next() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut by_key: std::collections::BTreeMap<String, Option<Value>> =
+            declared.keys().map(|k| (k.clone(), None)).collect();
         for state in states {
-            let Some(key) = state["asset_key"].as_str().map(str::to_owned) else { continue };
-            match by_key.get_mut(&key) {
-                Some(entry) => entry.1 = Some(state),
-                None if every_state => {
-                    by_key.insert(key, (None, Some(state)));
-                }
-                None => {}
+            if let Some(key) = state["asset_key"].as_str() {
+                by_key.insert(key.to_string(), Some(state));
             }
         }
-        by_key.into_iter().map(|(key, (declared, state))| Self::merge_record(&key, declared.as_ref(), state)).collect()
+        by_key.into_iter().map(|(key, state)| Self::merge_record(&key, declared.get(&key), state)).collect()
     }
 
     /// The current data version of each of `asset_keys` that has one (the latest
@@ -168,19 +127,19 @@ impl Storage {
             .collect())
     }
 
-    /// Records whose tags contain `tag` (from the tag index).
+    /// Records whose tags contain `tag`.
     pub async fn get_assets_by_tag(&self, tag: &str) -> Result<Vec<AssetRecord>> {
-        self.get_asset_records_where(BY_TAG.0, BY_TAG.1, tag).await
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.tags.iter().any(|t| t == tag)).collect())
     }
 
-    /// Records whose kinds contain `kind` (from the kind index).
+    /// Records whose kinds contain `kind`.
     pub async fn get_assets_by_kind(&self, kind: &str) -> Result<Vec<AssetRecord>> {
-        self.get_asset_records_where(BY_KIND.0, BY_KIND.1, kind).await
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.kinds.iter().any(|k| k == kind)).collect())
     }
 
-    /// Records of group `group` (from the group index).
+    /// Records of group `group`.
     pub async fn get_assets_by_group(&self, group: &str) -> Result<Vec<AssetRecord>> {
-        self.get_asset_records_where(BY_GROUP.0, BY_GROUP.1, group).await
+        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.group.as_deref() == Some(group)).collect())
     }
 
     /// Live staleness of every asset record, keyed by asset key (ascending).
@@ -202,19 +161,4 @@ impl Storage {
             .collect();
         Ok(compute_staleness(&states))
     }
-}
-
-/// The declared rows matching `condition`, read from `index`.
-pub(super) fn declared_where(index: &str, condition: &str) -> String {
-    format!("{DECLARED} FROM asset_def WITH INDEX {index} WHERE {condition}")
-}
-
-/// The index and condition of each lookup by a declared field.
-pub(super) const BY_TAG: (&str, &str) = ("asset_def_tags", "tags CONTAINS $value");
-pub(super) const BY_KIND: (&str, &str) = ("asset_def_kinds", "kinds CONTAINS $value");
-pub(super) const BY_GROUP: (&str, &str) = ("asset_def_group", "`group` = $value");
-
-/// SHA-256 of a declared document's JSON text, hex-encoded.
-fn digest_of(doc: &Value) -> String {
-    Sha256::digest(doc.to_string().as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
