@@ -71,14 +71,14 @@ impl CodeLocationId {
         })
     }
 
-    /// The identity to write `what` under.
+    /// The identity to write something under; `what` names it in the error (built only then).
     ///
     /// # Errors
     /// `MissingCodeLocation` naming `what` when there is none.
-    pub fn for_writing(&self, what: &str) -> Result<&str> {
+    pub fn for_writing<S: Into<String>>(&self, what: impl FnOnce() -> S) -> Result<&str> {
         match self {
             CodeLocationId::Known(identity) => Ok(identity),
-            CodeLocationId::Missing => Err(Error::MissingCodeLocation { what: what.to_owned() }),
+            CodeLocationId::Missing => Err(Error::MissingCodeLocation { what: what().into() }),
         }
     }
 }
@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(from(&[(DEPLOYMENT_VAR, "cloud"), (CODE_LOCATION_VAR, "7f3c")]).unwrap(), known("7f3c"));
         assert_eq!(from(&[(DEPLOYMENT_VAR, "cloud"), (CODE_LOCATION_VAR, " ")]).unwrap(), CodeLocationId::Missing);
 
-        let missing = from(&[(DEPLOYMENT_VAR, "cloud")]).unwrap().for_writing("run 'r'").unwrap_err().to_string();
+        let missing = from(&[(DEPLOYMENT_VAR, "cloud")]).unwrap().for_writing(|| "run 'r'").unwrap_err().to_string();
         assert!(missing.contains(CODE_LOCATION_VAR) && missing.contains("run 'r'"), "{missing}");
         let invalid = from(&[(DEPLOYMENT_VAR, "prod")]).unwrap_err().to_string();
         assert!(invalid.contains(DEPLOYMENT_VAR) && invalid.contains("\"prod\""), "{invalid}");

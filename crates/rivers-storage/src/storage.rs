@@ -124,6 +124,18 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, rows: Vec<Value>) 
     rows.into_iter().map(|row| serde_json::from_value(row).map_err(|source| Error::Decode { what, source })).collect()
 }
 
+/// The first `bytes` bytes of the SHA-256 of `text`, in hex: the digests that name definition
+/// grids and tell whether a stored snapshot changed.
+pub(crate) fn sha256_hex(text: &str, bytes: usize) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..bytes.min(digest.len())].iter().fold(String::with_capacity(bytes * 2), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
 /// Events as stored in segments and state rows: JSON text since schema 3 (SurrealDB stores a
 /// string at a fraction of the cost of the same value as a document), documents before.
 pub(crate) fn decode_events(items: Vec<Value>) -> Result<Vec<StoredEvent>> {

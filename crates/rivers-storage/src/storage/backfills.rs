@@ -29,8 +29,7 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when the id is taken; `Backend` for a failed write.
     pub async fn create_backfill(&self, record: &BackfillRecord) -> Result<()> {
-        let what = format!("backfill '{}'", record.backfill_id);
-        let code_location = self.code_location.for_writing(&what)?;
+        let code_location = self.code_location.for_writing(|| format!("backfill '{}'", record.backfill_id))?;
         let mut doc =
             serde_json::to_value(record).map_err(|source| crate::Error::Decode { what: "backfill", source })?;
         doc["created"] = json!(now_ns());
@@ -113,7 +112,7 @@ impl Storage {
     /// `MissingCodeLocation` without an identity; `Decode` for a record this build cannot
     /// read; `Backend` for a failed read.
     pub async fn requested_backfills(&self, limit: usize) -> Result<Vec<BackfillRecord>> {
-        let code_location = self.code_location.for_writing("the claim of a requested backfill")?;
+        let code_location = self.code_location.for_writing(|| "the claim of a requested backfill")?;
         let rows = self
             .rows(
                 "SELECT * OMIT id FROM backfill WITH INDEX backfill_location_status_created \

@@ -6,7 +6,6 @@
 
 use rivers_core::DefinitionsSnapshot;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::Storage;
 use crate::clock::now_ns;
@@ -30,9 +29,9 @@ impl Storage {
     /// # Errors
     /// `MissingCodeLocation` without an identity; `Backend` for a failed write.
     pub async fn put_definitions_snapshot(&self, snapshot: &DefinitionsSnapshot) -> Result<bool> {
-        let code_location = self.code_location.for_writing("the definitions snapshot")?;
+        let code_location = self.code_location.for_writing(|| "the definitions snapshot")?;
         let text = snapshot.to_json();
-        let digest = hex_digest(&text);
+        let digest = super::sha256_hex(&text, 32);
         // One statement: the record is written only when its digest differs (or it is new).
         let written = self
             .rows(
@@ -70,8 +69,4 @@ impl Storage {
             .await?;
         super::decode("code location", rows)
     }
-}
-
-fn hex_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }

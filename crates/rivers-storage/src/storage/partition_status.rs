@@ -118,9 +118,8 @@ impl PartitionStatus {
 /// The name of a definition's grid: the first 128 bits of the SHA-256 of its declared data, in
 /// hex.
 pub fn definition_fingerprint(definition: &Partitions) -> String {
-    use sha2::Digest;
     let text = serde_json::to_string(definition).expect("partitions definitions serialise");
-    sha2::Sha256::digest(text.as_bytes())[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+    super::sha256_hex(&text, 16)
 }
 
 /// The status kept on one grid.
@@ -296,7 +295,7 @@ pub(crate) async fn prepare_writes(
         .cloned()
         .collect();
     if !others.is_empty() {
-        let live = live_runs(client, &others.iter().collect::<Vec<_>>()).await?;
+        let live = live_runs(client, &others).await?;
         for grid in records.values_mut().flat_map(|record| record.grids.values_mut()) {
             grid.in_progress.retain(|run, _| batch_runs.contains(run.as_str()) || live.contains(run));
         }
@@ -317,7 +316,8 @@ pub(crate) async fn prepare_writes(
 }
 
 /// Which of `runs` are stored and have not ended.
-async fn live_runs(client: &Client, runs: &[&String]) -> Result<BTreeSet<String>> {
+async fn live_runs(client: &Client, runs: impl IntoIterator<Item = &String>) -> Result<BTreeSet<String>> {
+    let runs: Vec<&String> = runs.into_iter().collect();
     if runs.is_empty() {
         return Ok(BTreeSet::new());
     }
@@ -414,7 +414,7 @@ impl Storage {
             return Ok(PartitionStatus::default());
         };
         let grid = record.grids.get(&fingerprint).cloned().unwrap_or_default();
-        let live = live_runs(&self.inner.client, &grid.in_progress.keys().collect::<Vec<_>>()).await?;
+        let live = live_runs(&self.inner.client, grid.in_progress.keys()).await?;
         let in_progress = grid
             .in_progress
             .iter()

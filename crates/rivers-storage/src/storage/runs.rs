@@ -41,7 +41,7 @@ impl Storage {
     /// # Errors
     /// `MissingCodeLocation` in a cloud deployment without an identity.
     pub(crate) fn run_document(&self, run: NewRun) -> Result<Value> {
-        let code_location = self.code_location.for_writing(&format!("run '{}'", run.run_id))?.to_owned();
+        let code_location = self.code_location.for_writing(|| format!("run '{}'", run.run_id))?.to_owned();
         let record = RunRecord {
             run_id: run.run_id,
             job_name: run.job_name,
