@@ -58,6 +58,27 @@ def test_single_run_backfill_batches_every_partition(make_repo):  # R38
     assert run.partition_key == PK.single([f"2024-01-{d:02d}" for d in range(1, 11)])
 
 
+def test_a_batched_run_of_many_partitions_keeps_its_whole_key(make_repo, tmp_path):
+    # A key of this many values is stored apart from the run's record (which heartbeats
+    # rewrite): every reader of runs, in this process and after a reopen, still sees all of it.
+    year = PD.daily(start=datetime(2024, 1, 1), end=datetime(2025, 1, 1))
+
+    @rs.Asset(partitions_def=year)
+    def daily(context: rs.AssetExecutionContext) -> int:
+        return len(context.partition.keys)
+
+    path = str(tmp_path / "store")
+    repo = make_repo([daily], storage=rs.Storage.embedded(path))
+    result = repo.backfill(partition_range=PKR.single("2024-01-01", "2024-12-31"), strategy=BS.single_run())
+    assert (result.num_runs, result.completed) == (1, 366)
+    key = PK.single([str(day) for day in year.get_partition_keys()])
+    assert repo.storage.get_run(result.run_ids[0]).partition_key == key
+    assert [run.partition_key for run in repo.storage.get_runs()] == [key]
+    repo.shutdown()
+    reopened = rs.Storage.embedded(path)
+    assert reopened.get_run(result.run_ids[0]).partition_key == key
+
+
 def test_per_dimension_runs_one_run_per_day(make_repo):  # R39
     grid = PD.multi({"day": DAYS, "shop": PD.static_(["a", "b", "c"])})
     seen = []

@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "shared_runs", ddl: include_str!("../migrations/0006_shared_runs.surql") },
     Migration { version: 7, name: "partition_ranges", ddl: include_str!("../migrations/0007_partition_ranges.surql") },
     Migration { version: 8, name: "code_locations", ddl: include_str!("../migrations/0008_code_locations.surql") },
+    Migration {
+        version: 9,
+        name: "run_partition_keys",
+        ddl: include_str!("../migrations/0009_run_partition_keys.surql"),
+    },
 ];
 
 /// Schema version written by this build.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use rivers_core::BackfillState;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::paging::{self, Page, PageCursor};
 use super::runs::CREATE_RUNS;
@@ -173,10 +173,10 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when a run id is taken; `Backend` for a failed write (nothing stored).
     pub async fn submit_backfill_runs(&self, backfill_id: &str, runs: Vec<NewRun>) -> Result<()> {
-        let docs = runs.into_iter().map(|run| self.run_document(run)).collect::<Result<Vec<Value>>>()?;
+        let docs = runs.into_iter().map(|run| self.run_document(run)).collect::<Result<Vec<_>>>()?;
         let sql = format!(
             "BEGIN TRANSACTION; {CREATE_RUNS} \
-             UPDATE type::record('backfill', $id) SET run_ids = array::concat(run_ids ?? [], $docs.run_id) \
+             UPDATE type::record('backfill', $id) SET run_ids = array::concat(run_ids ?? [], $docs.run.run_id) \
                  RETURN NONE; \
              COMMIT TRANSACTION;"
         );

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use rivers_core::{RunBackendKind, RunStatus};
 use serde_json::{Value, json};
 
+use super::runs::{RUN_COLUMNS, decode_runs};
 use super::{Storage, decode};
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
@@ -98,7 +99,8 @@ pub enum RunClaim {
     /// The caller owns the run: it records the run's start and outcome. `previous` is the
     /// record as it was before the claim (`None`: the run was created by this call).
     Owned {
-        /// The run before it was claimed.
+        /// The run before it was claimed: its status, owner and cancellation (its partition
+        /// key is `None` when that is stored apart; `get_run` reads it).
         previous: Option<Box<RunRecord>>,
     },
     /// Another live process owns the run: the caller only appends its steps' events.
@@ -213,11 +215,12 @@ impl Storage {
 
     async fn create_owned_run(&self, run: NewRun, owner: &RunOwner) -> Result<()> {
         let mut doc = self.run_document(run)?;
-        doc["owner"] = json!(owner.token);
-        doc["owner_process"] = json!(owner.process);
-        doc["owner_host"] = json!(owner.host);
-        doc["owner_pid"] = json!(owner.pid);
-        doc["heartbeat"] = doc["start_time"].clone();
+        let run = &mut doc.run;
+        run["owner"] = json!(owner.token);
+        run["owner_process"] = json!(owner.process);
+        run["owner_host"] = json!(owner.host);
+        run["owner_pid"] = json!(owner.pid);
+        run["heartbeat"] = run["start_time"].clone();
         self.insert_run(doc).await
     }
 
@@ -329,13 +332,12 @@ impl Storage {
     pub async fn stale_runs(&self, max_age: Duration, backend: Option<RunBackendKind>) -> Result<Vec<RunRecord>> {
         let backend_filter = if backend.is_some() { "AND (backend ?? 'local') = $backend" } else { "" };
         let sql = format!(
-            "SELECT * OMIT id, tag_pairs, backfill_id FROM run WITH INDEX run_status_time \
+            "{RUN_COLUMNS} FROM run WITH INDEX run_status_time \
              WHERE status = 'Running' AND (heartbeat ?? 0) < $stale_before {backend_filter} ORDER BY start_time"
         );
         let vars =
             json!({"stale_before": now_ns() - max_age.as_nanos() as i64, "backend": backend.map(|b| b.as_str())});
-        let rows = self.rows(&sql, vars).await?;
-        decode("run", rows)
+        decode_runs(self.rows(&sql, vars).await?)
     }
 
     /// Fails every run [`Storage::stale_runs`] lists: status `Failure` with the cause in the

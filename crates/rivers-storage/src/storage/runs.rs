@@ -10,16 +10,67 @@ use super::paging::{self, Page, PageCursor};
 use super::{Storage, decode};
 use crate::error::{Error, Result};
 
-/// Creates the run of each document in `$docs` with its `run_tag` rows (one per tag, which
-/// page runs by tag newest-first); part of the caller's transaction.
+/// Creates the run of each [`RunDocument`] in `$docs` with its `run_tag` rows (one per tag,
+/// which page runs by tag newest-first) and its key stored apart, if any; part of the
+/// caller's transaction.
 pub(super) const CREATE_RUNS: &str = "FOR $doc IN $docs { \
-        CREATE type::record('run', $doc.run_id) CONTENT $doc RETURN NONE; \
-        FOR $tag IN $doc.tags { \
-            UPSERT type::record('run_tag', [$doc.run_id, $tag[0], $tag[1]]) \
-                CONTENT { key: $tag[0], value: $tag[1], run_id: $doc.run_id, start_time: $doc.start_time } \
+        LET $run = IF $doc.partition_key = NONE { $doc.run } ELSE { \
+            LET $apart = type::record('run_partition_key', $doc.run.run_id); \
+            CREATE $apart CONTENT { json: $doc.partition_key } RETURN NONE; \
+            $doc.run + { partition_key_ref: $apart } \
+        }; \
+        CREATE type::record('run', $run.run_id) CONTENT $run RETURN NONE; \
+        FOR $tag IN $run.tags { \
+            UPSERT type::record('run_tag', [$run.run_id, $tag[0], $tag[1]]) \
+                CONTENT { key: $tag[0], value: $tag[1], run_id: $run.run_id, start_time: $run.start_time } \
                 RETURN NONE; \
         }; \
     };";
+
+/// The columns of a stored run that [`decode_runs`] reads, with its key stored apart, if any.
+pub(super) const RUN_COLUMNS: &str = "SELECT *, partition_key_ref.json AS partition_key_json \
+    OMIT id, tag_pairs, backfill_id, partition_key_ref";
+
+/// A run's partition key covering more values than this is stored in its own record, not in
+/// the run's: every heartbeat and status change rewrites the run's record, and a single-run
+/// backfill's key can hold a million values.
+const INLINE_KEY_VALUES: usize = 64;
+
+/// A new run as it is written: the run's record, and its partition key as JSON text when
+/// that is stored apart (see [`INLINE_KEY_VALUES`]). Text, because the database would hold a
+/// million-value key as a million values, several hundred bytes each while it writes them.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct RunDocument {
+    pub(crate) run: Value,
+    pub(crate) partition_key: Option<String>,
+}
+
+/// Runs as [`RUN_COLUMNS`] reads them.
+pub(super) fn decode_runs(mut rows: Vec<Value>) -> Result<Vec<RunRecord>> {
+    for row in &mut rows {
+        let apart = row.as_object_mut().and_then(|fields| fields.remove("partition_key_json"));
+        if let Some(Value::String(text)) = apart {
+            row["partition_key"] =
+                serde_json::from_str(&text).map_err(|source| Error::Decode { what: "run partition key", source })?;
+        }
+    }
+    decode("run", rows)
+}
+
+/// Whether a key's JSON form holds more than `limit` values.
+fn holds_more_than(key: &Value, limit: usize) -> bool {
+    fn count(value: &Value, limit: usize, seen: &mut usize) -> bool {
+        match value {
+            Value::Array(items) => items.iter().any(|item| count(item, limit, seen)),
+            Value::Object(fields) => fields.values().any(|field| count(field, limit, seen)),
+            _ => {
+                *seen += 1;
+                *seen > limit
+            }
+        }
+    }
+    count(key, limit, &mut 0)
+}
 
 impl Storage {
     // ---- runs ---------------------------------------------------------------------------
@@ -29,9 +80,11 @@ impl Storage {
     /// # Errors
     /// `AlreadyExists` when a run with this id exists; `Backend` for a failed write.
     pub async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
+        let partition_key = run.partition_key.clone();
         let doc = self.run_document(run)?;
-        let record: RunRecord =
-            serde_json::from_value(doc.clone()).map_err(|source| Error::Decode { what: "run", source })?;
+        let mut record: RunRecord =
+            serde_json::from_value(doc.run.clone()).map_err(|source| Error::Decode { what: "run", source })?;
+        record.partition_key = partition_key;
         self.insert_run(doc).await?;
         Ok(record)
     }
@@ -40,7 +93,8 @@ impl Storage {
     ///
     /// # Errors
     /// `MissingCodeLocation` in a cloud deployment without an identity.
-    pub(crate) fn run_document(&self, run: NewRun) -> Result<Value> {
+    pub(crate) fn run_document(&self, mut run: NewRun) -> Result<RunDocument> {
+        let apart = run.partition_key.take_if(|key| holds_more_than(key, INLINE_KEY_VALUES)).map(|key| key.to_string());
         let code_location = self.code_location.for_writing(|| format!("run '{}'", run.run_id))?.to_owned();
         let record = RunRecord {
             run_id: run.run_id,
@@ -71,22 +125,20 @@ impl Storage {
             rivers_core::LaunchedBy::Backfill { backfill_id } => json!(backfill_id),
             _ => Value::Null,
         };
-        Ok(doc)
+        Ok(RunDocument { run: doc, partition_key: apart })
     }
 
     /// Writes a new run document; each tag also gets a `run_tag` row, which pages runs by tag
     /// newest-first.
-    pub(super) async fn insert_run(&self, doc: Value) -> Result<()> {
+    pub(super) async fn insert_run(&self, doc: RunDocument) -> Result<()> {
         let sql = format!("BEGIN TRANSACTION; {CREATE_RUNS} COMMIT TRANSACTION;");
         self.execute(&sql, json!({"docs": [doc]})).await
     }
 
     /// The run, or `None`.
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
-        let rows = self
-            .rows("SELECT * OMIT id, tag_pairs, backfill_id FROM type::record('run', $id)", json!({"id": run_id}))
-            .await?;
-        Ok(decode("run", rows)?.into_iter().next())
+        let rows = self.rows(&format!("{RUN_COLUMNS} FROM type::record('run', $id)"), json!({"id": run_id})).await?;
+        Ok(decode_runs(rows)?.into_iter().next())
     }
 
     /// Up to `limit` runs, newest first, optionally with one status.
@@ -111,7 +163,6 @@ impl Storage {
         limit: usize,
         after: Option<&PageCursor>,
     ) -> Result<Page<RunRecord>> {
-        const COLUMNS: &str = "SELECT * OMIT id, tag_pairs, backfill_id";
         let before = if after.is_some() { "AND start_time <= $before" } else { "" };
         let (source, mut vars) = match filter {
             RunFilter::All => (format!("FROM run WITH INDEX run_start_time WHERE true {before}"), json!({})),
@@ -147,8 +198,8 @@ impl Storage {
         };
         vars["limit"] = json!(paging::fetch_size(limit, after));
         vars["before"] = json!(paging::bound(after));
-        let sql = format!("{COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
-        let runs: Vec<RunRecord> = decode("run", self.rows(&sql, vars).await?)?;
+        let sql = format!("{RUN_COLUMNS} {source} ORDER BY start_time DESC LIMIT $limit");
+        let runs = decode_runs(self.rows(&sql, vars).await?)?;
         Ok(paging::page(runs, limit, after, |run| run.start_time, |run| &run.run_id))
     }
 

@@ -233,3 +233,47 @@ async fn progress_counts_each_planned_step_once_across_writers() {
     owner_handle.flush_run("r").await.unwrap();
     assert_eq!(owner_handle.get_run_progress("r").await.unwrap(), (4, 5));
 }
+
+#[tokio::test]
+async fn a_run_key_of_many_values_is_stored_apart_from_the_run_and_read_with_it() {
+    let server = common::start_server(common::Auth::None);
+    let storage = server.connect(1).await.remove(0);
+    let values: Vec<String> =
+        (0..1_000).map(|minute| format!("2024-01-01-{:02}:{:02}", minute / 60, minute % 60)).collect();
+    let big = serde_json::json!({"Single": {"key": values}});
+    let small = serde_json::json!({"Single": {"key": ["2024-01-01"]}});
+    let owner = RunOwner::for_this_process();
+    let batched = rivers_storage::NewRun { partition_key: Some(big.clone()), ..new_run("batched") };
+    storage.open_run(batched, &owner, false, ALIVE).await.unwrap();
+    let created = storage.create_run(rivers_storage::NewRun { partition_key: Some(big.clone()), ..new_run("created") });
+    assert!(created.await.unwrap().partition_key.as_ref() == Some(&big), "create_run answers with the whole key");
+    storage.create_run(rivers_storage::NewRun { partition_key: Some(small.clone()), ..new_run("one") }).await.unwrap();
+    assert!(storage.heartbeat_run("batched", &owner).await.unwrap());
+
+    // The run's own record, which heartbeats and status changes rewrite, does not hold a big key.
+    let db = surrealdb::engine::any::connect(server.endpoint.as_str()).await.unwrap();
+    db.use_ns("rivers").use_db("main").await.unwrap();
+    let inline: Vec<serde_json::Value> =
+        db.query("SELECT VALUE partition_key FROM [run:batched, run:created, run:one]").await.unwrap().take(0).unwrap();
+    assert_eq!(inline, [serde_json::Value::Null, serde_json::Value::Null, small.clone()]);
+
+    // Every reader of runs sees the whole key.
+    assert!(storage.get_run("batched").await.unwrap().unwrap().partition_key.as_ref() == Some(&big));
+    let page = storage.get_runs_page(&rivers_storage::RunFilter::All, 10, None).await.unwrap();
+    // (Compared by name: a failed assertion prints its values.)
+    let named = |key: Option<&serde_json::Value>| match key {
+        Some(key) if *key == big => "big",
+        Some(key) if *key == small => "small",
+        _ => "other",
+    };
+    let keys: Vec<(&str, &str)> =
+        page.items.iter().map(|run| (run.run_id.as_str(), named(run.partition_key.as_ref()))).collect();
+    assert_eq!(keys, [("one", "small"), ("created", "big"), ("batched", "big")]);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let stale = storage.stale_runs(Duration::from_millis(50), None).await.unwrap();
+    let keys: Vec<(&str, &str)> =
+        stale.iter().map(|run| (run.run_id.as_str(), named(run.partition_key.as_ref()))).collect();
+    assert_eq!(keys, [("batched", "big"), ("created", "big"), ("one", "small")]);
+    storage.finish_run("batched", &owner, RunStatus::Success, None).await.unwrap();
+    assert!(storage.get_run("batched").await.unwrap().unwrap().partition_key.as_ref() == Some(&big));
+}
