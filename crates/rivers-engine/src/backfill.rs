@@ -23,8 +23,6 @@ use crate::error::{Error, Result};
 use crate::run::{RunOptions, RunOutcome, execute_run};
 use crate::runner::StepRunner;
 
-/// How often the coordinator looks for a cancel marker another process left on the record.
-const CANCEL_POLL: Duration = Duration::from_millis(250);
 /// How stale the stored counters of a running backfill may be: runs of a large backfill end
 /// faster than a record write.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -135,6 +133,8 @@ pub async fn coordinate_backfill(
     registration: LiveRegistration,
 ) -> Result<BackfillOutcome> {
     let backfill_id = job.backfill_id.clone();
+    // Before the marker is read, so that a request stored meanwhile is learned from the feed.
+    storage.watch_cancellations().await?;
     let mut coordinator = Coordinator::new(storage.clone(), job, registration);
     let watcher = coordinator.watch_cancel_marker();
     let driven = coordinator.drive(Arc::clone(&runs)).await;
@@ -185,16 +185,23 @@ impl Coordinator {
         self.live.cancelled.load(Ordering::SeqCst)
     }
 
-    /// Polls the record's cancel marker (left by `cancel_backfill` in another process).
+    /// Cancels the backfill once its record's cancel marker is set, by any process: read once,
+    /// then learned from the change feed.
     fn watch_cancel_marker(&self) -> tokio::task::JoinHandle<()> {
         let (storage, live, backfill_id) = (self.storage.clone(), Arc::clone(&self.live), self.job.backfill_id.clone());
+        let mut requests = storage.cancellation_requests();
         tokio::spawn(async move {
+            match storage.backfill_cancel_requested(&backfill_id).await {
+                Ok(true) => return live.cancel(),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(backfill_id, error = %err, "reading a backfill's cancel marker failed"),
+            }
             loop {
-                tokio::time::sleep(CANCEL_POLL).await;
-                match storage.backfill_cancel_requested(&backfill_id).await {
-                    Ok(true) => return live.cancel(),
-                    Ok(false) => {}
-                    Err(err) => tracing::warn!(backfill_id, error = %err, "reading a backfill's cancel marker failed"),
+                if storage.is_backfill_cancel_seen(&backfill_id) {
+                    return live.cancel();
+                }
+                if requests.changed().await.is_err() {
+                    return;
                 }
             }
         })

@@ -24,12 +24,10 @@ use scheduler::Scheduler;
 
 mod scheduler;
 
-/// How often the engine asks storage whether another process requested cancellation; local
-/// requests (through the same handle) are seen at once.
-const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(500);
-/// How often a run with steps in flight looks for a cancellation requested through this
-/// handle (requests from other processes are polled every `REMOTE_CANCEL_POLL`).
-const CANCEL_CHECK: Duration = Duration::from_millis(100);
+/// How often a run with steps in flight looks for a cancellation request among those its
+/// storage handle knows of: made through it, or by another process and read from the change
+/// feed (`Storage::watch_cancellations`).
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Granularity at which a backoff wait notices cancellation.
 const BACKOFF_TICK: Duration = Duration::from_millis(50);
 
@@ -200,6 +198,8 @@ pub async fn execute_run(
         launched_by: options.launched_by.clone(),
         backend: options.backend,
     };
+    // Before the run exists, so that no request stored for it can be missed.
+    storage.watch_cancellations().await?;
     let claim = storage.open_run(new_run, &owner, options.resume, options.liveness.dead_after).await?;
     storage.attach_run(&run_id);
     let role = match claim {
@@ -627,20 +627,12 @@ impl Shared {
         Some(policy.backoff.as_ref().map_or(Duration::ZERO, |b| b.delay(attempt, fastrand::f64())))
     }
 
-    /// Sleeps for a backoff; `false` when the run was cancelled meanwhile (through this
-    /// handle: at once; from another process: within `REMOTE_CANCEL_POLL`).
+    /// Sleeps for a backoff; `false` when the run was cancelled meanwhile.
     async fn wait_backoff(&self, delay: Duration) -> bool {
         let deadline = Instant::now() + delay;
-        let mut next_remote_check = Instant::now() + REMOTE_CANCEL_POLL;
         loop {
             if self.cancel_requested() {
                 return false;
-            }
-            if Instant::now() >= next_remote_check {
-                next_remote_check = Instant::now() + REMOTE_CANCEL_POLL;
-                if self.storage.is_cancelled(&self.options.run_id).await.unwrap_or(false) {
-                    return false;
-                }
             }
             let now = Instant::now();
             if now >= deadline {

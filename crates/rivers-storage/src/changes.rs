@@ -1,40 +1,88 @@
-//! The change feed: new events and run-record changes as they are committed, by any process
-//! writing to the store.
+//! The change feed: new events, run changes and backfill changes in commit order, as any
+//! process writing to the store commits them, resumable from a cursor.
 //!
-//! It is built on SurrealDB live queries over the `event_segment` and `run` tables, so it
-//! sees the writes of every connection to the same database (a UI process reading a server
-//! that step pods write to), not only this handle's. The UI's server-sent events and the
-//! daemon's event-driven wake-ups both read it.
+//! It reads SurrealDB's change feed (`SHOW CHANGES FOR DATABASE`), which schema 10 keeps for
+//! the `event_segment`, `run` and `backfill` tables for a day. Each commit has a versionstamp,
+//! increasing in commit order across every connection to the database; a [`FeedCursor`] is
+//! that versionstamp, so a subscriber that reconnects with the cursor of the last commit it
+//! handled resumes after it, missing and repeating nothing. The UI's server-sent events, the
+//! daemon's wake-ups and cancellation across processes all read it.
 
-use futures::StreamExt;
-use futures::stream::BoxStream;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
 use serde_json::Value;
-use surrealdb::Notification;
-use surrealdb::types::Action;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::records::{RunRecord, StoredEvent};
+use crate::records::{BackfillRecord, RunRecord, StoredEvent};
 use crate::storage::decode_segment;
 
-/// How many changes may wait for a slow subscriber before the feed applies back-pressure to
-/// its live queries.
+/// How often a subscription asks for new commits when the last read found none: the longest a
+/// change waits before it is delivered.
+pub const FEED_POLL: Duration = Duration::from_millis(50);
+/// Commits read per query.
+const PAGE: usize = 256;
+/// How many commits may wait for a slow subscriber before reading pauses.
 const BUFFER: usize = 1024;
+/// How long a subscription waits before reading again after a failed read.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-/// One committed change. Changes of different commits may arrive in a different order than
-/// they were committed: order a run's events by `run_seq`.
+/// A position in the change feed: the versionstamp of a commit. Its text form (a decimal
+/// number) is what a subscriber keeps, for example as an SSE `Last-Event-ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedCursor(u64);
+
+impl fmt::Display for FeedCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for FeedCursor {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        text.trim().parse().map(FeedCursor).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "'{text}' is not a change-feed cursor: use the cursor of a change the feed delivered"
+            ))
+        })
+    }
+}
+
+/// One committed change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Events stored together (one writer batch), in the order they were enqueued.
     Events(Vec<StoredEvent>),
-    /// A run record was created or changed (status, outcome, cancellation request).
+    /// A run record was created or changed (status, outcome, heartbeat, cancellation request).
+    /// A partition key stored apart from the run (more than 64 values) is `None` here;
+    /// `get_run` reads it.
     Run(Box<RunRecord>),
+    /// A backfill record was created or changed (status, counters, cancellation request).
+    Backfill(Box<BackfillRecord>),
 }
 
-/// A subscription to the change feed; dropping it ends the live queries.
+/// The changes of one commit, and the cursor to resume after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    /// Where this commit is in the feed.
+    pub cursor: FeedCursor,
+    /// What it changed, in the order it wrote it.
+    pub changes: Vec<Change>,
+}
+
+/// Where a read of the feed starts: after a commit, or at the start of the feed.
+fn since_clause(after: Option<FeedCursor>) -> String {
+    after.map_or(0, |cursor| cursor.0 + 1).to_string()
+}
+
+/// A subscription to the change feed; dropping it stops reading.
 pub struct ChangeFeed {
-    receiver: mpsc::Receiver<Result<Change>>,
+    receiver: mpsc::Receiver<Result<FeedEntry>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,60 +93,118 @@ impl Drop for ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// The next change; `None` once the store is closed.
+    /// The next commit's changes; `None` once the subscription ended.
     ///
     /// # Errors
-    /// `Decode` for a record this build cannot read, `Backend` when the connection fails.
+    /// A failed read of the feed (the subscription keeps reading, from where it stopped) or
+    /// a record this build cannot decode.
     ///
     /// # Cancel safety
-    /// Cancel safe: a change not returned stays queued for the next call.
-    pub async fn next(&mut self) -> Option<Result<Change>> {
+    /// Cancel safe: an entry not returned stays queued for the next call.
+    pub async fn next(&mut self) -> Option<Result<FeedEntry>> {
         self.receiver.recv().await
     }
 }
 
-type Notifications = BoxStream<'static, surrealdb::Result<Notification<Value>>>;
-
-async fn live(client: &Client, table: &str) -> Result<Notifications> {
-    Ok(match client {
-        Client::Local { db, .. } => db.select::<Vec<Value>>(table).live().await?.boxed(),
-        Client::Remote { db } => db.select::<Vec<Value>>(table).live().await?.boxed(),
-    })
-}
-
-fn change(table: &'static str, notification: Notification<Value>) -> Option<Result<Change>> {
-    if !matches!(notification.action, Action::Create | Action::Update) {
-        return None;
+/// The cursor of the newest commit in the feed (`None` when it holds none): a subscription
+/// from "now" reads after it.
+///
+/// Found by bisecting the versionstamps with reads of one commit each (at most 64), because
+/// `SHOW CHANGES ... SINCE <datetime>` cannot be trusted to map a time to a versionstamp on
+/// every SurrealDB engine (the in-memory one reads the time as nanoseconds while it stamps
+/// commits in milliseconds). Every later commit has a greater versionstamp.
+pub(crate) async fn head(client: &Client) -> Result<Option<FeedCursor>> {
+    let Some(mut newest) = first_commit_from(client, 0).await? else { return Ok(None) };
+    // Invariant: a commit is stamped `newest`, none is stamped `ceiling` or later (a commit
+    // made meanwhile may be: the bisection then ends at it).
+    let mut ceiling = u64::MAX >> 1;
+    while ceiling - newest > 1 {
+        let middle = newest + (ceiling - newest) / 2;
+        match first_commit_from(client, middle).await? {
+            Some(stamp) => {
+                newest = stamp;
+                ceiling = ceiling.max(stamp + 1);
+            }
+            None => ceiling = middle,
+        }
     }
-    let record = notification.data;
-    Some(match table {
-        "event_segment" if record["events"].is_array() => decode_segment(record).map(Change::Events),
-        "event_segment" => return None,
-        _ => serde_json::from_value(record)
-            .map(|run| Change::Run(Box::new(run)))
-            .map_err(|source| Error::Decode { what: "run", source }),
-    })
+    Ok(Some(FeedCursor(newest)))
 }
 
-/// Starts the live queries and a task forwarding their notifications.
-pub(crate) async fn subscribe(client: &Client) -> Result<ChangeFeed> {
-    let segments = live(client, "event_segment").await?.map(|n| (n, "event_segment"));
-    let runs = live(client, "run").await?.map(|n| (n, "run"));
-    let mut merged = futures::stream::select(segments, runs);
+/// The versionstamp of the first commit stamped `from` or later.
+async fn first_commit_from(client: &Client, from: u64) -> Result<Option<u64>> {
+    let sql = format!("SHOW CHANGES FOR DATABASE SINCE {from} LIMIT 1");
+    let sets: Vec<Value> = client.query(&sql, serde_json::json!({})).await?.take(0)?;
+    Ok(sets.first().and_then(|set| set["versionstamp"].as_u64()))
+}
+
+/// Up to `limit` commits after `after` (from the start of the feed for `None`), oldest first.
+pub(crate) async fn read(client: &Client, after: Option<FeedCursor>, limit: usize) -> Result<Vec<FeedEntry>> {
+    let sql = format!("SHOW CHANGES FOR DATABASE SINCE {} LIMIT {limit}", since_clause(after));
+    let sets: Vec<Value> = client.query(&sql, serde_json::json!({})).await?.take(0)?;
+    sets.into_iter().map(entry).filter_map(Result::transpose).collect()
+}
+
+/// A commit's entry; `None` for a commit that changed none of the feed's records (a table
+/// definition).
+fn entry(set: Value) -> Result<Option<FeedEntry>> {
+    let stamp = set["versionstamp"]
+        .as_u64()
+        .ok_or_else(|| Error::Corrupt { what: "change set".into(), detail: format!("no versionstamp in {set}") })?;
+    let Value::Array(items) = set.get("changes").cloned().unwrap_or(Value::Null) else { return Ok(None) };
+    let mut changes = Vec::new();
+    for item in items {
+        // Deletions (pruning) and table definitions are not changes subscribers act on.
+        let Some(record) = item.get("update") else { continue };
+        changes.push(change(record.clone())?);
+    }
+    Ok((!changes.is_empty()).then_some(FeedEntry { cursor: FeedCursor(stamp), changes }))
+}
+
+/// A changed record as what it is: a segment holds `events`, a run its `run_id` (it may also
+/// name its backfill), a backfill only its `backfill_id`.
+fn change(mut record: Value) -> Result<Change> {
+    if let Some(fields) = record.as_object_mut() {
+        fields.remove("id");
+    }
+    if record["events"].is_array() {
+        decode_segment(record).map(Change::Events)
+    } else if record.get("run_id").is_some() {
+        serde_json::from_value(record)
+            .map(|run| Change::Run(Box::new(run)))
+            .map_err(|source| Error::Decode { what: "run", source })
+    } else {
+        serde_json::from_value(record)
+            .map(|backfill| Change::Backfill(Box::new(backfill)))
+            .map_err(|source| Error::Decode { what: "backfill", source })
+    }
+}
+
+/// Reads the feed after `after` in a task, forwarding each commit to the subscription.
+pub(crate) fn follow(client: std::sync::Arc<Client>, mut after: Option<FeedCursor>) -> ChangeFeed {
     let (sender, receiver) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
-        while let Some((notification, table)) = merged.next().await {
-            let item = match notification {
-                Ok(notification) => match change(table, notification) {
-                    Some(item) => item,
-                    None => continue,
-                },
-                Err(err) => Err(err.into()),
+        loop {
+            let wait = match read(&client, after, PAGE).await {
+                Ok(entries) => {
+                    let full = entries.len() == PAGE;
+                    for entry in entries {
+                        after = Some(entry.cursor);
+                        if sender.send(Ok(entry)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if full { Duration::ZERO } else { FEED_POLL }
+                }
+                Err(err) => {
+                    if sender.send(Err(err)).await.is_err() {
+                        return;
+                    }
+                    RETRY_AFTER
+                }
             };
-            if sender.send(item).await.is_err() {
-                break;
-            }
+            tokio::time::sleep(wait).await;
         }
     });
-    Ok(ChangeFeed { receiver, task })
+    ChangeFeed { receiver, task }
 }

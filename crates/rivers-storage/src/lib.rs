@@ -26,7 +26,7 @@ mod state;
 mod storage;
 mod writer;
 
-pub use changes::{Change, ChangeFeed};
+pub use changes::{Change, ChangeFeed, FEED_POLL, FeedCursor, FeedEntry};
 pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{BoxedCause, Error, Result};

@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "run_partition_keys",
         ddl: include_str!("../migrations/0009_run_partition_keys.surql"),
     },
+    Migration { version: 10, name: "change_feed", ddl: include_str!("../migrations/0010_change_feed.surql") },
 ];
 
 /// Schema version written by this build.

@@ -1,7 +1,7 @@
 //! The `Storage` handle: one connection (a local datastore or a SurrealDB server) plus its
 //! batched event writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +13,13 @@ use serde_json::Value;
 use crate::client::{Client, RemoteTarget};
 use crate::error::{Error, Result};
 use crate::identity::CodeLocationId;
-use crate::migrations;
 use crate::records::StoredEvent;
 use crate::writer::Writer;
+use crate::{changes, migrations};
 
 mod assets;
 mod backfills;
+mod cancellation;
 mod code_locations;
 mod events;
 mod kv;
@@ -79,9 +80,12 @@ struct Inner {
     kind: StorageKind,
     location: String,
     writer: Writer,
-    /// Runs whose cancellation was requested through this handle: checked between steps
-    /// without a database round trip.
-    cancelled: Mutex<HashSet<String>>,
+    /// Cancellation requests this handle knows of: checked between steps without a database
+    /// round trip.
+    cancellations: Arc<cancellation::Cancellations>,
+    /// Learns other processes' requests from the change feed once started; stopped before
+    /// the connection is released.
+    cancel_watch: cancellation::CancelWatch,
     /// Partitions definitions by fingerprint, as read (a fingerprint names one definition).
     definitions: Mutex<HashMap<String, Arc<rivers_core::partitions::Partitions>>>,
     /// Last, so that it drops after the writer's channel (see [`Closer`]).
@@ -290,7 +294,8 @@ impl Storage {
                 kind,
                 location,
                 writer,
-                cancelled: Mutex::new(HashSet::new()),
+                cancellations: Arc::default(),
+                cancel_watch: cancellation::CancelWatch::default(),
                 definitions: Mutex::new(HashMap::new()),
                 closer,
             }),
@@ -332,9 +337,10 @@ impl Storage {
     pub async fn close(self) -> Result<()> {
         let flushed = self.flush().await;
         let Ok(inner) = Arc::try_unwrap(self.inner) else { return flushed };
-        let Inner { client, writer, mut closer, .. } = inner;
+        let Inner { client, writer, mut closer, cancel_watch, .. } = inner;
         // Closed here and now, not in the background.
         closer.client = None;
+        cancel_watch.stop().await;
         writer.stop().await;
         match Arc::try_unwrap(client) {
             Ok(client) => Self::release(client).await,
@@ -358,14 +364,31 @@ impl Storage {
         &self.inner.location
     }
 
-    /// Subscribes to the change feed: every batch of events and every run-record change
-    /// committed to this store from now on, by any connection. Drop the feed before closing
-    /// the store (it holds the connection open).
+    /// Subscribes to the change feed: every batch of events and every run and backfill
+    /// change committed to this store from now on, by any connection, in commit order. Drop
+    /// the feed before closing the store (it holds the connection open).
     ///
     /// # Errors
-    /// `Backend` when the live queries cannot be started.
+    /// A failed read of the feed's newest commit.
     pub async fn subscribe(&self) -> Result<crate::ChangeFeed> {
-        crate::changes::subscribe(&self.inner.client).await
+        let head = changes::head(&self.inner.client).await?;
+        Ok(changes::follow(Arc::clone(&self.inner.client), head))
+    }
+
+    /// Subscribes to the change feed from the commit after `cursor` (the cursor of the last
+    /// entry a previous subscription delivered): nothing is missed or repeated, as long as the
+    /// cursor is younger than the feed's retention (a day).
+    #[must_use]
+    pub fn subscribe_after(&self, cursor: crate::FeedCursor) -> crate::ChangeFeed {
+        changes::follow(Arc::clone(&self.inner.client), Some(cursor))
+    }
+
+    /// Up to `limit` commits after `cursor`, oldest first (one read of the feed).
+    ///
+    /// # Errors
+    /// A failed read, or a change this build cannot decode.
+    pub async fn changes_after(&self, cursor: crate::FeedCursor, limit: usize) -> Result<Vec<crate::FeedEntry>> {
+        changes::read(&self.inner.client, Some(cursor), limit).await
     }
 
     /// A handle on the same store that writes for `code_location` (a process serving several

@@ -5,14 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use rivers_core::{EventType, FailureReason, Plan, PlanGrowth, StepKey};
 
-use super::{Attempt, CANCEL_CHECK, Lane, REMOTE_CANCEL_POLL, Shared, StepState, lane};
+use super::{Attempt, CANCEL_CHECK, Lane, Shared, StepState, lane};
 use crate::fan_out::{FanOuts, Needs};
 use crate::runner::StepFailure;
 
@@ -52,7 +51,6 @@ pub(super) struct Scheduler {
     /// Steps that succeeded in an earlier attempt of this run (resume). Growth is not stored:
     /// a resumed run does not re-add the steps its producers grew before.
     already_done: std::collections::HashSet<String>,
-    last_remote_cancel_check: Instant,
     fan_outs: FanOuts,
     /// Graph steps failing because an internal step failed, with that step's key: the run loop
     /// records their failure.
@@ -75,7 +73,6 @@ impl Scheduler {
             storage_error: None,
             attempts: HashMap::new(),
             already_done,
-            last_remote_cancel_check: Instant::now(),
             fan_outs: FanOuts::default(),
             member_failures: Vec::new(),
         };
@@ -311,25 +308,11 @@ impl Scheduler {
         self.running.iter().find(|(_, n)| **n > 0).map(|(lane, _)| *lane)
     }
 
-    async fn check_cancellation(&mut self) {
-        // After a lost write the run is ending anyway, and polling a store that is gone would
-        // only hold the loop up.
-        if self.shared.cancelled.load(Ordering::SeqCst) || self.storage_error.is_some() {
+    fn check_cancellation(&mut self) {
+        if self.shared.cancelled.load(Ordering::SeqCst) {
             return;
         }
-        let remote_due = self.last_remote_cancel_check.elapsed() >= REMOTE_CANCEL_POLL;
-        let requested = self.shared.cancel_requested()
-            || (remote_due
-                && {
-                    self.last_remote_cancel_check = Instant::now();
-                    // A store that cannot be read cannot say the run was cancelled; whatever made
-                    // it unreachable surfaces through the run's writes, which name what was lost.
-                    self.shared.storage.is_cancelled(&self.shared.options.run_id).await.unwrap_or_else(|err| {
-                    tracing::warn!(run_id = %self.shared.options.run_id, error = %err, "could not check for cancellation");
-                    false
-                })
-                });
-        if requested {
+        if self.shared.cancel_requested() {
             self.shared.cancelled.store(true, Ordering::SeqCst);
             self.stop();
             self.shared.runner.cancel_running(&self.shared.options.run_id);
@@ -343,7 +326,7 @@ impl Scheduler {
         let mut cancel_check = tokio::time::interval(CANCEL_CHECK);
         cancel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.check_cancellation().await;
+            self.check_cancellation();
             if !self.shared.stopping.load(Ordering::SeqCst) {
                 self.start_ready(&mut in_flight);
             } else {

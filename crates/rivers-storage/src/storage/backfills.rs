@@ -102,7 +102,11 @@ impl Storage {
                 json!({"id": backfill_id}),
             )
             .await?;
-        Ok(!rows.is_empty())
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        self.learn_backfill_cancel(backfill_id);
+        Ok(true)
     }
 
     /// Up to `limit` of this code location's backfills waiting for a coordinator, oldest first

@@ -313,35 +313,6 @@ impl Storage {
         Ok(!rows.is_empty())
     }
 
-    /// Sets the cooperative cancellation flag of a run. A run not created yet is flagged on this
-    /// handle only, so a run started through it later begins cancelled.
-    pub async fn request_cancellation(&self, run_id: &str) -> Result<()> {
-        self.inner.cancelled.lock().insert(run_id.to_string());
-        self.execute("UPDATE type::record('run', $id) SET cancel_requested = true RETURN NONE", json!({"id": run_id}))
-            .await
-    }
-
-    /// Withdraws a run's cancellation request, on this handle and in storage: `resume` of a
-    /// run that ended `Canceled` runs again instead of cancelling itself at once.
-    pub async fn clear_cancellation(&self, run_id: &str) -> Result<()> {
-        self.inner.cancelled.lock().remove(run_id);
-        self.execute("UPDATE type::record('run', $id) SET cancel_requested = false RETURN NONE", json!({"id": run_id}))
-            .await
-    }
-
-    /// Whether cancellation was requested through this handle (no database round trip).
-    pub fn is_cancel_requested_locally(&self, run_id: &str) -> bool {
-        self.inner.cancelled.lock().contains(run_id)
-    }
-
-    /// Whether cancellation was requested, through any handle.
-    pub async fn is_cancelled(&self, run_id: &str) -> Result<bool> {
-        if self.is_cancel_requested_locally(run_id) {
-            return Ok(true);
-        }
-        Ok(self.get_run(run_id).await?.is_some_and(|r| r.cancel_requested))
-    }
-
     // ---- run logs -----------------------------------------------------------------------
 
     /// Captured step output of a run, oldest first.

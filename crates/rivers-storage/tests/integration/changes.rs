@@ -1,20 +1,37 @@
-//! The change feed: committed events and run changes reach subscribers, from any connection.
+//! The change feed: committed events, run and backfill changes reach subscribers in commit
+//! order, from any connection, and a subscriber resumes from a cursor.
 
 use std::time::Duration;
 
 use crate::common::{Auth, new_run, start_server, successful_step};
 use rivers_core::{EventType, RunStatus};
-use rivers_storage::{Change, ChangeFeed, RemoteTarget, Storage};
+use rivers_storage::{Change, ChangeFeed, FeedCursor, FeedEntry, RemoteTarget, Storage};
 
-/// A change must arrive within this; the feed is push-based, so this only bounds a failure.
+/// A change must arrive within this; it only bounds a failure.
 const DELIVERY: Duration = Duration::from_secs(10);
 
-async fn next(feed: &mut ChangeFeed) -> Change {
+async fn next_entry(feed: &mut ChangeFeed) -> FeedEntry {
     tokio::time::timeout(DELIVERY, feed.next()).await.expect("no change arrived").expect("feed ended").unwrap()
+}
+
+/// The next change, and the cursor of its commit.
+async fn next_with_cursor(feed: &mut ChangeFeed, pending: &mut Vec<(FeedCursor, Change)>) -> (FeedCursor, Change) {
+    if pending.is_empty() {
+        let entry = next_entry(feed).await;
+        pending.extend(entry.changes.into_iter().rev().map(|change| (entry.cursor, change)));
+    }
+    pending.pop().unwrap()
 }
 
 /// Writes a run and one successful step through `writer`, reads them back from `feed`.
 async fn observe_a_run(writer: &Storage, feed: &mut ChangeFeed) {
+    let mut pending = Vec::new();
+    let mut cursors = Vec::new();
+    let mut next = async |feed: &mut ChangeFeed| {
+        let (cursor, change) = next_with_cursor(feed, &mut pending).await;
+        cursors.push(cursor);
+        change
+    };
     writer.create_run(new_run("r")).await.unwrap();
     let Change::Run(run) = next(feed).await else { panic!("expected the new run first") };
     assert_eq!((run.run_id.as_str(), run.status), ("r", RunStatus::Running));
@@ -28,10 +45,11 @@ async fn observe_a_run(writer: &Storage, feed: &mut ChangeFeed) {
             Change::Events(batch) => events.extend(batch),
             // The batch also bumps the run's event counter.
             Change::Run(run) => assert_eq!(run.run_id, "r"),
+            Change::Backfill(backfill) => panic!("no backfill was written, got {}", backfill.backfill_id),
         }
     }
-    // Batches may be delivered out of commit order; a run's own numbering orders its events.
-    events.sort_by_key(|e| e.run_seq);
+    // Commits arrive in commit order, and so do the events of one run.
+    assert!(events.windows(2).all(|pair| pair[0].run_seq < pair[1].run_seq), "in order");
     let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(types, [EventType::StepStart, EventType::Materialization, EventType::StepSuccess]);
 
@@ -43,6 +61,7 @@ async fn observe_a_run(writer: &Storage, feed: &mut ChangeFeed) {
             break;
         }
     }
+    assert!(cursors.windows(2).all(|pair| pair[0] <= pair[1]), "cursors grow in commit order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,4 +95,97 @@ async fn remote_changes_from_another_connection_reach_subscribers() {
     let mut feed = reader.subscribe().await.unwrap();
     let writer = Storage::connect(&target).await.unwrap();
     observe_a_run(&writer, &mut feed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_resumes_after_its_cursor_missing_and_repeating_nothing() {
+    let server = start_server(Auth::None);
+    let reader = server.connect(1).await.remove(0);
+    let writer = server.connect(1).await.remove(0);
+    let mut feed = reader.subscribe().await.unwrap();
+    writer.create_run(new_run("first")).await.unwrap();
+    let seen = next_entry(&mut feed).await;
+    assert!(matches!(&seen.changes[..], [Change::Run(run)] if run.run_id == "first"));
+    drop(feed);
+
+    // While nobody listens: three more runs, one changed, and a backfill cancelled.
+    for id in ["second", "third", "fourth"] {
+        writer.create_run(new_run(id)).await.unwrap();
+    }
+    writer.request_cancellation("third").await.unwrap();
+    let backfill = rivers_storage::BackfillRecord::new(
+        "b",
+        rivers_core::BackfillState::Requested,
+        rivers_core::partitions::BackfillStrategy::MultiRun,
+        rivers_core::FailurePolicy::Continue,
+        rivers_core::LaunchedBy::Manual,
+    );
+    writer.create_backfill(&backfill).await.unwrap();
+    writer.request_backfill_cancel("b").await.unwrap();
+
+    // The cursor as a client keeps it (text, e.g. an SSE Last-Event-ID).
+    let cursor: FeedCursor = seen.cursor.to_string().parse().unwrap();
+    let mut resumed = reader.subscribe_after(cursor);
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        for change in next_entry(&mut resumed).await.changes {
+            got.push(match change {
+                Change::Run(run) => format!("run {} cancel={}", run.run_id, run.cancel_requested),
+                Change::Backfill(backfill) => {
+                    format!("backfill {} cancel={}", backfill.backfill_id, backfill.cancel_requested)
+                }
+                Change::Events(events) => format!("{} events", events.len()),
+            });
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            "run second cancel=false",
+            "run third cancel=false",
+            "run fourth cancel=false",
+            "run third cancel=true",
+            "backfill b cancel=false",
+            "backfill b cancel=true",
+        ]
+    );
+    // A one-off read from the same cursor answers the same commits.
+    let again = reader.changes_after(cursor, 100).await.unwrap();
+    assert_eq!(again.iter().map(|entry| entry.changes.len()).sum::<usize>(), 6);
+    assert!("not a cursor".parse::<FeedCursor>().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_stored_by_another_process_reach_a_watching_handle_without_reading_the_run() {
+    let server = start_server(Auth::None);
+    let executing = server.connect(1).await.remove(0);
+    let other = server.connect(1).await.remove(0);
+    executing.watch_cancellations().await.unwrap();
+    executing.watch_cancellations().await.unwrap(); // once per store
+    let mut requests = executing.cancellation_requests();
+    other.create_run(new_run("r")).await.unwrap();
+    other.create_run(new_run("untouched")).await.unwrap();
+    let backfill = rivers_storage::BackfillRecord::new(
+        "b",
+        rivers_core::BackfillState::InProgress,
+        rivers_core::partitions::BackfillStrategy::MultiRun,
+        rivers_core::FailurePolicy::Continue,
+        rivers_core::LaunchedBy::Manual,
+    );
+    other.create_backfill(&backfill).await.unwrap();
+    assert!(!executing.is_cancel_requested_locally("r"));
+
+    other.request_cancellation("r").await.unwrap();
+    assert!(other.request_backfill_cancel("b").await.unwrap());
+    tokio::time::timeout(DELIVERY, async {
+        while !(executing.is_cancel_requested_locally("r") && executing.is_backfill_cancel_seen("b")) {
+            requests.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("both requests were learned from the feed");
+    assert!(!executing.is_cancel_requested_locally("untouched"));
+    assert!(!executing.is_backfill_cancel_seen("other"));
+    // Closing stops the watcher and releases the connection.
+    executing.close().await.unwrap();
 }
