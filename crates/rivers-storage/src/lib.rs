@@ -22,6 +22,7 @@ mod identity;
 mod migrations;
 mod partition_index;
 mod records;
+mod registry;
 mod state;
 mod storage;
 mod writer;

@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
         ddl: include_str!("../migrations/0009_run_partition_keys.surql"),
     },
     Migration { version: 10, name: "change_feed", ddl: include_str!("../migrations/0010_change_feed.surql") },
+    Migration { version: 11, name: "asset_labels", ddl: include_str!("../migrations/0011_asset_labels.surql") },
 ];
 
 /// Schema version written by this build.
@@ -242,6 +243,15 @@ async fn backfill(client: &Client, version: i64) -> Result<()> {
     }
     if version == 7 {
         partition_ranges(client).await?;
+    }
+    if version == 11 {
+        // The single registry document of schemas 1 to 10 moves into shards and labels.
+        let rows: Vec<Value> =
+            client.query("SELECT VALUE assets FROM asset_registry:current", json!({})).await?.take(0)?;
+        if let Some(Value::Object(assets)) = rows.into_iter().next() {
+            crate::registry::register(client, assets.into_iter().collect()).await?;
+        }
+        client.query("DELETE asset_registry:current RETURN NONE", json!({})).await?.check()?;
     }
     Ok(())
 }

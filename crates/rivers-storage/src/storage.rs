@@ -105,17 +105,23 @@ impl Drop for Closer {
         let Some(client) = self.client.take() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         runtime.spawn(async move {
-            // The writer task holds the other reference until its queue is written.
-            let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
-            while Arc::strong_count(&client) > 1 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            match Arc::try_unwrap(client) {
-                Ok(client) => Storage::release(client).await,
-                Err(_) => tracing::warn!("a dropped storage handle's connection is still in use; it is not shut down"),
+            // The writer task holds another reference until its queue is written.
+            match sole_owner(client).await {
+                Some(client) => Storage::release(client).await,
+                None => tracing::warn!("a dropped storage handle's connection is still in use; it is not shut down"),
             }
         });
     }
+}
+
+/// The connection, once nothing else references it: the writer finishing its queue, a
+/// subscription's task that was just aborted (within [`RELEASE_WAIT`]).
+async fn sole_owner(client: Arc<Client>) -> Option<Client> {
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    while Arc::strong_count(&client) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Arc::try_unwrap(client).ok()
 }
 
 impl std::fmt::Debug for Storage {
@@ -342,9 +348,9 @@ impl Storage {
         closer.client = None;
         cancel_watch.stop().await;
         writer.stop().await;
-        match Arc::try_unwrap(client) {
-            Ok(client) => Self::release(client).await,
-            Err(_) => tracing::warn!("storage connection still shared after its writer stopped"),
+        match sole_owner(client).await {
+            Some(client) => Self::release(client).await,
+            None => tracing::warn!("storage connection still shared after its writer stopped"),
         }
         flushed
     }

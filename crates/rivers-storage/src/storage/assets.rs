@@ -7,16 +7,22 @@ use serde_json::{Value, json};
 
 use super::{Storage, decode_events};
 use crate::error::{Error, Result};
+use crate::registry::{self, LabelKind};
+use std::collections::BTreeMap;
 
 impl Storage {
     // ---- assets -------------------------------------------------------------------------
 
     /// Registers assets: declared fields are replaced, `last_*` fields are kept.
     ///
-    /// Declared fields live in one registry document (one write for a whole repository, however
-    /// large); the `asset` table holds only what materializations and observations record.
+    /// Declared fields live in the registry (a few shard documents for a whole repository,
+    /// and a record per tag, kind and group; see `registry.rs`); the `asset` table holds only
+    /// what materializations and observations record.
+    ///
+    /// # Errors
+    /// A failed read or write.
     pub async fn register_assets(&self, records: Vec<AssetRecord>) -> Result<()> {
-        let declared: serde_json::Map<String, Value> = records
+        let declared = records
             .into_iter()
             .map(|r| {
                 let doc = json!({"tags": r.tags, "kinds": r.kinds, "group": r.group, "code_version": r.code_version,
@@ -24,11 +30,7 @@ impl Storage {
                 (r.asset_key, doc)
             })
             .collect();
-        self.execute(
-            "UPSERT asset_registry:current MERGE { assets: $assets } RETURN NONE",
-            json!({"assets": Value::Object(declared)}),
-        )
-        .await
+        registry::register(&self.inner.client, declared).await
     }
 
     /// Combines a registry entry (declared fields) with an `asset` row (`last_*` fields, read
@@ -57,47 +59,43 @@ impl Storage {
     }
 
     /// One asset's record.
+    ///
+    /// # Errors
+    /// A failed read, or a record this build cannot decode.
     pub async fn get_asset_record(&self, asset_key: &str) -> Result<Option<AssetRecord>> {
-        self.flush().await?;
-        let mut response = self
-            .inner
-            .client
-            .query(
-                "SELECT VALUE assets[$key] FROM asset_registry:current; \
-                 SELECT * OMIT id, last_observation FROM type::record('asset', $key);",
-                json!({"key": asset_key}),
-            )
-            .await?;
-        let declared: Vec<Value> = response.take(0)?;
-        let state: Vec<Value> = response.take(1)?;
-        let declared = declared.into_iter().find(|v| v.is_object());
-        let state = state.into_iter().next();
-        if declared.is_none() && state.is_none() {
-            return Ok(None);
-        }
-        Self::merge_record(asset_key, declared.as_ref(), state).map(Some)
+        Ok(self.records_of(vec![asset_key.to_owned()]).await?.into_iter().next())
     }
 
     /// Every asset record, by ascending key.
+    ///
+    /// # Errors
+    /// A failed read, or a record this build cannot decode.
     pub async fn get_asset_records(&self) -> Result<Vec<AssetRecord>> {
         self.flush().await?;
-        let mut response = self
-            .inner
-            .client
-            .query(
-                "SELECT VALUE assets FROM asset_registry:current; \
-                 SELECT * OMIT id, last_observation FROM asset;",
-                json!({}),
+        let declared = registry::all(&self.inner.client).await?;
+        let states = self.rows("SELECT * OMIT id, last_observation FROM asset", json!({})).await?;
+        Self::merge_records(declared, states)
+    }
+
+    /// The records of `keys` that are registered or have state, by ascending key.
+    async fn records_of(&self, keys: Vec<String>) -> Result<Vec<AssetRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.flush().await?;
+        let declared = registry::declared(&self.inner.client, &keys).await?;
+        let states = self
+            .rows(
+                "SELECT * OMIT id, last_observation FROM array::map($keys, |$key| type::record('asset', $key))",
+                json!({"keys": keys}),
             )
             .await?;
-        let declared: Vec<Value> = response.take(0)?;
-        let states: Vec<Value> = response.take(1)?;
-        let declared = match declared.into_iter().next() {
-            Some(Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        let mut by_key: std::collections::BTreeMap<String, Option<Value>> =
-            declared.keys().map(|k| (k.clone(), None)).collect();
+        Self::merge_records(declared, states)
+    }
+
+    /// Declared fields and state rows combined per asset, by ascending key.
+    fn merge_records(declared: BTreeMap<String, Value>, states: Vec<Value>) -> Result<Vec<AssetRecord>> {
+        let mut by_key: BTreeMap<String, Option<Value>> = declared.keys().map(|k| (k.clone(), None)).collect();
         for state in states {
             if let Some(key) = state["asset_key"].as_str() {
                 by_key.insert(key.to_string(), Some(state));
@@ -127,19 +125,33 @@ impl Storage {
             .collect())
     }
 
-    /// Records whose tags contain `tag`.
+    /// Records whose tags contain `tag`, by ascending key (from the tag's label record).
+    ///
+    /// # Errors
+    /// A failed read, or a record this build cannot decode.
     pub async fn get_assets_by_tag(&self, tag: &str) -> Result<Vec<AssetRecord>> {
-        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.tags.iter().any(|t| t == tag)).collect())
+        self.records_labelled(LabelKind::Tag, tag).await
     }
 
-    /// Records whose kinds contain `kind`.
+    /// Records whose kinds contain `kind`, by ascending key (from the kind's label record).
+    ///
+    /// # Errors
+    /// A failed read, or a record this build cannot decode.
     pub async fn get_assets_by_kind(&self, kind: &str) -> Result<Vec<AssetRecord>> {
-        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.kinds.iter().any(|k| k == kind)).collect())
+        self.records_labelled(LabelKind::Kind, kind).await
     }
 
-    /// Records of group `group`.
+    /// Records of group `group`, by ascending key (from the group's label record).
+    ///
+    /// # Errors
+    /// A failed read, or a record this build cannot decode.
     pub async fn get_assets_by_group(&self, group: &str) -> Result<Vec<AssetRecord>> {
-        Ok(self.get_asset_records().await?.into_iter().filter(|r| r.group.as_deref() == Some(group)).collect())
+        self.records_labelled(LabelKind::Group, group).await
+    }
+
+    async fn records_labelled(&self, kind: LabelKind, value: &str) -> Result<Vec<AssetRecord>> {
+        let keys = registry::labelled(&self.inner.client, kind, value).await?;
+        self.records_of(keys).await
     }
 
     /// Live staleness of every asset record, keyed by asset key (ascending).
