@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 10, name: "change_feed", ddl: include_str!("../migrations/0010_change_feed.surql") },
     Migration { version: 11, name: "asset_labels", ddl: include_str!("../migrations/0011_asset_labels.surql") },
+    Migration {
+        version: 12,
+        name: "deleted_dynamic_keys",
+        ddl: include_str!("../migrations/0012_deleted_dynamic_keys.surql"),
+    },
 ];
 
 /// Schema version written by this build.

@@ -115,6 +115,9 @@ pub struct DynamicKeys {
     keys: Vec<String>,
     numbers: Vec<u64>,
     index: HashMap<String, usize>,
+    /// Deleted keys by number: no longer partitions, but history recorded for them still
+    /// names them.
+    deleted: HashMap<u64, String>,
 }
 
 impl DynamicKeys {
@@ -122,7 +125,14 @@ impl DynamicKeys {
     pub fn new(entries: Vec<(String, u64)>) -> Self {
         let index = entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
         let (keys, numbers) = entries.into_iter().unzip();
-        Self { keys, numbers, index }
+        Self { keys, numbers, index, deleted: HashMap::new() }
+    }
+
+    /// These keys, knowing the numbers of deleted ones as well (for reading history).
+    #[must_use]
+    pub fn with_deleted(mut self, deleted: Vec<(String, u64)>) -> Self {
+        self.deleted = deleted.into_iter().map(|(key, number)| (number, key)).collect();
+        self
     }
 
     /// The keys in registration order.
@@ -571,6 +581,35 @@ impl Partitions {
                 Some(position)
             }
             one => one.dim_position(*coords.first()?, env),
+        }
+    }
+
+    /// The key of the individual partition at grid position `position` when it was recorded:
+    /// like [`Partitions::coords_at`] then [`Partitions::key_of`], except that a dynamic
+    /// value deleted since is still named (history keeps the keys it was written with).
+    pub fn recorded_key_at(&self, position: u128, env: &PartitionEnv) -> Option<PartitionKey> {
+        let value_at = |dim: &Partitions, dim_position: u128| match dim {
+            Self::Dynamic(d) => {
+                let keys = env.dynamic(&d.name)?;
+                let number = u64::try_from(dim_position).ok()?;
+                match keys.numbers.binary_search(&number) {
+                    Ok(i) => keys.keys.get(i).cloned(),
+                    Err(_) => keys.deleted.get(&number).cloned(),
+                }
+            }
+            other => other.dim_value(other.dim_index_at(dim_position, env)?, env),
+        };
+        match self {
+            Self::Multi(multi) => {
+                let mut rest = position;
+                let mut dims = BTreeMap::new();
+                for ((name, dim), weight) in multi.dimensions.iter().zip(&multi.weights) {
+                    dims.insert(name.clone(), vec![value_at(dim, rest / weight)?]);
+                    rest %= weight;
+                }
+                Some(PartitionKey::Multi(dims))
+            }
+            one => Some(PartitionKey::Single(vec![value_at(one, position)?])),
         }
     }
 

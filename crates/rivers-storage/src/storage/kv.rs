@@ -41,7 +41,8 @@ impl Storage {
     // ---- dynamic partitions -------------------------------------------------------------
 
     /// Registers keys of a dynamic partitions definition; existing keys are kept once. New keys
-    /// are numbered after the set's last number (a key's number is its grid position).
+    /// are numbered after the set's last number (a key's number is its grid position; a key
+    /// deleted and added again is a new partition).
     ///
     /// # Errors
     /// `InvalidArgument` (and nothing added) for an empty key or one containing `|` or `,`.
@@ -106,10 +107,20 @@ impl Storage {
         Err(Error::Contended { what: format!("add dynamic partitions to '{name}'") })
     }
 
-    /// Removes one key; absent keys are a no-op.
+    /// Removes one key from the set; absent keys are a no-op. The number it had is kept in a
+    /// record of deleted keys, so that history recorded for it still names it; numbers are
+    /// never given to another key.
     pub async fn delete_dynamic_partition(&self, name: &str, key: &str) -> Result<()> {
         self.execute(
-            "DELETE type::record('dynamic_partition', [$name, $key]) RETURN NONE",
+            "BEGIN TRANSACTION; \
+             LET $live = type::record('dynamic_partition', [$name, $key]); \
+             LET $number = (SELECT VALUE seq FROM $live)[0]; \
+             IF $number != NONE { \
+                 UPSERT type::record('dynamic_partition_deleted', [$name, $number]) \
+                     CONTENT { name: $name, key: $key, number: $number } RETURN NONE; \
+                 DELETE $live RETURN NONE; \
+             }; \
+             COMMIT TRANSACTION;",
             json!({"name": name, "key": key}),
         )
         .await
@@ -117,10 +128,7 @@ impl Storage {
 
     /// Current keys in first-insertion order.
     pub async fn get_dynamic_partitions(&self, name: &str) -> Result<Vec<String>> {
-        let rows = self
-            .rows("SELECT VALUE key FROM dynamic_partition WHERE name = $name ORDER BY seq", json!({"name": name}))
-            .await?;
-        Ok(rows.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        Ok(self.get_dynamic_partition_numbers(name).await?.into_iter().map(|(key, _)| key).collect())
     }
 
     /// Current keys with their numbers (grid positions), in number order.
@@ -131,7 +139,21 @@ impl Storage {
         Ok(rows.into_iter().filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["seq"].as_u64()?))).collect())
     }
 
-    /// Whether the key is registered.
+    /// Deleted keys with the numbers they had, in number order.
+    pub async fn get_deleted_dynamic_partition_numbers(&self, name: &str) -> Result<Vec<(String, u64)>> {
+        let rows = self
+            .rows(
+                "SELECT key, number FROM dynamic_partition_deleted WHERE name = $name ORDER BY number",
+                json!({"name": name}),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["number"].as_u64()?)))
+            .collect())
+    }
+
+    /// Whether the key is a current key of the set.
     pub async fn has_dynamic_partition(&self, name: &str, key: &str) -> Result<bool> {
         let rows = self
             .rows(

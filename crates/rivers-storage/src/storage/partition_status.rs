@@ -642,7 +642,8 @@ impl Storage {
         for (_, dim) in definition.dimensions() {
             if let Partitions::Dynamic(dynamic) = dim {
                 let numbered = self.get_dynamic_partition_numbers(&dynamic.name).await?;
-                sets.push((dynamic.name.clone(), DynamicKeys::new(numbered)));
+                let deleted = self.get_deleted_dynamic_partition_numbers(&dynamic.name).await?;
+                sets.push((dynamic.name.clone(), DynamicKeys::new(numbered).with_deleted(deleted)));
             }
         }
         Ok(sets)
@@ -669,10 +670,7 @@ pub(crate) fn expand_nth(
         return event.clone();
     }
     let mut expanded = event.expanded_nth(index, position);
-    expanded.partition_key = definition
-        .coords_at(position, env)
-        .and_then(|coords| definition.key_of(&coords, env))
-        .map(|key| key.to_string());
+    expanded.partition_key = definition.recorded_key_at(position, env).map(|key| key.to_string());
     expanded
 }
 

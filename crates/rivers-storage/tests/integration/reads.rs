@@ -368,3 +368,41 @@ async fn an_assets_events_page_newest_first_through_compact_events_and_new_commi
         storage.get_events_for_asset("a", 100).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 3 + 6 + 3 + 3, "every expanded event has its own id");
 }
+
+#[tokio::test]
+async fn a_deleted_dynamic_key_keeps_its_number_and_history_still_names_it() {
+    let storage = Storage::memory().await.unwrap();
+    let shops = Partitions::dynamic("shops".into()).unwrap();
+    storage.register_partitions(vec![("s".into(), shops.clone())]).await.unwrap();
+    let keys = |names: &[&str]| names.iter().map(|name| (*name).to_string()).collect::<Vec<_>>();
+    storage.add_dynamic_partitions("shops", &keys(&["north", "south", "east"])).await.unwrap();
+    // One step covering all three shops: one compact event.
+    storage.enqueue_event(NewEvent {
+        span: Some(PartitionSpan {
+            definition: definition_fingerprint(&shops),
+            positions: "0-2".parse().unwrap(),
+            derived_versions: true,
+        }),
+        ..materialization("r1", "s", "v")
+    });
+    storage.flush().await.unwrap();
+
+    storage.delete_dynamic_partition("shops", "south").await.unwrap();
+    assert_eq!(storage.get_dynamic_partitions("shops").await.unwrap(), ["north", "east"]);
+    assert!(!storage.has_dynamic_partition("shops", "south").await.unwrap());
+    let named: Vec<Option<String>> =
+        storage.get_events_for_asset("s", 10).await.unwrap().into_iter().map(|e| e.partition_key).collect();
+    assert_eq!(named.len(), 3);
+    assert!(named.contains(&Some("south".into())), "history still names the deleted key: {named:?}");
+
+    // Numbers are never given to another key; a key added again is a new partition, and the
+    // history of its old number still names it.
+    storage.add_dynamic_partitions("shops", &keys(&["west", "south"])).await.unwrap();
+    let numbers = storage.get_dynamic_partition_numbers("shops").await.unwrap();
+    let numbers: Vec<(&str, u64)> = numbers.iter().map(|(key, number)| (key.as_str(), *number)).collect();
+    assert_eq!(numbers, [("north", 0), ("east", 2), ("west", 3), ("south", 4)]);
+    let named: Vec<Option<String>> =
+        storage.get_events_for_asset("s", 10).await.unwrap().into_iter().map(|e| e.partition_key).collect();
+    assert!(named.contains(&Some("south".into())), "{named:?}");
+    storage.delete_dynamic_partition("shops", "nobody").await.unwrap();
+}
