@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use rivers_core::Plan;
 use rivers_core::partitions::{
-    Coords, DynamicKeys, MappedInput, PartitionEnv, PartitionKey, PartitionMapping, Partitions, RangeSet,
-    StepPartitions, map_keys,
+    Coords, MappedInput, PartitionEnv, PartitionKey, PartitionMapping, Partitions, RangeSet, StepPartitions, map_keys,
 };
 use rivers_storage::{Storage, definition_fingerprint};
 
@@ -107,8 +106,8 @@ pub async fn run_env(storage: &Storage, plan: &Plan) -> rivers_storage::Result<P
     }
     let mut env = PartitionEnv::at(chrono::Local::now().naive_local());
     for name in names {
-        let numbered = storage.get_dynamic_partition_numbers(&name).await?;
-        env = env.with_dynamic(name, DynamicKeys::new(numbered));
+        let keys = storage.dynamic_keys(&name).await?;
+        env = env.with_dynamic(name, keys);
     }
     Ok(env)
 }

@@ -86,6 +86,8 @@ struct Inner {
     /// Learns other processes' requests from the change feed once started; stopped before
     /// the connection is released.
     cancel_watch: cancellation::CancelWatch,
+    /// Dynamic key sets as last read, with the set's change count then (`Storage::dynamic_keys`).
+    dynamic_keys: Mutex<HashMap<String, (i64, Arc<rivers_core::partitions::DynamicKeys>)>>,
     /// Partitions definitions by fingerprint, as read (a fingerprint names one definition).
     definitions: Mutex<HashMap<String, Arc<rivers_core::partitions::Partitions>>>,
     /// Last, so that it drops after the writer's channel (see [`Closer`]).
@@ -302,6 +304,7 @@ impl Storage {
                 writer,
                 cancellations: Arc::default(),
                 cancel_watch: cancellation::CancelWatch::default(),
+                dynamic_keys: Mutex::new(HashMap::new()),
                 definitions: Mutex::new(HashMap::new()),
                 closer,
             }),

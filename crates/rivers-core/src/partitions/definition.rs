@@ -9,6 +9,7 @@
 //! ranges of positions; a multi definition combines its dimensions' positions in mixed radix.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use serde::{Deserialize, Serialize};
@@ -106,7 +107,7 @@ pub struct MultiPartitions {
 pub struct PartitionEnv {
     /// The host's local wall-clock time.
     pub now: NaiveDateTime,
-    dynamic: HashMap<String, DynamicKeys>,
+    dynamic: HashMap<String, Arc<DynamicKeys>>,
 }
 
 /// The current keys of one dynamic set with their registration numbers.
@@ -147,14 +148,14 @@ impl PartitionEnv {
         Self { now, dynamic: HashMap::new() }
     }
 
-    /// Adds the keys of one dynamic set.
-    pub fn with_dynamic(mut self, name: impl Into<String>, keys: DynamicKeys) -> Self {
-        self.dynamic.insert(name.into(), keys);
+    /// Adds the keys of one dynamic set (shared: a large set is read once and kept).
+    pub fn with_dynamic(mut self, name: impl Into<String>, keys: impl Into<Arc<DynamicKeys>>) -> Self {
+        self.dynamic.insert(name.into(), keys.into());
         self
     }
 
     fn dynamic(&self, name: &str) -> Option<&DynamicKeys> {
-        self.dynamic.get(name)
+        self.dynamic.get(name).map(Arc::as_ref)
     }
 
     /// This environment with the dynamic key sets of `other` added.

@@ -3,6 +3,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use std::sync::Arc;
+
+use rivers_core::partitions::DynamicKeys;
 use serde_json::{Value, json};
 
 use super::Storage;
@@ -89,7 +92,8 @@ impl Storage {
                      }; \
                      FOR $k IN $rows { CREATE type::record('dynamic_partition', [$name, $k.key]) \
                          CONTENT { name: $name, key: $k.key, seq: $k.seq } RETURN NONE; }; \
-                     UPSERT type::record('dynamic_partition_counter', $name) CONTENT { next: $next } RETURN NONE; \
+                     UPSERT type::record('dynamic_partition_counter', $name) \
+                         SET next = $next, changes = (changes ?? 0) + 1 RETURN NONE; \
                      COMMIT TRANSACTION;",
                     json!({
                         "name": name, "rows": fresh, "expected": next, "next": next + fresh.len() as i64,
@@ -119,6 +123,8 @@ impl Storage {
                  UPSERT type::record('dynamic_partition_deleted', [$name, $number]) \
                      CONTENT { name: $name, key: $key, number: $number } RETURN NONE; \
                  DELETE $live RETURN NONE; \
+                 UPSERT type::record('dynamic_partition_counter', $name) SET changes = (changes ?? 0) + 1 \
+                     RETURN NONE; \
              }; \
              COMMIT TRANSACTION;",
             json!({"name": name, "key": key}),
@@ -151,6 +157,36 @@ impl Storage {
             .into_iter()
             .filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["number"].as_u64()?)))
             .collect())
+    }
+
+    /// The current keys of a dynamic set, with the numbers of its deleted keys, as environments
+    /// use them. Read once per change of the set: a handle keeps the last read and only checks
+    /// the set's change count (one small record) to reuse it, so runs over a set of a million
+    /// keys do not each read it whole.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn dynamic_keys(&self, name: &str) -> Result<Arc<DynamicKeys>> {
+        let changes = self
+            .rows(
+                "SELECT VALUE changes ?? 0 FROM type::record('dynamic_partition_counter', $name)",
+                json!({"name": name}),
+            )
+            .await?
+            .first()
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if let Some((read_at, keys)) = self.inner.dynamic_keys.lock().get(name)
+            && *read_at == changes
+        {
+            return Ok(Arc::clone(keys));
+        }
+        let current = self.get_dynamic_partition_numbers(name).await?;
+        let deleted = self.get_deleted_dynamic_partition_numbers(name).await?;
+        let keys = Arc::new(DynamicKeys::new(current).with_deleted(deleted));
+        // Read after the count: a change made in between makes the next call read again.
+        self.inner.dynamic_keys.lock().insert(name.to_owned(), (changes, Arc::clone(&keys)));
+        Ok(keys)
     }
 
     /// Whether the key is a current key of the set.

@@ -637,13 +637,11 @@ impl Storage {
         Ok(env)
     }
 
-    async fn dynamic_sets(&self, definition: &Partitions) -> Result<Vec<(String, DynamicKeys)>> {
+    async fn dynamic_sets(&self, definition: &Partitions) -> Result<Vec<(String, Arc<DynamicKeys>)>> {
         let mut sets = Vec::new();
         for (_, dim) in definition.dimensions() {
             if let Partitions::Dynamic(dynamic) = dim {
-                let numbered = self.get_dynamic_partition_numbers(&dynamic.name).await?;
-                let deleted = self.get_deleted_dynamic_partition_numbers(&dynamic.name).await?;
-                sets.push((dynamic.name.clone(), DynamicKeys::new(numbered).with_deleted(deleted)));
+                sets.push((dynamic.name.clone(), self.dynamic_keys(&dynamic.name).await?));
             }
         }
         Ok(sets)

@@ -277,3 +277,24 @@ async fn a_run_key_of_many_values_is_stored_apart_from_the_run_and_read_with_it(
     storage.finish_run("batched", &owner, RunStatus::Success, None).await.unwrap();
     assert!(storage.get_run("batched").await.unwrap().unwrap().partition_key.as_ref() == Some(&big));
 }
+
+#[tokio::test]
+async fn a_handle_rereads_a_dynamic_set_only_after_another_process_changed_it() {
+    let server = common::start_server(common::Auth::None);
+    let handles = writers(&server, 2).await;
+    let (reader, other) = (&handles[0], &handles[1]);
+    let keys = |names: &[&str]| names.iter().map(|name| (*name).to_string()).collect::<Vec<_>>();
+    other.add_dynamic_partitions("files", &keys(&["a", "b"])).await.unwrap();
+    let first = reader.dynamic_keys("files").await.unwrap();
+    assert_eq!(first.keys(), keys(&["a", "b"]));
+    assert!(std::sync::Arc::ptr_eq(&first, &reader.dynamic_keys("files").await.unwrap()), "unchanged: reused");
+
+    other.add_dynamic_partitions("files", &keys(&["c"])).await.unwrap();
+    assert_eq!(reader.dynamic_keys("files").await.unwrap().keys(), keys(&["a", "b", "c"]));
+    other.delete_dynamic_partition("files", "a").await.unwrap();
+    assert_eq!(reader.dynamic_keys("files").await.unwrap().keys(), keys(&["b", "c"]));
+    // Adding keys that exist changes nothing, and the set is not read again.
+    let settled = reader.dynamic_keys("files").await.unwrap();
+    other.add_dynamic_partitions("files", &keys(&["b"])).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&settled, &reader.dynamic_keys("files").await.unwrap()));
+}
