@@ -180,31 +180,46 @@ fn change(mut record: Value) -> Result<Change> {
     }
 }
 
-/// Reads the feed after `after` in a task, forwarding each commit to the subscription.
-pub(crate) fn follow(client: std::sync::Arc<Client>, mut after: Option<FeedCursor>) -> ChangeFeed {
-    let (sender, receiver) = mpsc::channel(BUFFER);
-    let task = tokio::spawn(async move {
-        loop {
-            let wait = match read(&client, after, PAGE).await {
-                Ok(entries) => {
-                    let full = entries.len() == PAGE;
-                    for entry in entries {
-                        after = Some(entry.cursor);
-                        if sender.send(Ok(entry)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if full { Duration::ZERO } else { FEED_POLL }
-                }
-                Err(err) => {
-                    if sender.send(Err(err)).await.is_err() {
+/// Reads the feed after `after` for as long as `deliver` accepts what it is given: each
+/// commit in order, or the error of a failed read (read again after [`RETRY_AFTER`], from
+/// where it stopped).
+pub(crate) async fn tail<F, Fut>(client: &Client, mut after: Option<FeedCursor>, mut deliver: F)
+where
+    F: FnMut(Result<FeedEntry>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        let wait = match read(client, after, PAGE).await {
+            Ok(entries) => {
+                let full = entries.len() == PAGE;
+                for entry in entries {
+                    after = Some(entry.cursor);
+                    if !deliver(Ok(entry)).await {
                         return;
                     }
-                    RETRY_AFTER
                 }
-            };
-            tokio::time::sleep(wait).await;
-        }
+                if full { Duration::ZERO } else { FEED_POLL }
+            }
+            Err(err) => {
+                if !deliver(Err(err)).await {
+                    return;
+                }
+                RETRY_AFTER
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Reads the feed after `after` in a task, forwarding each commit to the subscription.
+pub(crate) fn follow(client: std::sync::Arc<Client>, after: Option<FeedCursor>) -> ChangeFeed {
+    let (sender, receiver) = mpsc::channel(BUFFER);
+    let task = tokio::spawn(async move {
+        tail(&client, after, |item| {
+            let sender = sender.clone();
+            async move { sender.send(item).await.is_ok() }
+        })
+        .await;
     });
     ChangeFeed { receiver, task }
 }

@@ -12,7 +12,7 @@ use tokio::sync::{OnceCell, watch};
 use tokio::task::JoinHandle;
 
 use super::Storage;
-use crate::changes::{self, Change, FEED_POLL, FeedCursor};
+use crate::changes::{self, Change, FeedCursor};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -70,34 +70,25 @@ impl Drop for CancelWatch {
 }
 
 /// Reads the feed after `after` for cancellation requests until aborted.
-async fn watch(client: Arc<Client>, cancellations: Arc<Cancellations>, mut after: Option<FeedCursor>) {
-    const PAGE: usize = 256;
-    loop {
-        match changes::read(&client, after, PAGE).await {
-            Ok(entries) => {
-                let full = entries.len() == PAGE;
-                for entry in entries {
-                    after = Some(entry.cursor);
-                    for change in entry.changes {
-                        match change {
-                            Change::Run(run) if run.cancel_requested => cancellations.learn_run(&run.run_id),
-                            Change::Backfill(backfill) if backfill.cancel_requested => {
-                                cancellations.learn_backfill(&backfill.backfill_id);
-                            }
-                            _ => {}
+async fn watch(client: Arc<Client>, cancellations: Arc<Cancellations>, after: Option<FeedCursor>) {
+    changes::tail(&client, after, |item| {
+        match item {
+            Ok(entry) => {
+                for change in entry.changes {
+                    match change {
+                        Change::Run(run) if run.cancel_requested => cancellations.learn_run(&run.run_id),
+                        Change::Backfill(backfill) if backfill.cancel_requested => {
+                            cancellations.learn_backfill(&backfill.backfill_id);
                         }
+                        _ => {}
                     }
                 }
-                if !full {
-                    tokio::time::sleep(FEED_POLL).await;
-                }
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "reading cancellation requests from the change feed failed");
-                tokio::time::sleep(FEED_POLL * 10).await;
-            }
+            Err(err) => tracing::warn!(error = %err, "reading cancellation requests from the change feed failed"),
         }
-    }
+        std::future::ready(true)
+    })
+    .await;
 }
 
 impl Storage {
@@ -105,7 +96,7 @@ impl Storage {
     /// later calls return at once). A process executing runs or coordinating backfills calls
     /// this before it starts them: requests stored from then on reach
     /// [`Storage::is_cancel_requested_locally`] and [`Storage::is_backfill_cancel_seen`]
-    /// within the feed's poll interval ([`FEED_POLL`]).
+    /// within the feed's poll interval ([`crate::FEED_POLL`]).
     ///
     /// # Errors
     /// A failed read of the change feed.

@@ -155,7 +155,7 @@ impl Storage {
     }
 
     /// One page of the runs matching `filter`, newest first: up to `limit` runs after `after`
-    /// (the previous page's [`RunPage::next`]; `None` for the first page). Each page costs what
+    /// (the previous page's [`Page::next`]; `None` for the first page). Each page costs what
     /// its runs cost, however deep it is, whatever runs are created meanwhile.
     pub async fn get_runs_page(
         &self,
