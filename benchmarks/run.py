@@ -66,6 +66,7 @@ ROWS = (
     Row("layered_memory", "ms_per_step", "200-asset DAG, memory storage", "ms/step", 0.15, 3),
     Row("layered_embedded", "ms_per_step", "200-asset DAG, embedded storage", "ms/step", 0.3, 3),
     Row("layered_remote", "ms_per_step", "200-asset DAG, SurrealDB server", "ms/step", 1.0, 3),
+    Row("layered_history", "ratio", "per-step cost after 10,000 earlier runs / before (embedded)", "x", 1.10, 2),
     Row("validate_5k", "validate_ms", "validate(), 5,000 assets", "ms", 20.0, 1),
     Row("validate_5k", "construct_resolve_ms", "construct + resolve, 5,000 assets", "ms", 300.0, 1),
     Row("parallel_sleep", "ratio_to_ideal", "40 x 50 ms sleeps, 2 workers", "x ideal", 1.10, 2),
@@ -89,8 +90,9 @@ ROWS = (
 )
 WORKLOADS = tuple(dict.fromkeys(row.workload for row in ROWS))
 # Workloads with no Dagster counterpart in this suite (Dagster has no SurrealDB backend; the
-# selection workload compares rivers with itself; a million partitions are not run on Dagster).
-RIVERS_ONLY = {"layered_remote", "selection_5k", "million_partitions"}
+# selection and history workloads compare rivers with itself; a million partitions are not run
+# on Dagster).
+RIVERS_ONLY = {"layered_remote", "layered_history", "selection_5k", "million_partitions"}
 IMPORT_MODULE = {"rivers": "rivers", "dagster": "dagster"}
 
 

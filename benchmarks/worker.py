@@ -27,6 +27,7 @@ WORKLOADS = (
     "layered_memory",
     "layered_embedded",
     "layered_remote",
+    "layered_history",
     "validate_5k",
     "selection_5k",
     "parallel_sleep",
