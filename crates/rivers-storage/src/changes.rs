@@ -23,8 +23,11 @@ use crate::storage::decode_segment;
 /// How often a subscription asks for new commits when the last read found none: the longest a
 /// change waits before it is delivered.
 pub const FEED_POLL: Duration = Duration::from_millis(50);
-/// Commits read per query.
+/// Commits read per query, at most (SurrealDB reads at most 1,000 entries of its feed, one per
+/// table a commit changed).
 const PAGE: usize = 256;
+/// The most entries SurrealDB reads in one `SHOW CHANGES`.
+const MAX_PAGE: usize = 1000;
 /// How many commits may wait for a slow subscriber before reading pauses.
 const BUFFER: usize = 1024;
 /// How long a subscription waits before reading again after a failed read.
@@ -64,6 +67,18 @@ pub enum Change {
     Run(Box<RunRecord>),
     /// A backfill record was created or changed (status, counters, cancellation request).
     Backfill(Box<BackfillRecord>),
+}
+
+/// One read of the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedPage {
+    /// The commits read that changed event segments, runs or backfills, oldest first.
+    pub entries: Vec<FeedEntry>,
+    /// Where to read on from: the last commit read, whatever it changed (`None`: nothing was
+    /// read, read from the same place again).
+    pub cursor: Option<FeedCursor>,
+    /// Whether the read stopped at its limit (more commits may follow at once).
+    pub more: bool,
 }
 
 /// The changes of one commit, and the cursor to resume after it.
@@ -139,10 +154,43 @@ async fn first_commit_from(client: &Client, from: u64) -> Result<Option<u64>> {
 }
 
 /// Up to `limit` commits after `after` (from the start of the feed for `None`), oldest first.
-pub(crate) async fn read(client: &Client, after: Option<FeedCursor>, limit: usize) -> Result<Vec<FeedEntry>> {
-    let sql = format!("SHOW CHANGES FOR DATABASE SINCE {} LIMIT {limit}", since_clause(after));
-    let sets: Vec<Value> = client.query(&sql, serde_json::json!({})).await?.take(0)?;
-    sets.into_iter().map(entry).filter_map(Result::transpose).collect()
+///
+/// SurrealDB's limit counts the feed's entries, one per table a commit changed, so a read can
+/// stop inside a commit: when it may have (as many entries as the limit), the last commit is
+/// left for the next read, or, when it is the only one, read again with a larger limit.
+pub(crate) async fn read(client: &Client, after: Option<FeedCursor>, limit: usize) -> Result<FeedPage> {
+    let mut limit = limit.clamp(1, MAX_PAGE);
+    loop {
+        let sql = format!("SHOW CHANGES FOR DATABASE SINCE {} LIMIT {limit}", since_clause(after));
+        let mut sets: Vec<Value> = client.query(&sql, serde_json::json!({})).await?.take(0)?;
+        let more = sets.iter().map(tables_changed).sum::<usize>() >= limit;
+        if more && sets.len() == 1 && limit < MAX_PAGE {
+            limit = (limit * 2).min(MAX_PAGE);
+            continue;
+        }
+        if more && sets.len() > 1 {
+            sets.pop();
+        }
+        let cursor = sets.last().and_then(|set| set["versionstamp"].as_u64()).map(FeedCursor).or(after);
+        let entries = sets.into_iter().map(entry).filter_map(Result::transpose).collect::<Result<_>>()?;
+        return Ok(FeedPage { entries, cursor, more });
+    }
+}
+
+/// How many tables a commit's change set touches: the feed's entries it takes.
+fn tables_changed(set: &Value) -> usize {
+    let tables: std::collections::BTreeSet<String> = set["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_object()?.iter().next())
+        .map(|(kind, change)| match &change["id"] {
+            Value::String(id) => id.split(':').next().unwrap_or(id).to_owned(),
+            Value::Object(id) => id.get("tb").and_then(Value::as_str).unwrap_or(kind).to_owned(),
+            _ => change["name"].as_str().map_or_else(|| kind.clone(), str::to_owned),
+        })
+        .collect();
+    tables.len().max(1)
 }
 
 /// A commit's entry; `None` for a commit that changed none of the feed's records (a table
@@ -190,15 +238,14 @@ where
 {
     loop {
         let wait = match read(client, after, PAGE).await {
-            Ok(entries) => {
-                let full = entries.len() == PAGE;
-                for entry in entries {
-                    after = Some(entry.cursor);
+            Ok(page) => {
+                for entry in page.entries {
                     if !deliver(Ok(entry)).await {
                         return;
                     }
                 }
-                if full { Duration::ZERO } else { FEED_POLL }
+                after = page.cursor;
+                if page.more { Duration::ZERO } else { FEED_POLL }
             }
             Err(err) => {
                 if !deliver(Err(err)).await {

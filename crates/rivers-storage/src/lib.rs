@@ -27,7 +27,7 @@ mod state;
 mod storage;
 mod writer;
 
-pub use changes::{Change, ChangeFeed, FEED_POLL, FeedCursor, FeedEntry};
+pub use changes::{Change, ChangeFeed, FEED_POLL, FeedCursor, FeedEntry, FeedPage};
 pub use client::RemoteTarget;
 pub use clock::now_ns;
 pub use error::{BoxedCause, Error, Result};

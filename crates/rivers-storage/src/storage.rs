@@ -392,11 +392,12 @@ impl Storage {
         changes::follow(Arc::clone(&self.inner.client), Some(cursor))
     }
 
-    /// Up to `limit` commits after `cursor`, oldest first (one read of the feed).
+    /// Up to `limit` commits after `cursor`, oldest first (one read of the feed), and the
+    /// cursor to read on from.
     ///
     /// # Errors
     /// A failed read, or a change this build cannot decode.
-    pub async fn changes_after(&self, cursor: crate::FeedCursor, limit: usize) -> Result<Vec<crate::FeedEntry>> {
+    pub async fn changes_after(&self, cursor: crate::FeedCursor, limit: usize) -> Result<crate::FeedPage> {
         changes::read(&self.inner.client, Some(cursor), limit).await
     }
 

@@ -122,12 +122,14 @@ async fn a_subscriber_resumes_after_its_cursor_missing_and_repeating_nothing() {
     );
     writer.create_backfill(&backfill).await.unwrap();
     writer.request_backfill_cancel("b").await.unwrap();
+    // One commit changing two tables: the backfill's runs and the backfill.
+    writer.submit_backfill_runs("b", vec![new_run("b-1"), new_run("b-2")]).await.unwrap();
 
     // The cursor as a client keeps it (text, e.g. an SSE Last-Event-ID).
     let cursor: FeedCursor = seen.cursor.to_string().parse().unwrap();
     let mut resumed = reader.subscribe_after(cursor);
     let mut got = Vec::new();
-    while got.len() < 6 {
+    while got.len() < 9 {
         for change in next_entry(&mut resumed).await.changes {
             got.push(match change {
                 Change::Run(run) => format!("run {} cancel={}", run.run_id, run.cancel_requested),
@@ -147,11 +149,27 @@ async fn a_subscriber_resumes_after_its_cursor_missing_and_repeating_nothing() {
             "run third cancel=true",
             "backfill b cancel=false",
             "backfill b cancel=true",
+            "backfill b cancel=true",
+            "run b-1 cancel=false",
+            "run b-2 cancel=false",
         ]
     );
     // A one-off read from the same cursor answers the same commits.
     let again = reader.changes_after(cursor, 100).await.unwrap();
-    assert_eq!(again.iter().map(|entry| entry.changes.len()).sum::<usize>(), 6);
+    assert_eq!(again.entries.iter().map(|entry| entry.changes.len()).sum::<usize>(), 9);
+    assert!(!again.more);
+    // Read one feed entry at a time (SurrealDB's limit counts one per table a commit
+    // changed), a commit is never cut in two, and the reads add up to the same changes.
+    let (mut at, mut changes) = (cursor, 0);
+    loop {
+        let page = reader.changes_after(at, 1).await.unwrap();
+        changes += page.entries.iter().map(|entry| entry.changes.len()).sum::<usize>();
+        match page.cursor {
+            Some(next) if next != at => at = next,
+            _ => break,
+        }
+    }
+    assert_eq!(changes, 9);
     assert!("not a cursor".parse::<FeedCursor>().is_err());
 }
 
