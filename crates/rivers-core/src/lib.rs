@@ -11,6 +11,7 @@ mod graph;
 pub mod partitions;
 mod plan;
 mod retry;
+mod schedule;
 mod staleness;
 mod vocab;
 
@@ -22,6 +23,7 @@ pub use error::{Error, Result};
 pub use graph::AssetGraph;
 pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};
 pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
+pub use schedule::{CronSchedule, ScheduleError};
 pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
 pub use vocab::{
     BackfillState, EventType, ExecutorKind, FailurePolicy, FailureReason, LaunchedBy, RunBackendKind, RunStatus,

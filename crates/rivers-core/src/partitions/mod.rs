@@ -10,7 +10,7 @@ mod mapping;
 mod ranges;
 mod status;
 mod time_format;
-mod time_grid;
+pub(crate) mod time_grid;
 
 pub use backfill::{BackfillPlan, BackfillStrategy, BackfillTarget, plan_backfill};
 pub use definition::{
