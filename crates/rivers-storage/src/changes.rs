@@ -95,6 +95,16 @@ fn since_clause(after: Option<FeedCursor>) -> String {
     after.map_or(0, |cursor| cursor.0 + 1).to_string()
 }
 
+/// Which changes a read decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedScope {
+    /// Events, runs and backfills.
+    Everything,
+    /// Runs and backfills only: event segments are passed over without being decoded (a
+    /// process watching for cancellations need not parse every step's events again).
+    RunsAndBackfills,
+}
+
 /// A subscription to the change feed; dropping it stops reading.
 pub struct ChangeFeed {
     receiver: mpsc::Receiver<Result<FeedEntry>>,
@@ -158,7 +168,12 @@ async fn first_commit_from(client: &Client, from: u64) -> Result<Option<u64>> {
 /// SurrealDB's limit counts the feed's entries, one per table a commit changed, so a read can
 /// stop inside a commit: when it may have (as many entries as the limit), the last commit is
 /// left for the next read, or, when it is the only one, read again with a larger limit.
-pub(crate) async fn read(client: &Client, after: Option<FeedCursor>, limit: usize) -> Result<FeedPage> {
+pub(crate) async fn read(
+    client: &Client,
+    after: Option<FeedCursor>,
+    limit: usize,
+    scope: FeedScope,
+) -> Result<FeedPage> {
     let mut limit = limit.clamp(1, MAX_PAGE);
     loop {
         let sql = format!("SHOW CHANGES FOR DATABASE SINCE {} LIMIT {limit}", since_clause(after));
@@ -172,7 +187,8 @@ pub(crate) async fn read(client: &Client, after: Option<FeedCursor>, limit: usiz
             sets.pop();
         }
         let cursor = sets.last().and_then(|set| set["versionstamp"].as_u64()).map(FeedCursor).or(after);
-        let entries = sets.into_iter().map(entry).filter_map(Result::transpose).collect::<Result<_>>()?;
+        let entries =
+            sets.into_iter().map(|set| entry(set, scope)).filter_map(Result::transpose).collect::<Result<_>>()?;
         return Ok(FeedPage { entries, cursor, more });
     }
 }
@@ -195,16 +211,19 @@ fn tables_changed(set: &Value) -> usize {
 
 /// A commit's entry; `None` for a commit that changed none of the feed's records (a table
 /// definition).
-fn entry(set: Value) -> Result<Option<FeedEntry>> {
+fn entry(mut set: Value, scope: FeedScope) -> Result<Option<FeedEntry>> {
     let stamp = set["versionstamp"]
         .as_u64()
         .ok_or_else(|| Error::Corrupt { what: "change set".into(), detail: format!("no versionstamp in {set}") })?;
-    let Value::Array(items) = set.get("changes").cloned().unwrap_or(Value::Null) else { return Ok(None) };
+    let Value::Array(items) = set["changes"].take() else { return Ok(None) };
     let mut changes = Vec::new();
-    for item in items {
+    for mut item in items {
         // Deletions (pruning) and table definitions are not changes subscribers act on.
-        let Some(record) = item.get("update") else { continue };
-        changes.push(change(record.clone())?);
+        let record = item["update"].take();
+        if record.is_null() || (scope == FeedScope::RunsAndBackfills && record["events"].is_array()) {
+            continue;
+        }
+        changes.push(change(record)?);
     }
     Ok((!changes.is_empty()).then_some(FeedEntry { cursor: FeedCursor(stamp), changes }))
 }
@@ -231,13 +250,13 @@ fn change(mut record: Value) -> Result<Change> {
 /// Reads the feed after `after` for as long as `deliver` accepts what it is given: each
 /// commit in order, or the error of a failed read (read again after [`RETRY_AFTER`], from
 /// where it stopped).
-pub(crate) async fn tail<F, Fut>(client: &Client, mut after: Option<FeedCursor>, mut deliver: F)
+pub(crate) async fn tail<F, Fut>(client: &Client, mut after: Option<FeedCursor>, scope: FeedScope, mut deliver: F)
 where
     F: FnMut(Result<FeedEntry>) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     loop {
-        let wait = match read(client, after, PAGE).await {
+        let wait = match read(client, after, PAGE, scope).await {
             Ok(page) => {
                 for entry in page.entries {
                     if !deliver(Ok(entry)).await {
@@ -262,7 +281,7 @@ where
 pub(crate) fn follow(client: std::sync::Arc<Client>, after: Option<FeedCursor>) -> ChangeFeed {
     let (sender, receiver) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
-        tail(&client, after, |item| {
+        tail(&client, after, FeedScope::Everything, |item| {
             let sender = sender.clone();
             async move { sender.send(item).await.is_ok() }
         })

@@ -398,7 +398,7 @@ impl Storage {
     /// # Errors
     /// A failed read, or a change this build cannot decode.
     pub async fn changes_after(&self, cursor: crate::FeedCursor, limit: usize) -> Result<crate::FeedPage> {
-        changes::read(&self.inner.client, Some(cursor), limit).await
+        changes::read(&self.inner.client, Some(cursor), limit, changes::FeedScope::Everything).await
     }
 
     /// A handle on the same store that writes for `code_location` (a process serving several

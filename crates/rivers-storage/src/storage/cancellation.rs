@@ -71,7 +71,7 @@ impl Drop for CancelWatch {
 
 /// Reads the feed after `after` for cancellation requests until aborted.
 async fn watch(client: Arc<Client>, cancellations: Arc<Cancellations>, after: Option<FeedCursor>) {
-    changes::tail(&client, after, |item| {
+    changes::tail(&client, after, changes::FeedScope::RunsAndBackfills, |item| {
         match item {
             Ok(entry) => {
                 for change in entry.changes {
