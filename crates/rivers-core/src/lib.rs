@@ -6,6 +6,7 @@
 //! plain values, and every higher crate (storage, engine, bindings) builds on it.
 
 mod definition;
+mod duration;
 mod error;
 mod graph;
 pub mod partitions;
@@ -19,6 +20,7 @@ pub use definition::{
     ComputeDef, DefinitionsSnapshot, DepDef, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef,
     NodeKind, OutputDef, ParamDef, ParamRole, PartitionsDecl, PoolClaim, PoolLimitDef, ScheduleDef, SensorDef,
 };
+pub use duration::{DurationError, parse_duration};
 pub use error::{Error, Result};
 pub use graph::AssetGraph;
 pub use plan::{Plan, PlanGrowth, PlanOptions, PlanStep, StepKey};
