@@ -81,6 +81,11 @@ ROWS = (
     Row("partition_keys", "enumerate_s", "get_partition_keys(), minutely since 2024 (~1.5M)", "s", 0.15, 3),
     Row("backfill_multi_run", "ms_per_run", "multi-run backfill, time/run (1 ms = 1,000 runs/s)", "ms/run", 1.0, 2),
     Row("backfill_single_run", "backfill_s", "1-run backfill, 5,000 hourly partitions", "s", 0.5, 3),
+    Row("sensor_latency", "latency_ms", "sensor RunRequest -> first StepStart, embedded", "ms", 10.0, 2),
+    Row("sensors_1000", "ticks_flushed_s", "1,000 sensors due at once -> ticks flushed", "s", 1.0, 3),
+    Row("schedule_lateness", "p99_ms", "`* * * * * *` schedule with 100 sensors, p99 lateness", "ms", 100.0, 1),
+    Row("schedule_lateness", "median_ms", "  median lateness", "ms", None, 1),
+    Row("pool_claim", "claim_release_ms", "pool slot claim + release, embedded", "ms", 1.0, 3),
     Row("million_partitions", "backfill_s", "1-run backfill, 1M (quick 100k) partitions, embedded", "s", None, 1),
     Row("million_partitions", "peak_rss_mb", "  peak RSS of the backfill", "MiB", 1024.0, 0),
     Row("million_partitions", "ranges_ms", "  get_partition_ranges(), 1 range", "ms", 10.0, 2),
@@ -92,7 +97,16 @@ WORKLOADS = tuple(dict.fromkeys(row.workload for row in ROWS))
 # Workloads with no Dagster counterpart in this suite (Dagster has no SurrealDB backend; the
 # selection and history workloads compare rivers with itself; a million partitions are not run
 # on Dagster).
-RIVERS_ONLY = {"layered_remote", "layered_history", "selection_5k", "million_partitions"}
+RIVERS_ONLY = {
+    "layered_remote",
+    "layered_history",
+    "selection_5k",
+    "million_partitions",
+    "sensor_latency",
+    "sensors_1000",
+    "schedule_lateness",
+    "pool_claim",
+}
 IMPORT_MODULE = {"rivers": "rivers", "dagster": "dagster"}
 
 

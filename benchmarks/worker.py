@@ -39,6 +39,10 @@ WORKLOADS = (
     "backfill_multi_run",
     "backfill_single_run",
     "million_partitions",
+    "sensor_latency",
+    "sensors_1000",
+    "schedule_lateness",
+    "pool_claim",
 )
 
 

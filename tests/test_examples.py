@@ -85,3 +85,28 @@ def test_partitions_example_backfills_and_reruns_what_failed(tmp_path: Path) -> 
     assert 'tenant_usage materialized: PartitionKeyRange.single("acme", "initech")' in output
     # Everything lives in memory: the example leaves no files behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.py"]
+
+
+AUTOMATION = Path(__file__).resolve().parents[1] / "examples" / "automation"
+
+
+def test_automation_example_runs_the_daemon_and_summarizes_ticks_and_runs(tmp_path: Path) -> None:
+    for name in ("definitions.py", "run_daemon.py"):
+        shutil.copy(AUTOMATION / name, tmp_path / name)
+    output = subprocess.run(
+        [sys.executable, "run_daemon.py", "--seconds", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "tick  sensor    orders_feed        Success  runs=1" in output
+    assert "by orders_feed" in output
+    summary = output.split("summary: ", 1)[1]
+    ticks, runs = summary.splitlines()[0].split(", ", 1)
+    assert int(ticks.split()[0]) > 0
+    assert " Success" in runs and "Failure" not in runs
+    assert "orders_feed: " in summary
+    assert "pool warehouse: limit 1, 0 slots held" in summary
+    assert (tmp_path / ".rivers" / "storage").is_dir()

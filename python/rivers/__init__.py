@@ -20,24 +20,33 @@ os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
 
 from rivers import exceptions as exceptions  # noqa: E402
 from rivers._core import AssetRecord as AssetRecord
+from rivers._core import AutomationCondition as AutomationCondition
 from rivers._core import BackfillStrategy as BackfillStrategy
+from rivers._core import ConditionExplanation as ConditionExplanation
 from rivers._core import LaunchedBy as LaunchedBy
 from rivers._core import PartitionContext as PartitionContext
 from rivers._core import PartitionKey as PartitionKey
 from rivers._core import PartitionKeyRange as PartitionKeyRange
 from rivers._core import PartitionMapping as PartitionMapping
 from rivers._core import PartitionsDefinition as PartitionsDefinition
+from rivers._core import RunBackendConfig as RunBackendConfig
+from rivers._core import RunQueueConfig as RunQueueConfig
 from rivers._core import RunRecord as RunRecord
+from rivers._core import SimulatedRequest as SimulatedRequest
 from rivers._core import StaleCause as StaleCause
 from rivers._core import Storage as Storage
 from rivers._core import StoredEvent as StoredEvent
 from rivers._core import StoredTick as StoredTick
+from rivers._core import TagConcurrencyLimit as TagConcurrencyLimit
 from rivers._definitions.asset import Asset as Asset
 from rivers._definitions.asset import AssetDef as AssetDef
 from rivers._definitions.asset import DepDef as DepDef
 from rivers._definitions.asset import ExternalAsset as ExternalAsset
 from rivers._definitions.asset import MultiAsset as MultiAsset
 from rivers._definitions.asset import SingleAsset as SingleAsset
+from rivers._definitions.automation import EvalMode as EvalMode
+from rivers._definitions.automation import ScheduleEvaluationContext as ScheduleEvaluationContext
+from rivers._definitions.automation import SensorEvaluationContext as SensorEvaluationContext
 from rivers._definitions.composition import DynamicOutput as DynamicOutput
 from rivers._definitions.composition import InvokedNodeOutput as InvokedNodeOutput
 from rivers._definitions.executor import Executor as Executor
@@ -45,6 +54,12 @@ from rivers._definitions.graph import GraphAsset as GraphAsset
 from rivers._definitions.hooks import Hook as Hook
 from rivers._definitions.hooks import HookContext as HookContext
 from rivers._definitions.metadata import MetadataValue as MetadataValue
+from rivers._definitions.requests import BackfillRequest as BackfillRequest
+from rivers._definitions.requests import RunRequest as RunRequest
+from rivers._definitions.requests import ScheduleTickResult as ScheduleTickResult
+from rivers._definitions.requests import SensorResult as SensorResult
+from rivers._definitions.requests import SensorTickResult as SensorTickResult
+from rivers._definitions.requests import SkipReason as SkipReason
 from rivers._definitions.results import Materialization as Materialization
 from rivers._definitions.results import Observation as Observation
 from rivers._definitions.results import Output as Output
@@ -54,7 +69,11 @@ from rivers._definitions.retry import ComputeEscalation as ComputeEscalation
 from rivers._definitions.retry import FailureReason as FailureReason
 from rivers._definitions.retry import RetryOn as RetryOn
 from rivers._definitions.retry import RetryPolicy as RetryPolicy
+from rivers._definitions.schedules import Schedule as Schedule
+from rivers._definitions.schedules import ScheduleStatus as ScheduleStatus
 from rivers._definitions.schema import Schema as Schema
+from rivers._definitions.sensors import Sensor as Sensor
+from rivers._definitions.sensors import SensorStatus as SensorStatus
 from rivers._definitions.task import BashTask as BashTask
 from rivers._definitions.task import Task as Task
 from rivers._execution.backfill import BackfillResult as BackfillResult
@@ -112,6 +131,7 @@ __all__ = [
     "AssetDef",
     "AssetExecutionContext",
     "AssetRecord",
+    "AutomationCondition",
     "Backoff",
     "BaseIOHandler",
     "BashTask",
@@ -151,7 +171,12 @@ __all__ = [
     "Storage",
     "StorageType",
     "StoredEvent",
+    "ConditionExplanation",
+    "SimulatedRequest",
     "StoredTick",
+    "TagConcurrencyLimit",
+    "RunQueueConfig",
+    "RunBackendConfig",
     "Task",
     "TaskExecutionContext",
     "exceptions",
@@ -163,6 +188,19 @@ __all__ = [
     "BackfillResult",
     "BackfillStatus",
     "BackfillStrategy",
+    "BackfillRequest",
+    "EvalMode",
+    "RunRequest",
+    "Schedule",
+    "ScheduleEvaluationContext",
+    "ScheduleStatus",
+    "ScheduleTickResult",
+    "Sensor",
+    "SensorEvaluationContext",
+    "SensorResult",
+    "SensorStatus",
+    "SensorTickResult",
+    "SkipReason",
 ]
 if _HAS_DELTALAKE:
     __all__.append("DeltaIOHandler")

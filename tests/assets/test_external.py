@@ -102,8 +102,9 @@ def test_observe_errors_are_execution_errors_and_bad_results_are_rejected():
 
 
 def test_external_with_condition_but_no_observe_fn_is_rejected_at_validate():
-    sentinel = object()
-    src = rs.Asset.external(name="src", io_handler=rs.InMemoryIOHandler(), automation_condition=sentinel)
+    src = rs.Asset.external(
+        name="src", io_handler=rs.InMemoryIOHandler(), automation_condition=rs.AutomationCondition.eager()
+    )
     with pytest.raises(AssetDefinitionError, match="src"):
         rs.CodeRepository(assets=[src]).validate()
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::partitions::{BackfillStrategy, PartitionMapping, Partitions};
 use crate::retry::{RetryPolicy, RetrySpec};
-use crate::vocab::ExecutorKind;
+use crate::vocab::{AutomationStatus, ExecutorKind};
 
 /// What kind of node a definition describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,9 +357,9 @@ pub struct NodeDef {
     /// Partition mappings by upstream key (edges without one use the default mapping).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_mappings: Vec<(String, PartitionMapping)>,
-    /// The automation condition (filled in once the daemon evaluates conditions).
+    /// The automation condition the daemon evaluates for this asset.
     #[serde(default)]
-    pub automation_condition: Option<serde_json::Value>,
+    pub automation_condition: Option<crate::condition::Condition>,
     /// [`NodeKind::Multi`]: the outputs, in declaration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputDef>,
@@ -528,43 +528,110 @@ pub struct DefinitionsSnapshot {
     pub pool_limits: Vec<PoolLimitDef>,
 }
 
-/// A schedule as readers list it (platform.md §4, "List definitions").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How the daemon runs a schedule's or sensor's evaluation function (`EvalMode`); serialised
+/// as the Python member's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum EvalMode {
+    /// Decided when the daemon starts: a coroutine function on the event loop, any other on a
+    /// blocking thread.
+    #[default]
+    Auto,
+    /// In the daemon's process; today the same as `Auto`.
+    InProcess,
+    /// In a worker process, without resources or config.
+    Subprocess,
+}
+
+impl EvalMode {
+    /// Every member, in declaration order.
+    pub const ALL: &'static [EvalMode] = &[EvalMode::Auto, EvalMode::InProcess, EvalMode::Subprocess];
+
+    /// The Python member's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvalMode::Auto => "Auto",
+            EvalMode::InProcess => "InProcess",
+            EvalMode::Subprocess => "Subprocess",
+        }
+    }
+}
+
+impl std::str::FromStr for EvalMode {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        EvalMode::ALL.iter().copied().find(|mode| mode.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = EvalMode::ALL.iter().map(|mode| mode.as_str()).collect();
+            crate::Error::InvalidValue(format!("unknown EvalMode {text:?}; expected one of: {}", names.join(", ")))
+        })
+    }
+}
+
+/// A schedule: everything the daemon needs to tick it without importing user code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleDef {
     /// Schedule name.
     pub name: String,
-    /// Cron expression (5 or 6 fields).
+    /// Cron expression (5 or 6 fields), as given.
     pub cron: String,
-    /// IANA timezone of the cron expression.
-    pub timezone: String,
-    /// The job it launches, if it names one.
+    /// IANA timezone the cron fields are matched in; `None` is UTC.
     #[serde(default)]
-    pub job: Option<String>,
-    /// `running` or `stopped` until changed at runtime.
-    pub default_status: String,
+    pub timezone: Option<String>,
+    /// The job its requests launch unless a request names another.
+    pub job: String,
+    /// Whether the daemon ticks it until its status is changed at runtime.
+    pub default_status: AutomationStatus,
     /// Description.
     #[serde(default)]
     pub description: Option<String>,
     /// Tags of the runs it launches.
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// Per-tick evaluation timeout in seconds; `None` waits for as long as the evaluation takes.
+    #[serde(default)]
+    pub eval_timeout_secs: Option<f64>,
+    /// How its evaluation function runs.
+    #[serde(default)]
+    pub eval_mode: EvalMode,
+    /// Whether it has an evaluation function; without one every tick requests one run of `job`.
+    pub has_evaluation_fn: bool,
 }
 
-/// A sensor as readers list it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A sensor: everything the daemon needs to tick it without importing user code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SensorDef {
     /// Sensor name.
     pub name: String,
-    /// The job it targets, if any.
+    /// The job its requests launch unless a request names another.
     #[serde(default)]
     pub job: Option<String>,
-    /// The assets it targets, if it names a selection.
+    /// The assets it watches (empty when it names none); with no job, its requests launch an
+    /// ad-hoc run over them.
     #[serde(default)]
-    pub selection: Vec<String>,
-    /// Least time between evaluations, in seconds.
-    pub minimum_interval_secs: u64,
-    /// `running` or `stopped` until changed at runtime.
-    pub default_status: String,
+    pub asset_selection: Vec<String>,
+    /// Least time between two evaluations, in seconds (30 when the sensor sets none).
+    pub minimum_interval_secs: f64,
+    /// Whether the daemon ticks it until its status is changed at runtime.
+    pub default_status: AutomationStatus,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tags of the runs it launches.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// Per-tick evaluation timeout in seconds; `None` waits for as long as the evaluation takes.
+    #[serde(default)]
+    pub eval_timeout_secs: Option<f64>,
+    /// How its evaluation function runs.
+    #[serde(default)]
+    pub eval_mode: EvalMode,
+    /// Whether it has an evaluation function; without one every tick requests one run.
+    pub has_evaluation_fn: bool,
+}
+
+impl SensorDef {
+    /// The interval of a sensor that sets no `minimum_interval`, in seconds.
+    pub const DEFAULT_MINIMUM_INTERVAL_SECS: f64 = 30.0;
 }
 
 /// A concurrency pool's limit.
@@ -656,5 +723,44 @@ mod tests {
         }
         assert_eq!(back, expected);
         assert!(DefinitionsSnapshot::from_json("{}").unwrap_err().to_string().contains("definitions snapshot"));
+    }
+
+    #[test]
+    fn eval_modes_are_spelled_as_the_python_members() {
+        for mode in EvalMode::ALL {
+            assert_eq!(mode.as_str().parse::<EvalMode>().unwrap(), *mode);
+            assert_eq!(serde_json::to_string(mode).unwrap(), format!("\"{}\"", mode.as_str()));
+        }
+        let unknown = "subprocess".parse::<EvalMode>().unwrap_err().to_string();
+        assert!(unknown.contains("Auto, InProcess, Subprocess"), "{unknown}");
+    }
+
+    #[test]
+    fn schedules_and_sensors_round_trip_and_optional_fields_default() {
+        let schedule = ScheduleDef {
+            name: "nightly".into(),
+            cron: "0 3 * * *".into(),
+            timezone: Some("Europe/Berlin".into()),
+            job: "orders".into(),
+            default_status: AutomationStatus::Running,
+            description: None,
+            tags: vec![("team".into(), "sales".into())],
+            eval_timeout_secs: Some(0.25),
+            eval_mode: EvalMode::Subprocess,
+            has_evaluation_fn: true,
+        };
+        let json = serde_json::to_string(&schedule).unwrap();
+        assert!(
+            json.contains(r#""default_status":"Running""#) && json.contains(r#""eval_mode":"Subprocess""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<ScheduleDef>(&json).unwrap(), schedule);
+
+        let minimal =
+            r#"{"name":"inbox","minimum_interval_secs":30.0,"default_status":"Stopped","has_evaluation_fn":false}"#;
+        let sensor: SensorDef = serde_json::from_str(minimal).unwrap();
+        assert_eq!((sensor.job, sensor.asset_selection, sensor.eval_mode), (None, vec![], EvalMode::Auto));
+        assert_eq!(sensor.eval_timeout_secs, None);
+        assert_eq!(SensorDef::DEFAULT_MINIMUM_INTERVAL_SECS, 30.0);
     }
 }

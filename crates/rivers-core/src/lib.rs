@@ -5,6 +5,7 @@
 //! This crate must not depend on tokio, storage, or Python: everything here is testable with
 //! plain values, and every higher crate (storage, engine, bindings) builds on it.
 
+pub mod condition;
 mod definition;
 mod duration;
 mod error;
@@ -17,8 +18,8 @@ mod staleness;
 mod vocab;
 
 pub use definition::{
-    ComputeDef, DefinitionsSnapshot, DepDef, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef, NodeDef,
-    NodeKind, OutputDef, ParamDef, ParamRole, PartitionsDecl, PoolClaim, PoolLimitDef, ScheduleDef, SensorDef,
+    ComputeDef, DefinitionsSnapshot, DepDef, EvalMode, Gather, HookDef, HookType, IoHandlerRef, JobDef, MapDef,
+    NodeDef, NodeKind, OutputDef, ParamDef, ParamRole, PartitionsDecl, PoolClaim, PoolLimitDef, ScheduleDef, SensorDef,
 };
 pub use duration::{DurationError, parse_duration};
 pub use error::{Error, Result};
@@ -28,5 +29,6 @@ pub use retry::{Backoff, RetryOn, RetryPolicy, RetrySpec};
 pub use schedule::{CronSchedule, ScheduleError};
 pub use staleness::{AssetVersionState, StaleCause, Staleness, StalenessStatus, compute_staleness};
 pub use vocab::{
-    BackfillState, EventType, ExecutorKind, FailurePolicy, FailureReason, LaunchedBy, RunBackendKind, RunStatus,
+    AutomationStatus, AutomationType, BackfillState, EventType, ExecutorKind, FailurePolicy, FailureReason, LaunchedBy,
+    RunBackendKind, RunStatus, TickStatus, UserRef,
 };

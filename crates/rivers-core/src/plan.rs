@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::definition::{MapDef, NodeKind};
+use crate::definition::{MapDef, NodeKind, PoolClaim};
 use crate::error::{Error, Result};
 use crate::graph::AssetGraph;
 use crate::partitions::StepPartitions;
@@ -103,6 +103,9 @@ pub struct PlanStep {
     /// templates reported their keys. Only sync steps whose executor is the parallel one, in
     /// plans without level grouping; the others wait for every instance to end.
     pub streams_live: bool,
+    /// The concurrency pools the step holds slots of while it executes, each once (a pool a
+    /// node lists twice, as a multi-asset's outputs may, with its largest count).
+    pub pools: Vec<PoolClaim>,
 }
 
 impl PlanStep {
@@ -121,6 +124,18 @@ impl PlanStep {
             ..self.clone()
         }
     }
+}
+
+/// A node's pool claims with each pool once, at its largest count, in first-listed order.
+fn step_pools(claims: &[PoolClaim]) -> Vec<PoolClaim> {
+    let mut pools: Vec<PoolClaim> = Vec::with_capacity(claims.len());
+    for claim in claims {
+        match pools.iter_mut().find(|seen| seen.pool == claim.pool) {
+            Some(seen) => seen.slots = seen.slots.max(claim.slots),
+            None => pools.push(claim.clone()),
+        }
+    }
+    pools
 }
 
 /// What a finished step adds to its run's plan: new step instances (their upstreams may be
@@ -471,6 +486,7 @@ impl AssetGraph {
                     fails_with_members: node.kind == NodeKind::Graph,
                     streams,
                     streams_live,
+                    pools: step_pools(&node.pools),
                 }
             })
             .collect();
@@ -567,6 +583,17 @@ mod tests {
         assert_eq!(plan.steps()[0].executor, ExecutorKind::Parallel);
     }
 
+    #[test]
+    fn steps_claim_each_pool_once_with_its_largest_count() {
+        let mut node = NodeDef::asset("a");
+        let claim = |pool: &str, slots| PoolClaim { pool: pool.into(), slots };
+        node.pools = vec![claim("db", 1), claim("api", 2), claim("db", 3)];
+        let g = AssetGraph::build(vec![node], &[], HashMap::new()).unwrap();
+        let plan = g.plan(None, false, &options()).unwrap();
+        assert_eq!(plan.steps()[0].pools, [claim("db", 3), claim("api", 2)]);
+        assert_eq!(plan.steps()[0].mapped_instance("k", Vec::new()).pools, plan.steps()[0].pools);
+    }
+
     fn mapped(node: &str, key: &str, upstream: &[&str]) -> PlanStep {
         PlanStep {
             key: StepKey::mapped(node, key),
@@ -585,6 +612,7 @@ mod tests {
             fails_with_members: false,
             streams: Vec::new(),
             streams_live: false,
+            pools: Vec::new(),
         }
     }
 

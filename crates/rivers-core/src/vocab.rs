@@ -213,6 +213,41 @@ impl BackfillState {
 }
 
 vocabulary! {
+    /// What a tick evaluated (`StoredTick.automation_type`).
+    AutomationType {
+        /// A cron schedule.
+        Schedule => "schedule",
+        /// A sensor.
+        Sensor => "sensor",
+        /// An asset's automation condition.
+        Condition => "condition",
+    }
+}
+
+vocabulary! {
+    /// How a tick ended (`StoredTick.status`).
+    TickStatus {
+        /// The evaluation completed and created at least one run or backfill.
+        Success => "Success",
+        /// The evaluation completed and created nothing.
+        Skipped => "Skipped",
+        /// The evaluation raised, timed out, returned an invalid value, or a request could not
+        /// be launched.
+        Failure => "Failure",
+    }
+}
+
+vocabulary! {
+    /// Whether the daemon ticks a schedule or sensor (`ScheduleStatus` / `SensorStatus`).
+    AutomationStatus {
+        /// Ticked by the daemon.
+        Running => "Running",
+        /// Registered and visible, but not ticked.
+        Stopped => "Stopped",
+    }
+}
+
+vocabulary! {
     /// What a backfill does after a partition fails.
     FailurePolicy {
         /// Failures do not stop other partitions.
@@ -235,12 +270,36 @@ vocabulary! {
     }
 }
 
+/// The user behind a manual launch through the authenticated UI (`UserRef`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct UserRef {
+    /// Stable id: the OIDC `sub` claim or the forward-auth user header.
+    pub subject: String,
+    /// E-mail address, when the identity provider gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name, when the identity provider gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl UserRef {
+    /// The name, else the e-mail address, else the subject.
+    pub fn display(&self) -> &str {
+        self.name.as_deref().or(self.email.as_deref()).unwrap_or(&self.subject)
+    }
+}
+
 /// Origin of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LaunchedBy {
     /// `materialize()`, `Job.execute()` or a manual UI launch.
-    Manual,
+    Manual {
+        /// The acting user of an authenticated UI launch; `None` from Python and the CLI.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserRef>,
+    },
     /// A schedule tick.
     Schedule {
         /// Schedule name.
@@ -261,10 +320,13 @@ pub enum LaunchedBy {
 }
 
 impl LaunchedBy {
+    /// A manual launch without an acting user (Python, the CLI).
+    pub const MANUAL: LaunchedBy = LaunchedBy::Manual { user: None };
+
     /// The `kind` string.
     pub fn kind(&self) -> &'static str {
         match self {
-            LaunchedBy::Manual => "manual",
+            LaunchedBy::Manual { .. } => "manual",
             LaunchedBy::Schedule { .. } => "schedule",
             LaunchedBy::Sensor { .. } => "sensor",
             LaunchedBy::Backfill { .. } => "backfill",
@@ -313,5 +375,18 @@ mod tests {
     fn unknown_spelling_lists_valid_ones() {
         let err = "threads".parse::<ExecutorKind>().unwrap_err();
         assert!(err.to_string().contains("in_process, parallel, kubernetes"));
+    }
+
+    #[test]
+    fn a_manual_origin_stored_without_a_user_reads_back_and_one_with_a_user_keeps_it() {
+        let stored: LaunchedBy = serde_json::from_str(r#"{"kind":"manual"}"#).unwrap();
+        assert_eq!(stored, LaunchedBy::MANUAL);
+        assert_eq!(serde_json::to_string(&LaunchedBy::MANUAL).unwrap(), r#"{"kind":"manual"}"#);
+        let user = UserRef { subject: "u-1".into(), email: Some("ada@example.com".into()), name: None };
+        assert_eq!(user.display(), "ada@example.com");
+        let origin = LaunchedBy::Manual { user: Some(user) };
+        let text = serde_json::to_string(&origin).unwrap();
+        assert_eq!(serde_json::from_str::<LaunchedBy>(&text).unwrap(), origin);
+        assert_ne!(origin, LaunchedBy::MANUAL);
     }
 }

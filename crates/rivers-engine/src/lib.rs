@@ -1,7 +1,7 @@
 //! Running a plan: ready-queue scheduling over a [`StepRunner`], per-executor concurrency caps,
 //! level grouping for executor overrides, retries with backoff, downstream skipping,
-//! cooperative cancellation, resume, dynamic fan-out (with [`InstanceFeed`]s for streaming
-//! consumers), and the run events of the lifecycle.
+//! cooperative cancellation, resume, concurrency-pool claims, dynamic fan-out (with
+//! [`InstanceFeed`]s for streaming consumers), and the run events of the lifecycle.
 //!
 //! The engine knows nothing about Python: `rivers-python` implements [`StepRunner`] for the
 //! in-process and loky executors, and the tests here drive it with plain closures
@@ -13,6 +13,7 @@ mod fan_out;
 mod launch;
 mod liveness;
 mod partitions;
+mod pools;
 mod run;
 mod runner;
 #[cfg(feature = "testing")]
@@ -27,5 +28,6 @@ pub use fan_out::{FanIn, InstanceFeed, InstanceOutcome};
 pub use launch::{LaunchOutcome, LaunchedRun, launch_run};
 pub use liveness::{HEARTBEAT_INTERVAL_VAR, HEARTBEAT_TIMEOUT_VAR, Liveness};
 pub use partitions::{InputScope, RunPartition, StepScope, run_env as partition_env};
+pub use pools::{CLAIM_POLL_INTERVAL_VAR, CLAIM_POLL_JITTER_VAR, CLAIM_TIMEOUT_VAR, ClaimSettings};
 pub use run::{RunOptions, RunOutcome, execute_run};
 pub use runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};

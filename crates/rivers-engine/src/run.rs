@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::fan_out::FanIn;
 use crate::liveness::{Heartbeat, Liveness};
 use crate::partitions::{RunPartition, StepScope, run_env, run_grids, step_scope};
+use crate::pools::{ClaimSettings, HeldSlots, SlotClaimant};
 use crate::runner::{CapturedOutput, Materialized, StepFailure, StepOutput, StepRequest, StepRunner};
 use rivers_core::partitions::PartitionEnv;
 use scheduler::Scheduler;
@@ -75,7 +76,7 @@ impl RunOptions {
             stop_on_failure: false,
             max_workers,
             max_async_concurrent: None,
-            launched_by: LaunchedBy::Manual,
+            launched_by: LaunchedBy::MANUAL,
             backend: RunBackendKind::Local,
             liveness: Liveness::default(),
         }
@@ -168,6 +169,8 @@ struct Shared {
     cancelled: AtomicBool,
     /// No further attempt may start (cancelled, or `stop_on_failure` tripped).
     stopping: AtomicBool,
+    /// How pooled steps wait for their slots.
+    claim_settings: ClaimSettings,
 }
 
 /// Executes `plan` as run `options.run_id`, recording the run and its events in `storage`.
@@ -282,6 +285,7 @@ async fn drive_run(
         durable,
         cancelled: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
+        claim_settings: ClaimSettings::from_env(),
     });
     if matches!(role, Role::Owner { .. }) {
         shared.event(EventType::RunStart, None, Vec::new());
@@ -291,6 +295,14 @@ async fn drive_run(
     scheduler.drive().await;
 
     let Scheduler { plan, states, failed, storage_error, .. } = scheduler;
+    // Defence in depth: whatever a step failed to release (its process kept running) is freed
+    // with the run. Runs without pooled steps never touch the pool tables.
+    if matches!(role, Role::Owner { .. })
+        && plan.steps().iter().any(|step| !step.pools.is_empty())
+        && let Err(err) = storage.free_concurrency_slots_for_run(&run_id).await
+    {
+        tracing::warn!(run_id, error = %err, "could not release the pool slots of a finished run");
+    }
     let status = if storage_error.is_some() {
         RunStatus::Failure
     } else if shared.cancelled.load(Ordering::SeqCst) {
@@ -544,9 +556,16 @@ impl Shared {
         }
     }
 
-    /// Runs one attempt of a step. A retryable failure is handed back to the scheduler, which
-    /// frees the step's executor slot for the backoff (R39).
-    async fn run_attempt(self: Arc<Self>, step: Arc<PlanStep>, attempt: u32, fan_in: Vec<FanIn>) -> Attempt {
+    /// Runs one attempt of a step, holding `slots` (its pool slots) until the body ends. A
+    /// retryable failure is handed back to the scheduler, which frees the step's executor slot
+    /// (and its pool slots) for the backoff (R39).
+    async fn run_attempt(
+        self: Arc<Self>,
+        step: Arc<PlanStep>,
+        attempt: u32,
+        fan_in: Vec<FanIn>,
+        slots: Option<HeldSlots>,
+    ) -> Attempt {
         let request = self.request(&step, attempt, fan_in);
         if attempt == 1 {
             self.event(EventType::StepStart, Some(step.key.to_string()), Vec::new());
@@ -556,7 +575,11 @@ impl Shared {
         if let Some(scope) = &request.partition {
             self.partition_status(&step, scope, |_| true, PartitionTransition::Started);
         }
-        match self.runner.run_step(request.clone()).await {
+        let outcome = self.runner.run_step(request.clone()).await;
+        if let Some(slots) = slots {
+            slots.release().await;
+        }
+        match outcome {
             Ok(mut output) => {
                 let captured = output.captured.take();
                 self.store_captured(&step, captured);
@@ -603,6 +626,17 @@ impl Shared {
         self.runner.on_final_failure(request, failure.clone()).await;
         self.step_failure_event(&step.key, failure.reason, &failure.message);
         failure.message
+    }
+
+    /// The step as its pool claims name it.
+    fn slot_claimant(&self, step: &PlanStep) -> SlotClaimant {
+        SlotClaimant {
+            storage: self.storage.clone(),
+            run_id: self.options.run_id.clone(),
+            step_key: step.key.to_string(),
+            partition: self.partition_display.clone(),
+            priority: self.options.priority,
+        }
     }
 
     fn step_failure_event(&self, step_key: &StepKey, reason: FailureReason, message: &str) {

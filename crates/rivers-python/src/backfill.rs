@@ -12,6 +12,7 @@ use rivers_storage::BackfillRecord;
 
 use crate::graph::PyPlan;
 use crate::partitions::{PlannedBackfill, PyBackfillPlan};
+use crate::records::PyLaunchedBy;
 use crate::run::{PyRunRequest, runner};
 use crate::runtime::block_on_interruptible;
 use crate::storage::PyStorage;
@@ -65,7 +66,8 @@ impl From<BackfillOutcome> for PyBackfillOutcome {
 /// on the storage's runtime. Ctrl-C while waiting cancels it.
 #[pyfunction]
 #[pyo3(signature = (
-    storage, plan, backfill, prepare, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, block
+    storage, plan, backfill, prepare, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, block,
+    launched_by=None
 ))]
 #[allow(clippy::too_many_arguments)] // keyword-only, one per field of the backfill's record
 pub(crate) fn run_backfill(
@@ -81,6 +83,7 @@ pub(crate) fn run_backfill(
     tags: Vec<(String, String)>,
     config: Option<&str>,
     block: bool,
+    launched_by: Option<PyLaunchedBy>,
 ) -> PyResult<PyBackfillOutcome> {
     let failure_policy: FailurePolicy =
         failure_policy.parse().map_err(|err: rivers_core::Error| PyValueError::new_err(err.to_string()))?;
@@ -102,7 +105,7 @@ pub(crate) fn run_backfill(
             BackfillState::InProgress,
             planned.strategy.clone(),
             failure_policy,
-            LaunchedBy::Manual,
+            launched_by.map_or(LaunchedBy::MANUAL, |origin| origin.0),
         )
     };
     let job = BackfillJob {

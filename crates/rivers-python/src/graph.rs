@@ -6,17 +6,20 @@ use std::sync::Arc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
+use rivers_core::condition::check_selected_assets;
 use rivers_core::partitions::{PartitionEnv, Partitions};
 use rivers_core::{
     AssetGraph, ComputeDef, DefinitionsSnapshot, DepDef, ExecutorKind, HookDef, IoHandlerRef, JobDef, MapDef, NodeDef,
-    NodeKind, OutputDef, ParamDef, PartitionsDecl, Plan, PlanOptions, PoolClaim, RetryPolicy,
+    NodeKind, OutputDef, ParamDef, PartitionsDecl, Plan, PlanOptions, PoolClaim, RetryPolicy, ScheduleDef, SensorDef,
 };
 
+use crate::condition::PyAutomationCondition;
 use crate::error::BindingError;
 use crate::exceptions::{PartitionDefinitionError, PartitionValidationError};
 use crate::partitions::backfill::PyBackfillStrategy;
 use crate::partitions::{declared_partitions, extract_key, extract_mapping, key_to_py, local_now};
 use crate::retry::retry_spec;
+use crate::schedule::Automations;
 use crate::storage::PyStorage;
 
 fn core<T>(result: rivers_core::Result<T>) -> PyResult<T> {
@@ -148,7 +151,8 @@ impl PyNodeSpec {
         *, name, kind, params, deps, metadata, tags, kinds, group, code_version, io_handler,
         executor_override, is_async, retry, pools, hooks, observable, outputs = Vec::new(),
         never_retried = false, graph = None, members = Vec::new(), mapped = false, max_concurrency = None,
-        partitions = None, partition_mappings = Vec::new(), compute = None, backfill_strategy = None
+        partitions = None, partition_mappings = Vec::new(), compute = None, backfill_strategy = None,
+        automation_condition = None
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only: one per declared field
     fn new(
@@ -178,6 +182,7 @@ impl PyNodeSpec {
         partition_mappings: Vec<(String, Bound<'_, PyAny>)>,
         compute: Option<ComputeFields>,
         backfill_strategy: Option<PyRef<'_, PyBackfillStrategy>>,
+        automation_condition: Option<PyRef<'_, PyAutomationCondition>>,
     ) -> PyResult<Self> {
         let kind = match kind {
             "asset" => NodeKind::Asset,
@@ -257,7 +262,7 @@ impl PyNodeSpec {
             observable,
             partitions,
             partition_mappings,
-            automation_condition: None,
+            automation_condition: automation_condition.map(|condition| condition.0.clone()),
             outputs: output_defs,
             never_retried,
             graph,
@@ -318,17 +323,21 @@ impl PyGraph {
         &self.graph
     }
 
-    /// The repository's definitions: this graph's nodes, `jobs` and the repository-wide
-    /// defaults.
+    /// The repository's definitions: this graph's nodes, `jobs`, `automations` (schedules
+    /// and sensors) and the repository-wide defaults.
     pub(crate) fn snapshot(
         &self,
         jobs: Vec<JobFields<'_>>,
+        automations: Automations<'_>,
         default_executor: &Bound<'_, PyAny>,
         default_retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<DefinitionsSnapshot> {
         let jobs = jobs.into_iter().map(JobDef::try_from).collect::<PyResult<_>>()?;
         let default_retry = default_retry.map(retry_spec).transpose()?;
-        Ok(self.graph.snapshot(jobs, executor_kind(default_executor)?, default_retry))
+        let mut snapshot = self.graph.snapshot(jobs, executor_kind(default_executor)?, default_retry);
+        snapshot.schedules = automations.schedules.into_iter().map(ScheduleDef::try_from).collect::<PyResult<_>>()?;
+        snapshot.sensors = automations.sensors.into_iter().map(SensorDef::try_from).collect::<PyResult<_>>()?;
+        Ok(snapshot)
     }
 
     fn options(
@@ -400,6 +409,9 @@ impl PyGraph {
                 }
             }
         }
+        if check_bindings {
+            core(check_selected_assets(&nodes))?;
+        }
         let mut graph = core(AssetGraph::build_checked(nodes, &resource_keys, registered, check_bindings))?;
         core(graph.resolve_partitions(&named, &PartitionEnv::at(local_now()), check_bindings))?;
         Ok(PyGraph { graph })
@@ -421,15 +433,17 @@ impl PyGraph {
     }
 
     /// The repository's definitions as JSON (`rivers_core::DefinitionsSnapshot`): the nodes of
-    /// this graph, `jobs` and the repository-wide defaults.
-    #[pyo3(signature = (jobs, default_executor, default_retry = None))]
+    /// this graph, `jobs`, the schedules and sensors of `automations` and the repository-wide
+    /// defaults.
+    #[pyo3(signature = (jobs, automations, default_executor, default_retry = None))]
     fn snapshot_json(
         &self,
         jobs: Vec<JobFields<'_>>,
+        automations: Automations<'_>,
         default_executor: Bound<'_, PyAny>,
         default_retry: Option<Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        Ok(self.snapshot(jobs, &default_executor, default_retry.as_ref())?.to_json())
+        Ok(self.snapshot(jobs, automations, &default_executor, default_retry.as_ref())?.to_json())
     }
 
     /// Warnings found while building.

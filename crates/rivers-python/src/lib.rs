@@ -11,16 +11,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod backfill;
 mod command;
+mod condition;
+mod condition_eval;
+mod daemon;
 mod error;
 mod exceptions;
 mod graph;
 mod logging;
 mod partitions;
 mod pools;
+mod queue;
 mod records;
 mod retry;
 mod run;
 mod runtime;
+mod schedule;
 mod step;
 mod storage;
 
@@ -33,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     exceptions::register(m)?;
     m.add_function(wrap_pyfunction!(command::run_command, m)?)?;
     m.add_class::<command::PyCommandResult>()?;
+    m.add_class::<condition::PyAutomationCondition>()?;
     m.add_class::<graph::PyGraph>()?;
     m.add_class::<graph::PyNodeSpec>()?;
     m.add_class::<graph::PyPlan>()?;
@@ -41,6 +47,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     run::register(m)?;
     backfill::register(m)?;
     step::register(m)?;
+    schedule::register(m)?;
+    queue::register(m)?;
+    daemon::register(m)?;
+    condition_eval::register(m)?;
 
     let storage_module = PyModule::new(py, "storage")?;
     storage::register(&storage_module)?;

@@ -5,7 +5,7 @@ use rivers_core::partitions::PartitionKey;
 
 use crate::partitions::key_to_py;
 use pyo3::types::PyType;
-use rivers_core::LaunchedBy;
+use rivers_core::{LaunchedBy, UserRef};
 
 /// One stored run event.
 #[pyclass(name = "StoredEvent", module = "rivers._core.storage", frozen, get_all)]
@@ -250,8 +250,8 @@ impl From<rivers_storage::StoredTick> for PyStoredTick {
         PyStoredTick {
             id: t.id,
             automation_name: t.automation_name,
-            automation_type: t.automation_type,
-            status: t.status,
+            automation_type: t.automation_type.as_str().to_owned(),
+            status: t.status.as_str().to_owned(),
             timestamp: t.timestamp,
             run_ids: t.run_ids,
             backfill_ids: t.backfill_ids,
@@ -271,7 +271,7 @@ pub(crate) struct PyLaunchedBy(pub(crate) LaunchedBy);
 impl PyLaunchedBy {
     #[classmethod]
     fn manual(_cls: &Bound<'_, PyType>) -> Self {
-        PyLaunchedBy(LaunchedBy::Manual)
+        PyLaunchedBy(LaunchedBy::MANUAL)
     }
 
     #[classmethod]
@@ -315,10 +315,13 @@ impl PyLaunchedBy {
         }
     }
 
-    /// The acting user; never set for launches from Python.
+    /// The acting user of an authenticated UI launch; `None` for launches from Python.
     #[getter]
-    fn user(&self) -> Option<Py<PyAny>> {
-        None
+    fn user(&self) -> Option<PyUserRef> {
+        match &self.0 {
+            LaunchedBy::Manual { user } => user.clone().map(PyUserRef),
+            _ => None,
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -331,23 +334,35 @@ impl PyLaunchedBy {
 }
 
 /// The user behind a manual launch through the authenticated UI.
-#[pyclass(name = "UserRef", module = "rivers._core.storage", frozen, get_all)]
+#[pyclass(name = "UserRef", module = "rivers._core.storage", frozen)]
 #[derive(Clone)]
-pub(crate) struct PyUserRef {
-    subject: String,
-    email: Option<String>,
-    name: Option<String>,
-}
+pub(crate) struct PyUserRef(UserRef);
 
 #[pymethods]
 impl PyUserRef {
+    /// Stable id (OIDC `sub` or the forward-auth user header).
+    #[getter]
+    fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    #[getter]
+    fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
     /// `name`, else `email`, else `subject`.
     #[getter]
-    fn display(&self) -> String {
-        self.name.clone().or_else(|| self.email.clone()).unwrap_or_else(|| self.subject.clone())
+    fn display(&self) -> &str {
+        self.0.display()
     }
 
     fn __repr__(&self) -> String {
-        format!("UserRef(subject={:?})", self.subject)
+        format!("UserRef(subject={:?})", self.0.subject)
     }
 }

@@ -146,7 +146,7 @@ impl PyRunRequest {
         max_async_concurrent: Option<usize>,
         backfill: Option<(String, PyRef<'_, PyBackfillPlan>, usize)>,
     ) -> PyResult<Self> {
-        let mut launched_by = LaunchedBy::Manual;
+        let mut launched_by = LaunchedBy::MANUAL;
         let mut partition = partition_key.map(|key| RunPartition::single(key.0.clone()));
         if let Some((backfill_id, plan, index)) = backfill {
             let (key, context_keys) = plan

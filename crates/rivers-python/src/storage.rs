@@ -8,17 +8,19 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use rivers_core::RunStatus;
 use rivers_core::partitions::Partitions;
+use rivers_core::{PoolClaim, RunStatus};
 use rivers_storage::{PartitionStatusKind, RemoteTarget, Storage, StorageKind};
 
 use crate::error::BindingError;
 use crate::graph::{JobFields, PyGraph};
 use crate::partitions::{PyPartitionKeyRange, key_to_py};
+use crate::pools::{PyConcurrencyClaimStatus, PyPoolInfo, PyPoolLimit, PySlotHolder, lease_arg};
 use crate::records::{
     PyAssetRecord, PyLaunchedBy, PyRunRecord, PyStaleCause, PyStoredEvent, PyStoredLog, PyStoredTick,
 };
 use crate::runtime::{block_on, runtime};
+use crate::schedule::Automations;
 
 /// How long dropping a test store waits for its private runtime's blocking threads.
 const TEST_RUNTIME_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -643,21 +645,140 @@ impl PyStorage {
         self.awaitable(py, async move { s.has_dynamic_partition(&name, &key).await })
     }
 
+    // ---- pools ----
+    // Public pool queries (each with an `async_` twin), then the internal claim protocol the
+    // executor and the coordinator use.
+
+    #[pyo3(signature = (pool_key, limit, lease_duration = "5m"))]
+    fn set_pool_limit(&self, py: Python<'_>, pool_key: String, limit: i64, lease_duration: &str) -> PyResult<()> {
+        let lease = lease_arg(lease_duration)?;
+        let s = self.inner().clone();
+        self.sync(py, async move { s.set_pool_limit(&pool_key, limit, lease).await })
+    }
+
+    #[pyo3(signature = (pool_key, limit, lease_duration = "5m"))]
+    fn async_set_pool_limit<'py>(
+        &self,
+        py: Python<'py>,
+        pool_key: String,
+        limit: i64,
+        lease_duration: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let lease = lease_arg(lease_duration)?;
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.set_pool_limit(&pool_key, limit, lease).await.map(none) })
+    }
+
+    fn get_pool_limits(&self, py: Python<'_>) -> PyResult<Vec<PyPoolLimit>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_pool_limits().await.map(convert) })
+    }
+
+    fn async_get_pool_limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_pool_limits().await.map(convert::<_, PyPoolLimit>) })
+    }
+
+    fn get_all_pool_infos(&self, py: Python<'_>) -> PyResult<Vec<PyPoolInfo>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_all_pool_infos().await.map(convert) })
+    }
+
+    fn async_get_all_pool_infos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_all_pool_infos().await.map(convert::<_, PyPoolInfo>) })
+    }
+
+    fn get_pool_info(&self, py: Python<'_>, pool_key: String) -> PyResult<PyPoolInfo> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_pool_info(&pool_key).await.map(PyPoolInfo::from) })
+    }
+
+    fn async_get_pool_info<'py>(&self, py: Python<'py>, pool_key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_pool_info(&pool_key).await.map(PyPoolInfo::from) })
+    }
+
+    fn get_pool_slot_holders(&self, py: Python<'_>, pool_key: String) -> PyResult<Vec<PySlotHolder>> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.get_pool_slot_holders(&pool_key).await.map(convert) })
+    }
+
+    fn async_get_pool_slot_holders<'py>(&self, py: Python<'py>, pool_key: String) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.inner().clone();
+        self.awaitable(py, async move { s.get_pool_slot_holders(&pool_key).await.map(convert::<_, PySlotHolder>) })
+    }
+
+    #[pyo3(signature = (pools, run_id, step_key, priority = 0, lease_duration = "5m"))]
+    fn _claim_concurrency_slots(
+        &self,
+        py: Python<'_>,
+        pools: Vec<(String, i64)>,
+        run_id: String,
+        step_key: String,
+        priority: i64,
+        lease_duration: &str,
+    ) -> PyResult<PyConcurrencyClaimStatus> {
+        let lease = lease_arg(lease_duration)?;
+        let claims: Vec<PoolClaim> = pools.into_iter().map(|(pool, slots)| PoolClaim { pool, slots }).collect();
+        let s = self.inner().clone();
+        self.sync(py, async move {
+            s.claim_concurrency_slots(&claims, &run_id, &step_key, priority, Some(lease)).await.map(Into::into)
+        })
+    }
+
+    fn _free_concurrency_slots(&self, py: Python<'_>, run_id: String, step_key: String) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.free_concurrency_slots(&run_id, &step_key).await })
+    }
+
+    fn _free_concurrency_slots_for_run(&self, py: Python<'_>, run_id: String) -> PyResult<()> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.free_concurrency_slots_for_run(&run_id).await })
+    }
+
+    #[pyo3(signature = (run_id, step_key, lease_duration = "5m"))]
+    fn _renew_slot_lease(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        step_key: String,
+        lease_duration: &str,
+    ) -> PyResult<u64> {
+        let lease = lease_arg(lease_duration)?;
+        let s = self.inner().clone();
+        self.sync(py, async move { s.renew_slot_lease(&run_id, &step_key, lease).await })
+    }
+
+    fn _free_expired_leases(&self, py: Python<'_>) -> PyResult<u64> {
+        let s = self.inner().clone();
+        self.sync(py, async move { s.free_expired_leases().await })
+    }
+
     // ---- internal: used by the Python repository layer ---------------------------------
 
     /// Registers (upserts) the asset records of every node of `graph`, from its definitions,
-    /// their partitions definitions, and the repository's definitions snapshot under this
-    /// process's code location.
-    #[pyo3(signature = (graph, jobs, default_executor, default_retry = None))]
+    /// their partitions definitions, the repository's pool limits (`(pool, limit)` pairs), and
+    /// the repository's definitions snapshot under this process's code location.
+    #[pyo3(signature = (graph, jobs, automations, default_executor, default_retry = None, pool_limits = Vec::new()))]
+    #[allow(clippy::too_many_arguments)] // the repository's declarations, one argument each
     fn _register_definitions(
         &self,
         py: Python<'_>,
         graph: PyRef<'_, PyGraph>,
         jobs: Vec<JobFields<'_>>,
+        automations: Automations<'_>,
         default_executor: Bound<'_, PyAny>,
         default_retry: Option<Bound<'_, PyAny>>,
+        pool_limits: Vec<(String, u32)>,
     ) -> PyResult<()> {
-        let snapshot = graph.snapshot(jobs, &default_executor, default_retry.as_ref())?;
+        let mut snapshot = graph.snapshot(jobs, automations, &default_executor, default_retry.as_ref())?;
+        snapshot.pool_limits = pool_limits
+            .iter()
+            .map(|(pool, slot_limit)| rivers_core::PoolLimitDef { pool: pool.clone(), slot_limit: *slot_limit })
+            .collect();
+        let pool_limits: Vec<(String, i64)> =
+            pool_limits.into_iter().map(|(pool, limit)| (pool, i64::from(limit))).collect();
         let graph = graph.graph();
         let records = graph
             .assets()
@@ -686,6 +807,7 @@ impl PyStorage {
         self.sync(py, async move {
             s.register_assets(records).await?;
             s.register_partitions(partitioned).await?;
+            s.declare_pool_limits(&pool_limits).await?;
             s.put_definitions_snapshot(&snapshot).await.map(drop)
         })
     }

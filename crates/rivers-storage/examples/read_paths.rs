@@ -29,7 +29,7 @@ async fn fill(storage: &Storage, runs: usize, events: usize) {
                     node_names: vec!["hot".into()],
                     priority: 0,
                     partition_key: None,
-                    launched_by: LaunchedBy::Manual,
+                    launched_by: LaunchedBy::MANUAL,
                     backend: RunBackendKind::Local,
                 })
                 .await?;

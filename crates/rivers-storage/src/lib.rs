@@ -33,14 +33,16 @@ pub use clock::now_ns;
 pub use error::{BoxedCause, Error, Result};
 pub use identity::{CODE_LOCATION_VAR, CodeLocationId, DEPLOYMENT_VAR, Deployment, LOCAL_CODE_LOCATION};
 pub use records::{
-    AssetRecord, BackfillProgress, BackfillRecord, NewEvent, NewRun, PartitionSpan, RunRecord, StepState, StoredEvent,
-    StoredLog, StoredTick,
+    AssetRecord, BackfillProgress, BackfillRecord, BlockKind, BlockReason, ConcurrencyClaim, NewEvent, NewRun,
+    PartitionSpan, PoolBlockDetail, PoolInfo, PoolLimit, RunRecord, SlotHolder, StepState, StoredEvent, StoredLog,
+    StoredTick,
 };
 pub use state::StepStatus;
 pub use storage::{
-    AssetEventCursor, BACKFILL_CLAIM_GRACE, CodeLocationRecord, Page, PageCursor, PartitionStatus,
-    PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, RunClaim, RunFilter, RunOwner,
-    Storage, StorageKind, definition_fingerprint,
+    ActiveRun, AssetConditionState, AssetEventCursor, AssetLatest, BACKFILL_CLAIM_GRACE, CodeLocationRecord,
+    ConditionCheckpoint, ConditionEvaluationRecord, DEFAULT_POOL_LEASE, GridStatus, Page, PageCursor, PartitionStatus,
+    PartitionStatusChange, PartitionStatusKind, PartitionTransition, PlanRegistration, QueuedRun, RunClaim, RunFilter,
+    RunKey, RunOwner, RunTargets, Storage, StorageKind, UnfinishedRun, definition_fingerprint,
 };
 #[cfg(feature = "testing")]
 pub use writer::FailBatches;

@@ -45,6 +45,9 @@ const MIGRATIONS: &[Migration] = &[
         name: "deleted_dynamic_keys",
         ddl: include_str!("../migrations/0012_deleted_dynamic_keys.surql"),
     },
+    Migration { version: 13, name: "pools", ddl: include_str!("../migrations/0013_pools.surql") },
+    Migration { version: 14, name: "automation", ddl: include_str!("../migrations/0014_automation.surql") },
+    Migration { version: 15, name: "conditions", ddl: include_str!("../migrations/0015_conditions.surql") },
 ];
 
 /// Schema version written by this build.

@@ -335,10 +335,10 @@ pub struct StoredTick {
     pub id: String,
     /// Schedule / sensor name, or asset key for condition ticks.
     pub automation_name: String,
-    /// `schedule`, `sensor` or `condition`.
-    pub automation_type: String,
-    /// `Success`, `Skipped` or `Failure`.
-    pub status: String,
+    /// What was evaluated.
+    pub automation_type: rivers_core::AutomationType,
+    /// How the evaluation ended.
+    pub status: rivers_core::TickStatus,
     /// Nanoseconds since the epoch.
     pub timestamp: i64,
     /// Runs requested.
@@ -505,4 +505,122 @@ pub struct StepState {
     pub end_time: Option<i64>,
     /// Attempts made: 1 plus its retries.
     pub attempts: u32,
+}
+
+/// A concurrency pool's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolLimit {
+    /// Pool key.
+    pub pool_key: String,
+    /// Slots that may be held at once.
+    pub slot_limit: i64,
+    /// How long a claim's lease lasts before it must be renewed.
+    pub lease: std::time::Duration,
+}
+
+/// A pool's configuration and live usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolInfo {
+    /// The configuration.
+    pub limit: PoolLimit,
+    /// Slots held under unexpired leases.
+    pub claimed_count: i64,
+    /// Steps waiting for the pool.
+    pub pending_count: i64,
+}
+
+/// One step holding slots of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotHolder {
+    /// Holding run.
+    pub run_id: String,
+    /// Holding step.
+    pub step_key: String,
+    /// Slots it holds.
+    pub slots_consumed: i64,
+    /// When it claimed them (nanoseconds since the epoch).
+    pub claimed_at: i64,
+    /// When its lease ends unless renewed (nanoseconds since the epoch).
+    pub lease_expires_at: i64,
+}
+
+/// One pool that had no room for a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolBlockDetail {
+    /// Pool key.
+    pub pool_key: String,
+    /// Slots held under unexpired leases.
+    pub claimed: i64,
+    /// The pool's limit.
+    pub limit: i64,
+}
+
+/// Why a claim is pending: every pool that had no room, in the order the claim listed them
+/// (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockReason {
+    /// The blocking pools.
+    pub pools: Vec<PoolBlockDetail>,
+}
+
+/// How many pools block a claim, as `BlockReason.kind` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// One pool has no room.
+    PoolFull,
+    /// Several pools have no room.
+    PoolsFull,
+}
+
+impl BlockKind {
+    /// `pool_full` or `pools_full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockKind::PoolFull => "pool_full",
+            BlockKind::PoolsFull => "pools_full",
+        }
+    }
+}
+
+impl BlockReason {
+    /// One pool blocks, or several.
+    pub fn kind(&self) -> BlockKind {
+        if self.pools.len() > 1 { BlockKind::PoolsFull } else { BlockKind::PoolFull }
+    }
+
+    /// The first blocking pool.
+    pub fn first(&self) -> &PoolBlockDetail {
+        &self.pools[0]
+    }
+}
+
+impl std::fmt::Display for BlockReason {
+    /// `pool_full: pool 'db' has 2 of 2 slots claimed`, or for several pools
+    /// `pools_full: pool 'db' has 2 of 2 slots claimed; pool 'api' has 1 of 1 slots claimed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.kind().as_str())?;
+        for (i, pool) in self.pools.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}pool '{}' has {} of {} slots claimed", pool.pool_key, pool.claimed, pool.limit)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a claim of pool slots got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConcurrencyClaim {
+    /// Every pool granted its slots; they are leased for `lease`.
+    Claimed {
+        /// The lease length the slots were claimed with (renew within it).
+        lease: std::time::Duration,
+    },
+    /// Some pool had no room: nothing was claimed.
+    Pending {
+        /// 1-based position among the steps waiting for the blocking pools (by priority
+        /// descending, then arrival).
+        position: i64,
+        /// The pools without room.
+        reason: BlockReason,
+    },
 }

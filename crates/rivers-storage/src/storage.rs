@@ -18,18 +18,27 @@ use crate::writer::Writer;
 use crate::{changes, migrations};
 
 mod assets;
+mod automation;
 mod backfills;
 mod cancellation;
 mod code_locations;
+mod conditions;
 mod events;
 mod kv;
 mod ownership;
 mod paging;
 mod partition_status;
+mod pools;
+mod queue;
 mod runs;
 
+pub use automation::RunKey;
 pub use backfills::BACKFILL_CLAIM_GRACE;
 pub use code_locations::CodeLocationRecord;
+pub use conditions::{
+    AssetConditionState, AssetLatest, ConditionCheckpoint, ConditionEvaluationRecord, GridStatus, RunTargets,
+    UnfinishedRun,
+};
 pub use events::AssetEventCursor;
 pub use ownership::{PlanRegistration, RunClaim, RunOwner};
 pub use paging::{Page, PageCursor};
@@ -39,6 +48,8 @@ pub use partition_status::{
 pub(crate) use partition_status::{
     expand_nth, is_state_changed as is_partition_state_changed, prepare_writes as prepare_partition_writes,
 };
+pub use pools::DEFAULT_POOL_LEASE;
+pub use queue::{ActiveRun, QueuedRun};
 pub use runs::RunFilter;
 
 /// When an embedded store syncs its write-ahead log: on every commit.

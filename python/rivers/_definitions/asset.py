@@ -608,10 +608,14 @@ class MultiAsset(Asset):
         pools = list(options["pool"]) if isinstance(options["pool"], list) else options["pool"]
         asset = object.__new__(cls)
         asset._init_declared(name, options, deps=deps, pool=pools)
+        # The one step claims each pool once, with the largest count any output asks for.
         for output in output_defs:
             for pool_name, slots in output.pool:
-                if all(existing != pool_name for existing, _ in asset.pool):
+                held = next((i for i, (existing, _) in enumerate(asset.pool) if existing == pool_name), None)
+                if held is None:
                     asset.pool.append((pool_name, slots))
+                else:
+                    asset.pool[held] = (pool_name, max(slots, asset.pool[held][1]))
         mappings = dict(asset.partition_mapping or {})
         for output in output_defs:
             mappings.update(output.partition_mapping or {})

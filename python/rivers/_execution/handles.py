@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,46 @@ class RunResult:
         )
 
 
+_TERMINAL = ("Success", "Failure", "Canceled")
+
+
+class StoredRun:
+    """A run executed by another process or thread, followed through storage: what a
+    ``RunHandle`` waits on for a queued run."""
+
+    def __init__(self, repository: CodeRepository, run_id: str) -> None:
+        self._repository = repository
+        self.run_id = run_id
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """The run's result once it is terminal; ``None`` when ``timeout`` seconds pass first."""
+        storage = self._repository.storage
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = storage.get_run(self.run_id)
+            if record is not None and record.status in _TERMINAL:
+                return stored_result(storage, record)
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic())))
+
+
+# How often a wait on a run executed elsewhere reads its status.
+_POLL = 0.05
+
+
+def stored_result(storage: Any, record: Any) -> RunResult:
+    """The result of a finished run, from its record and events."""
+    materialized: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for event in storage.get_events_for_run(record.run_id):
+        if event.event_type == "Materialization" and event.asset_key not in materialized:
+            materialized.append(event.asset_key)
+        elif event.event_type == "StepFailure":
+            failed.append((event.asset_key or "", dict(event.metadata).get("rivers/error", "")))
+    return RunResult(record.status == "Success", record.run_id, materialized, failed)
+
+
 class RunHandle:
     """Handle to a submitted run: poll its status, wait for it, cancel it."""
 
@@ -69,9 +110,10 @@ class RunHandle:
         return self._to_result(outcome)
 
     def cancel(self) -> None:
-        """Requests cancellation; a no-op for a terminal run."""
+        """A queued run becomes ``Canceled`` at once; a started one gets a cancellation request
+        that its executor honours between steps; a no-op for a terminal run."""
         storage = self._repository.storage
-        if not storage.cancel_queued_run(self.run_id) and self.status not in ("Success", "Failure", "Canceled"):
+        if not storage.cancel_queued_run(self.run_id) and self.status not in _TERMINAL:
             storage.request_cancellation(self.run_id)
 
     def __repr__(self) -> str:

@@ -13,17 +13,23 @@ import re
 import uuid
 import warnings
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from rivers import _core
 from rivers._core import BackfillStrategy, PartitionContext, PartitionKeyRange, PartitionsDefinition
 from rivers._definitions.asset import Asset, DepDef, ExternalAsset, MultiAsset
+from rivers._definitions.automation import EvalMode
 from rivers._definitions.executor import Executor
 from rivers._definitions.graph import GraphAsset, GraphTaskNode
 from rivers._definitions.metadata import coerce_dict, encode
+from rivers._definitions.requests import ScheduleTickResult, SensorTickResult
 from rivers._definitions.retry import Compute, RetryPolicy, retry_spec
+from rivers._definitions.schedules import Schedule
+from rivers._definitions.sensors import Sensor
 from rivers._definitions.task import BashTask, Task, _TaskBase
+from rivers._execution import automation
 from rivers._execution.backfill import (
     DEFAULT_PRIORITY as DEFAULT_BACKFILL_PRIORITY,
 )
@@ -40,7 +46,7 @@ from rivers._execution.backfill import (
     unfinished_keys,
 )
 from rivers._execution.fan_out import gathered, keyed_elements
-from rivers._execution.handles import RunHandle, RunResult
+from rivers._execution.handles import RunHandle, RunResult, StoredRun
 from rivers._execution.io_context import InputContext
 from rivers._execution.partitions import step_partitions
 from rivers._execution.run import RunSession
@@ -54,6 +60,8 @@ from rivers.exceptions import (
     GraphValidationError,
     NodeNotFoundError,
     PartitionValidationError,
+    ScheduleDefinitionError,
+    SensorDefinitionError,
     TaskDefinitionError,
 )
 
@@ -133,6 +141,13 @@ class CodeRepository:
                 raise TypeError(f"CodeRepository(assets=...) accepts asset objects, got {asset!r}")
         if default_executor is not None and not isinstance(default_executor, Executor):
             raise TypeError("default_executor must be built with rs.Executor.in_process()/parallel()/kubernetes()")
+        for pool_key, limit in (pool_limits or {}).items():
+            if not isinstance(pool_key, str) or not pool_key:
+                raise TypeError(f"pool_limits keys must be non-empty pool names, got {pool_key!r}")
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ValueError(
+                    f"pool_limits['{pool_key}'] must be an int >= 0 (the pool's slot limit), got {limit!r}"
+                )
         for key, policy in (retries or {}).items():
             if not isinstance(policy, RetryPolicy):
                 raise TypeError(f"retries['{key}'] must be a RetryPolicy, got {type(policy).__name__}")
@@ -148,10 +163,19 @@ class CodeRepository:
         self._tasks = self._standalone_tasks(list(tasks or []), resources or {})
         self._schedules = list(schedules or [])
         self._sensors = list(sensors or [])
+        self._check_automation_entries()
         self._default_executor = default_executor
         self._resources = dict(resources or {})
+        if run_queue is not None and not isinstance(run_queue, _core.RunQueueConfig):
+            raise TypeError(f"run_queue must be a RunQueueConfig, got {type(run_queue).__name__}")
+        if run_backend is not None and not isinstance(run_backend, _core.RunBackendConfig):
+            raise TypeError(
+                f"run_backend must be RunBackendConfig.local() or .kubernetes(...), got {type(run_backend).__name__}"
+            )
         self._run_queue = run_queue
         self._run_backend = run_backend
+        # Daemons started for this repository; shutdown() stops them.
+        self._daemons: list[Any] = []
         self._pool_limits = dict(pool_limits or {})
         for key, definition in (partition_defs or {}).items():
             if not isinstance(definition, PartitionsDefinition):
@@ -405,36 +429,18 @@ class CodeRepository:
             if job.retry is not None:
                 graph.check_retry(retry_spec(job.retry), f"job '{job.name}'")
         self._validate_jobs(graph)
-        self._reject_unsupported()
+        self._validate_automations()
+        self._check_backfill_strategies()
         return graph
 
-    def _reject_unsupported(self) -> None:
-        """Declarations whose behaviour this build does not provide yet are refused by name,
-        never accepted and silently ignored."""
-        unsupported = (
-            ("schedules", self._schedules, "schedules"),
-            ("sensors", self._sensors, "sensors"),
-            ("run_queue", self._run_queue, "the run queue"),
-            ("pool_limits", self._pool_limits, "concurrency pool limits"),
-            ("run_backend", self._run_backend, "run backends"),
-        )
-        for parameter, given, what in unsupported:
-            if given:
-                raise NotImplementedError(
-                    f"CodeRepository({parameter}=...): {what} are not available in this version of rivers; "
-                    f"remove {parameter}= to run the repository without them"
-                )
+    def _check_backfill_strategies(self) -> None:
+        """An asset's ``backfill_strategy`` must be a ``BackfillStrategy``."""
         for asset in self._assets:
             strategy = getattr(asset, "backfill_strategy", None)
             if strategy is not None and not isinstance(strategy, BackfillStrategy):
                 raise TypeError(
                     f"asset '{asset.name}' declares backfill_strategy={strategy!r}; use rs.BackfillStrategy.multi_run(), "
                     ".single_run() or .per_dimension(...)"
-                )
-            if asset.automation_condition is not None:
-                raise NotImplementedError(
-                    f"asset '{asset.name}' declares automation_condition=..., and automation conditions are not "
-                    "evaluated by this version of rivers (no daemon); remove automation_condition= from it"
                 )
 
     def validate(self) -> None:
@@ -446,7 +452,7 @@ class CodeRepository:
         what readers that do not import user code (daemon, gRPC, UI) see."""
         return str(
             self._graph.snapshot_json(
-                list(self._jobs.values()), self._executor_for(None), retry_spec(self._default_retry)
+                list(self._jobs.values()), self, self._executor_for(None), retry_spec(self._default_retry)
             )
         )
 
@@ -472,7 +478,12 @@ class CodeRepository:
         self._handlers = {name: self._handler_of(name) for name in self._by_name}
         self._detach_shipped_classes()
         storage._register_definitions(
-            graph, list(self._jobs.values()), self._executor_for(None), retry_spec(self._default_retry)
+            graph,
+            list(self._jobs.values()),
+            self,
+            self._executor_for(None),
+            retry_spec(self._default_retry),
+            pool_limits=sorted(self._pool_limits.items()),
         )
         self._graph = graph
         self._storage = storage
@@ -519,6 +530,155 @@ class CodeRepository:
         except KeyError:
             known = ", ".join(sorted(self._jobs)) or "none"
             raise ValueError(f"no job named '{name}' is registered; registered jobs: [{known}]") from None
+
+    # -- automation ------------------------------------------------------------------------
+
+    def _check_automation_entries(self) -> None:
+        for schedule in self._schedules:
+            if not isinstance(schedule, Schedule):
+                raise TypeError(f"CodeRepository(schedules=...) accepts rs.Schedule objects, got {schedule!r}")
+        for sensor in self._sensors:
+            if not isinstance(sensor, Sensor):
+                raise TypeError(f"CodeRepository(sensors=...) accepts rs.Sensor objects, got {sensor!r}")
+            if sensor.name is None:
+                raise SensorDefinitionError(
+                    f"{sensor!r} has neither a name nor an evaluation function; pass name= or decorate a function"
+                )
+
+    def _validate_automations(self) -> None:
+        """Unique names, a registered asset for each sensor's ``asset_selection`` entry, and a
+        registered resource for each evaluation-function parameter without a default."""
+        schedule_names: set[str] = set()
+        for schedule in self._schedules:
+            if schedule.name in schedule_names:
+                raise ScheduleDefinitionError(
+                    f"two schedules are named '{schedule.name}'; schedule names must be unique in a repository"
+                )
+            schedule_names.add(schedule.name)
+            self._check_evaluation_resources(f"schedule '{schedule.name}'", schedule)
+        sensor_names: set[str] = set()
+        assets = self.assets
+        for sensor in self._sensors:
+            if sensor.name in sensor_names:
+                raise SensorDefinitionError(
+                    f"two sensors are named '{sensor.name}'; sensor names must be unique in a repository"
+                )
+            sensor_names.add(sensor.name)
+            for asset in sensor.asset_selection or []:
+                if asset not in assets:
+                    raise AssetNotFoundError(
+                        f"sensor '{sensor.name}' selects '{asset}', which is not a registered asset; registered "
+                        f"assets: [{', '.join(assets)}]"
+                    )
+            self._check_evaluation_resources(f"sensor '{sensor.name}'", sensor)
+
+    def _check_evaluation_resources(self, owner: str, automation: Schedule | Sensor) -> None:
+        function = automation._function
+        if function is None:
+            return
+        for parameter in function.required_resources:
+            if automation.eval_mode == EvalMode.Subprocess:
+                raise ConfigurationError(
+                    f"parameter '{parameter}' of the evaluation function of {owner} asks for a resource, and "
+                    "EvalMode.Subprocess injects none; give the parameter a default or use EvalMode.Auto"
+                )
+            if parameter not in self._resources:
+                known = ", ".join(sorted(self._resources)) or "none"
+                raise ConfigurationError(
+                    f"parameter '{parameter}' of the evaluation function of {owner} matches no resource; registered "
+                    f"resources: [{known}]; register it in CodeRepository(resources=...) or give it a default"
+                )
+
+    def get_schedule(self, name: str) -> Schedule:
+        for schedule in self._schedules:
+            if schedule.name == name:
+                return schedule
+        known = ", ".join(s.name for s in self._schedules) or "none"
+        raise ValueError(f"no schedule named '{name}' is registered; registered schedules: [{known}]")
+
+    def get_sensor(self, name: str) -> Sensor:
+        for sensor in self._sensors:
+            if sensor.name == name:
+                return sensor
+        known = ", ".join(s.name for s in self._sensors) or "none"
+        raise ValueError(f"no sensor named '{name}' is registered; registered sensors: [{known}]")
+
+    def evaluate_schedule(self, name: str, execution_time: str | None = None) -> ScheduleTickResult:
+        """Calls schedule ``name``'s evaluation function once, in this process, with resources
+        and config, and returns what it requested. Launches and stores nothing; ``eval_mode``
+        and ``eval_timeout`` do not apply. ``execution_time`` (default: now, UTC) reaches the
+        context verbatim."""
+        if execution_time is None:
+            execution_time = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self._schedule_tick(self.get_schedule(name), execution_time, in_subprocess=False)
+
+    def evaluate_sensor(
+        self, name: str, cursor: str | None = None, last_tick_time: float | None = None
+    ) -> SensorTickResult:
+        """Calls sensor ``name``'s evaluation function once, in this process, with resources and
+        config; ``cursor`` and ``last_tick_time`` reach the context verbatim. Launches and
+        stores nothing; ``eval_mode`` and ``eval_timeout`` do not apply."""
+        return self._sensor_tick(self.get_sensor(name), cursor, last_tick_time, in_subprocess=False)
+
+    # -- automation conditions --------------------------------------------------------------
+
+    def explain_automation(self, asset: str, partition_key: Any | None = None) -> Any:
+        """Why ``asset``'s automation condition is or is not true now: the evaluated tree (each
+        node's label, value and the facts it used), evaluated against storage exactly as the
+        daemon's next pass would; ``print()`` it for the indented text. ``partition_key`` (a
+        ``PartitionKey`` or its display form) picks the partition whose values are reported;
+        without it a node's value says whether it holds for any partition. Read-only: no
+        condition state, tick or run is written. Unknown asset → ``AssetNotFoundError``; an
+        asset without a condition → ``ValueError``."""
+        from rivers._execution.conditions import explain_automation
+
+        return explain_automation(self, asset, partition_key)
+
+    def simulate_automation(self, start: datetime, end: datetime, step: str = "1m") -> list[Any]:
+        """A dry run on a virtual clock: evaluates the running schedules (their evaluation
+        functions are called, in this process) and every automation condition at each ``step``
+        from ``start`` to ``end`` (both included; naive datetimes are UTC) against the current
+        storage, and returns the runs they would request, oldest first. Nothing is launched and
+        no state, tick or cursor is written; each simulated request is assumed to succeed at
+        once, so downstream conditions fire later in the span as they would."""
+        from rivers._execution.conditions import simulate_automation
+
+        return simulate_automation(self, start, end, step)
+
+    def _evaluate_schedule_tick(self, name: str, scheduled_execution_time: str) -> ScheduleTickResult:
+        """Daemon entry: evaluates schedule ``name`` for the cron tick ``scheduled_execution_time``
+        (RFC 3339, in the schedule's zone) as its ``eval_mode`` says: ``Auto`` / ``InProcess``
+        in the calling thread (an ``async def`` function on the shared event loop), ``Subprocess``
+        in a loky worker without resources or config (``ImportError`` naming loky when it is
+        missing). Exceptions of the evaluation function propagate unchanged; a return value of
+        another type raises ``TypeError``. Launches and stores nothing: the daemon does."""
+        schedule = self.get_schedule(name)
+        return self._schedule_tick(schedule, scheduled_execution_time, schedule.eval_mode == EvalMode.Subprocess)
+
+    def _evaluate_sensor_tick(self, name: str, cursor: str | None, last_tick_time: float | None) -> SensorTickResult:
+        """Daemon entry: evaluates sensor ``name`` with the cursor and time (seconds since the
+        epoch) of its previous stored tick, as its ``eval_mode`` says (see
+        :meth:`_evaluate_schedule_tick`). Launches and stores nothing: the daemon does."""
+        sensor = self.get_sensor(name)
+        return self._sensor_tick(sensor, cursor, last_tick_time, sensor.eval_mode == EvalMode.Subprocess)
+
+    def _schedule_tick(
+        self, schedule: Schedule, scheduled_execution_time: str, in_subprocess: bool
+    ) -> ScheduleTickResult:
+        self._ensure_resolved()
+        if in_subprocess:
+            return automation.schedule_tick_in_subprocess(schedule, scheduled_execution_time)
+        config = automation.config_of(schedule)
+        return automation.schedule_tick(schedule, scheduled_execution_time, self._resources, config)
+
+    def _sensor_tick(
+        self, sensor: Sensor, cursor: str | None, last_tick_time: float | None, in_subprocess: bool
+    ) -> SensorTickResult:
+        self._ensure_resolved()
+        if in_subprocess:
+            return automation.sensor_tick_in_subprocess(sensor, cursor, last_tick_time)
+        config = automation.config_of(sensor)
+        return automation.sensor_tick(sensor, cursor, last_tick_time, self._resources, config)
 
     # -- execution -------------------------------------------------------------------------
 
@@ -807,6 +967,37 @@ class CodeRepository:
         """Materializes the selection over many partitions: the requested partitions are
         expanded and grouped into runs by the strategy, and up to ``max_concurrency`` runs
         execute at once. ``block=False`` returns at once; follow it with ``get_backfill``."""
+        return self._backfill(
+            selection,
+            partition_keys,
+            partition_range,
+            strategy,
+            failure_policy,
+            max_concurrency,
+            tags,
+            config,
+            block=block,
+            dry_run=dry_run,
+            launched_by=None,
+        )
+
+    def _backfill(
+        self,
+        selection: list[str] | None,
+        partition_keys: list[Any] | None,
+        partition_range: PartitionKeyRange | None,
+        strategy: BackfillStrategy | None,
+        failure_policy: str,
+        max_concurrency: int,
+        tags: list[tuple[str, str]] | None,
+        config: dict[str, dict[str, Any]] | None,
+        *,
+        block: bool,
+        dry_run: bool,
+        launched_by: Any | None,
+    ) -> BackfillResult:
+        """:meth:`backfill`, recorded as launched by ``launched_by`` (``LaunchedBy.manual()``
+        when ``None``)."""
         check_arguments(partition_keys, partition_range, failure_policy, max_concurrency)
         if strategy is not None and not isinstance(strategy, BackfillStrategy):
             raise TypeError(f"strategy must be a BackfillStrategy, got {type(strategy).__name__}")
@@ -857,6 +1048,7 @@ class CodeRepository:
             tags=tags,
             config=stored_config,
             block=block,
+            launched_by=launched_by,
         )
         return BackfillResult(
             backfill_id=backfill_id,
@@ -967,14 +1159,85 @@ class CodeRepository:
             return False
         return True
 
+    # -- the daemon's entry points -----------------------------------------------------------
+
+    def _register_daemon(self, daemon: Any) -> None:
+        """Remembers a started ``AutomationDaemon`` so that :meth:`shutdown` stops it."""
+        if daemon not in self._daemons:
+            self._daemons.append(daemon)
+
+    def _launch_run(
+        self,
+        run_id: str,
+        job_name: str | None,
+        node_names: list[str],
+        partition_key: Any | None,
+        tags: list[tuple[str, str]],
+    ) -> None:
+        """Executes run ``run_id``, which the daemon created (``NotStarted``) and admitted:
+        the job's plan, or an ad-hoc plan over ``node_names`` when the run names no job. The
+        run's record keeps its origin, tags and priority; this process claims and executes it
+        and returns when it ends. Raises only when the run cannot start."""
+        self._ensure_resolved()
+        if job_name is not None:
+            job = self.get_job(job_name)
+            executor = self._executor_for(job)
+            plan = self._graph.plan_job(
+                job.name,
+                [a.name for a in job.assets],
+                job.allow_incomplete_deps,
+                executor.kind,
+                retry_spec(job.retry),
+                retry_spec(self._default_retry),
+            )
+        else:
+            executor = self._executor_for(None)
+            plan = self._graph.plan(node_names, False, executor.kind, None, retry_spec(self._default_retry))
+        session, request = self._prepare_run(plan, executor, job_name, tags, None, run_id, False, False, partition_key)
+        _core.execute_run(self.storage, plan, session, request)
+
+    def _submit_backfill_request(
+        self,
+        selection: list[str],
+        partition_keys: list[Any] | None,
+        partition_range: PartitionKeyRange | None,
+        strategy: BackfillStrategy | None,
+        failure_policy: str,
+        max_concurrency: int,
+        tags: list[tuple[str, str]],
+        launched_by: Any,
+    ) -> str:
+        """Starts the backfill a schedule's or sensor's ``BackfillRequest`` asked for, in the
+        background, recorded as launched by that automation; returns its id."""
+        result = self._backfill(
+            selection,
+            partition_keys,
+            partition_range,
+            strategy,
+            failure_policy,
+            max_concurrency,
+            tags,
+            None,
+            block=False,
+            dry_run=False,
+            launched_by=launched_by,
+        )
+        return result.backfill_id
+
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
-        """Launches an ad-hoc run in the background (the path daemon and UI launches take): the
-        run executes on the engine's runtime and this returns at once."""
+        """Launches an ad-hoc run through the queue path (the path UI and gRPC launches take),
+        with ``LaunchedBy.manual()``. With a ``run_queue``, the run is ``Queued`` until a
+        daemon's coordinator admits and launches it; without one, it executes at once on the
+        engine's runtime. Returns at once either way."""
         self._ensure_resolved()
         if selection is not None:
             selection = list(dict.fromkeys(selection))
         executor = self._executor_for(None)
         plan = self._graph.plan(selection, False, executor.kind, None, retry_spec(self._default_retry))
+        if self._run_queue is not None:
+            key = self._run_partition_key(plan, partition_key)
+            run_id = _core.queue_run(self.storage, list(plan.node_names), key)
+            return RunHandle(self, StoredRun(self, run_id), lambda result: result)
         session, request = self._prepare_run(plan, executor, None, None, None, None, False, False, partition_key)
         launched = _core.launch_run(self.storage, plan, session, request)
         return RunHandle(self, launched, lambda outcome: run_result(outcome, session, False))
@@ -1063,6 +1326,9 @@ class CodeRepository:
         if self._shut_down:
             return
         self._shut_down = True
+        for daemon in self._daemons:
+            daemon.stop()
+        self._daemons.clear()
         from rivers._definitions.resources import Resource
 
         for key, resource in self._resources.items():
@@ -1096,7 +1362,14 @@ def _common_fields(node: Any) -> dict[str, Any]:
     if compute is not None and not isinstance(compute, Compute):
         raise TypeError(f"'{node.name}' declares compute={compute!r}; use rs.Compute(cpu=..., memory=..., gpu=...)")
     strategy = getattr(node, "backfill_strategy", None)
+    condition = getattr(node, "automation_condition", None)
+    if condition is not None and not isinstance(condition, _core.AutomationCondition):
+        raise TypeError(
+            f"asset '{node.name}' declares automation_condition={condition!r}, which is not an AutomationCondition; "
+            "build one with rs.AutomationCondition (for example rs.AutomationCondition.eager())"
+        )
     return dict(
+        automation_condition=condition,
         compute=compute,
         # Any other value is refused by name when the repository is validated.
         backfill_strategy=strategy if isinstance(strategy, BackfillStrategy) else None,

@@ -13,6 +13,7 @@ use rivers_core::{EventType, FailureReason, Plan, PlanGrowth, StepKey};
 
 use super::{Attempt, CANCEL_CHECK, Lane, Shared, StepState, lane};
 use crate::fan_out::{FanOuts, Needs};
+use crate::pools::{Acquired, HeldSlots, step_claims};
 use crate::runner::StepFailure;
 
 /// What the scheduler waits for: an attempt finished, a backoff ended, or a finished step's
@@ -27,6 +28,12 @@ enum Completion {
         outcome: std::result::Result<(), String>,
     },
     Durable(usize, rivers_storage::Result<()>),
+    /// A pooled step's wait for its pool slots ended: with its slots, or without them when
+    /// the run stopped starting steps meanwhile.
+    Claimed(usize, Option<HeldSlots>),
+    /// A pooled step did not get its slots (timeout, store failure) and has been recorded as
+    /// failed with this message.
+    ClaimFailed(usize, String),
 }
 
 pub(super) struct Scheduler {
@@ -55,6 +62,11 @@ pub(super) struct Scheduler {
     /// Graph steps failing because an internal step failed, with that step's key: the run loop
     /// records their failure.
     member_failures: Vec<(usize, StepKey)>,
+    /// Pooled steps holding their slots, ready to start when their lane has room.
+    slots: HashMap<usize, HeldSlots>,
+    /// Pooled steps waiting for their slots, per lane. They hold no executor slot; a lane
+    /// starts no more waits than it has free slots, so few steps hold pool slots idly.
+    claiming: HashMap<Lane, usize>,
 }
 
 impl Scheduler {
@@ -75,6 +87,8 @@ impl Scheduler {
             already_done,
             fan_outs: FanOuts::default(),
             member_failures: Vec::new(),
+            slots: HashMap::new(),
+            claiming: HashMap::new(),
         };
         scheduler.track(0..steps);
         scheduler
@@ -350,6 +364,11 @@ impl Scheduler {
                     self.make_ready(index);
                 }
                 Completion::BackoffOver { index, outcome: Err(message), .. } => self.step_failed(index, message),
+                Completion::Claimed(index, slots) => self.claim_over(index, slots),
+                Completion::ClaimFailed(index, message) => {
+                    self.claim_over(index, None);
+                    self.step_failed(index, message);
+                }
                 Completion::Body(index, outcome) => {
                     let step = Arc::clone(&self.plan.steps()[index]);
                     if let Some(n) = self.running.get_mut(&lane(&step)) {
@@ -359,6 +378,63 @@ impl Scheduler {
                     self.attempt_over(index, outcome, &mut in_flight);
                 }
             }
+        }
+        // Claimed by steps the run never started (it was cancelled or stopped meanwhile).
+        for (_, slots) in self.slots.drain() {
+            slots.release().await;
+        }
+    }
+
+    /// A pooled step may start claiming its slots: its lane has a free slot besides the
+    /// running steps and the other waiting ones.
+    fn may_claim(&self, lane: Lane) -> bool {
+        let busy = self.running.get(&lane).copied().unwrap_or(0) + self.claiming.get(&lane).copied().unwrap_or(0);
+        busy < self.capacity(lane)
+    }
+
+    /// Starts waiting for a ready pooled step's slots, outside its lane: the run's other
+    /// steps keep executing meanwhile.
+    fn begin_claim(
+        &mut self,
+        index: usize,
+        lane: Lane,
+        in_flight: &mut FuturesUnordered<BoxFuture<'static, Completion>>,
+    ) {
+        *self.claiming.entry(lane).or_default() += 1;
+        self.ready.remove(&(lane, index));
+        // Not pending: a claiming step takes no new upstreams and is not skipped.
+        self.states[index] = StepState::Running;
+        let shared = Arc::clone(&self.shared);
+        let step = Arc::clone(&self.plan.steps()[index]);
+        // A retry claims again before its attempt.
+        let attempt = self.attempts.get(&index).copied().unwrap_or(1);
+        in_flight.push(Box::pin(async move {
+            let claimant = shared.slot_claimant(&step);
+            let stopped = || shared.stopping.load(Ordering::SeqCst) || shared.cancel_requested();
+            let acquired = claimant.acquire(step_claims(&step), shared.claim_settings, stopped).await;
+            let failure = match acquired {
+                Acquired::TimedOut(message) => StepFailure::new(message, FailureReason::Timeout),
+                Acquired::Failed(message) => StepFailure::new(message, FailureReason::Infrastructure),
+                Acquired::Held(slots) => return Completion::Claimed(index, Some(slots)),
+                Acquired::Stopped => return Completion::Claimed(index, None),
+            };
+            // The attempt never started: the step fails (hooks, `StepFailure`) without it.
+            let request = shared.request(&step, attempt, Vec::new());
+            Completion::ClaimFailed(index, shared.fail_step(&step, request, failure).await)
+        }));
+    }
+
+    /// A step's wait for its slots ended: with them it is ready to start; without them it
+    /// stays pending (a step that failed is recorded by the caller).
+    fn claim_over(&mut self, index: usize, slots: Option<HeldSlots>) {
+        let lane = lane(&self.plan.steps()[index]);
+        if let Some(n) = self.claiming.get_mut(&lane) {
+            *n -= 1;
+        }
+        self.states[index] = StepState::Pending;
+        if let Some(slots) = slots {
+            self.slots.insert(index, slots);
+            self.make_ready(index);
         }
     }
 
@@ -397,6 +473,12 @@ impl Scheduler {
                     from = last + 1; // the other instances of a capped map wait as well
                     continue;
                 }
+                if !step_claims(step).is_empty() && !self.slots.contains_key(&index) {
+                    if self.may_claim(lane) {
+                        self.begin_claim(index, lane, in_flight);
+                    }
+                    continue;
+                }
                 self.start(index, lane, in_flight);
             }
         }
@@ -410,8 +492,9 @@ impl Scheduler {
         self.ready.remove(&(lane, index));
         self.states[index] = StepState::Running;
         let attempt = self.attempts.remove(&index).unwrap_or(1);
+        let slots = self.slots.remove(&index);
         let shared = Arc::clone(&self.shared);
-        let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in));
+        let task = tokio::spawn(shared.run_attempt(step, attempt, fan_in, slots));
         in_flight.push(Box::pin(async move { Completion::Body(index, task.await) }));
     }
 

@@ -45,7 +45,7 @@ async fn submit(storage: &Storage, id: &str, runs: usize, policy: FailurePolicy)
     let record = BackfillRecord {
         num_partitions: runs as u64,
         num_runs: runs as u64,
-        ..BackfillRecord::new(id, BackfillState::InProgress, BackfillStrategy::MultiRun, policy, LaunchedBy::Manual)
+        ..BackfillRecord::new(id, BackfillState::InProgress, BackfillStrategy::MultiRun, policy, LaunchedBy::MANUAL)
     };
     storage.create_backfill(&record).await.unwrap();
     BackfillJob { backfill_id: id.into(), plan: plan(), num_runs: runs, failure_policy: policy, max_concurrency: 1 }

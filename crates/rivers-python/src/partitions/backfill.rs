@@ -31,7 +31,7 @@ pub(crate) struct PySingleRun;
 #[pyclass(name = "PerDimension", module = "rivers", extends = PyBackfillStrategy, frozen)]
 pub(crate) struct PyPerDimension;
 
-fn strategy_to_py(py: Python<'_>, strategy: BackfillStrategy) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn strategy_to_py(py: Python<'_>, strategy: BackfillStrategy) -> PyResult<Bound<'_, PyAny>> {
     let init = |s: BackfillStrategy| PyClassInitializer::from(PyBackfillStrategy(s));
     Ok(match strategy {
         BackfillStrategy::MultiRun => Bound::new(py, init(strategy).add_subclass(PyMultiRun))?.into_any(),

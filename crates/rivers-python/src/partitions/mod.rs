@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
 use pyo3::types::PyType;
 
-pub(crate) use backfill::{PlannedBackfill, PyBackfillPlan};
+pub(crate) use backfill::{PlannedBackfill, PyBackfillPlan, PyBackfillStrategy, strategy_to_py};
 pub(crate) use context::PyPartitionContext;
 pub(crate) use definition::{declared_partitions, local_now};
 pub(crate) use key::{PyPartitionKey, PyPartitionKeyRange, extract_key, key_to_py};

@@ -118,7 +118,7 @@ async fn a_subscriber_resumes_after_its_cursor_missing_and_repeating_nothing() {
         rivers_core::BackfillState::Requested,
         rivers_core::partitions::BackfillStrategy::MultiRun,
         rivers_core::FailurePolicy::Continue,
-        rivers_core::LaunchedBy::Manual,
+        rivers_core::LaunchedBy::MANUAL,
     );
     writer.create_backfill(&backfill).await.unwrap();
     writer.request_backfill_cancel("b").await.unwrap();
@@ -188,7 +188,7 @@ async fn requests_stored_by_another_process_reach_a_watching_handle_without_read
         rivers_core::BackfillState::InProgress,
         rivers_core::partitions::BackfillStrategy::MultiRun,
         rivers_core::FailurePolicy::Continue,
-        rivers_core::LaunchedBy::Manual,
+        rivers_core::LaunchedBy::MANUAL,
     );
     other.create_backfill(&backfill).await.unwrap();
     assert!(!executing.is_cancel_requested_locally("r"));

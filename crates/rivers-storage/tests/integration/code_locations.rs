@@ -28,7 +28,7 @@ fn requested(id: &str) -> BackfillRecord {
         BackfillState::Requested,
         BackfillStrategy::MultiRun,
         FailurePolicy::Continue,
-        LaunchedBy::Manual,
+        LaunchedBy::MANUAL,
     )
 }
 

@@ -8,6 +8,7 @@ mod code_locations;
 mod common;
 mod migrations;
 mod partition_state;
+mod pools;
 mod reads;
 mod shared_runs;
 mod writes;

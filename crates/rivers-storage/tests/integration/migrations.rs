@@ -74,7 +74,7 @@ async fn an_embedded_v1_store_is_refused_then_migrated() {
     write_v1_store(dir.path()).await;
 
     let refused = Storage::embedded(dir.path()).await.unwrap_err();
-    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 12, .. }), "{refused}");
+    assert!(matches!(refused, Error::SchemaMigrationNeeded { found: 1, expected: 15, .. }), "{refused}");
     assert!(refused.to_string().contains("rivers db migrate"), "{refused}");
 
     Storage::migrate_embedded(dir.path()).await.unwrap();
@@ -114,7 +114,7 @@ async fn a_remote_v1_database_is_refused_then_migrated() {
     assert_eq!(backfill.failure_policy, rivers_core::FailurePolicy::StopOnFailure);
     assert_eq!((backfill.completed, backfill.failed, backfill.canceled), (1, 1, 1));
     assert_eq!(backfill.failed_keys, ["2024-01-02", "2024-01-03"], "what a rerun covers is kept");
-    assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::Manual);
+    assert_eq!(backfill.launched_by, rivers_core::LaunchedBy::MANUAL);
     assert_eq!(backfill.code_location.as_deref(), Some(rivers_storage::LOCAL_CODE_LOCATION));
     // Declared fields moved from the registry document to shards, found by label.
     let tagged = storage.get_assets_by_tag("finance").await.unwrap();

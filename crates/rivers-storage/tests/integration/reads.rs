@@ -191,7 +191,7 @@ async fn runs_page_newest_first_by_job_backfill_and_tag() {
             launched_by: if i % 4 == 0 {
                 LaunchedBy::Backfill { backfill_id: "bf-1".into() }
             } else {
-                LaunchedBy::Manual
+                LaunchedBy::MANUAL
             },
             ..new_run(&format!("run-{i:02}"))
         };

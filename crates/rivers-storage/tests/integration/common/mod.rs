@@ -18,7 +18,7 @@ pub(crate) fn new_run(run_id: &str) -> NewRun {
         node_names: vec![],
         priority: 0,
         partition_key: None,
-        launched_by: LaunchedBy::Manual,
+        launched_by: LaunchedBy::MANUAL,
         backend: RunBackendKind::Local,
     }
 }
