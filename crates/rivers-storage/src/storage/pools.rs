@@ -1,14 +1,11 @@
 //! Concurrency pools: slot limits, leased slot claims, and the steps waiting for slots.
 //!
-//! A claim is decided from one read (each pool's limit, lease and version, and its unexpired
-//! holders) and committed in one transaction that first checks every pool's version is the one
-//! read, then bumps it and writes the claim's holder rows. Two claims that read the same pool
-//! therefore both write its record: SurrealDB makes one of them conflict (and the client retry
-//! it, when the version check throws and the claim is decided again from a fresh read). Checking
-//! the holders inside the transaction would not be enough: two transactions that each count the
-//! holders and each insert a different holder row touch no common record, and both commit
-//! (write skew). Releases, expiries and renewals only ever free capacity or keep it, so they
-//! need no version: a claim decided before one of them is at worst too cautious.
+//! A claim reads each pool's limit and unexpired holders, decides, and writes in one
+//! transaction (one round trip, see [`claim_script`]); a granted claim bumps every claimed pool's
+//! version so that concurrent claims of one pool conflict. Releases, expiries and renewals only
+//! ever free capacity or keep it, so they need no version: a claim decided before one of them
+//! is at worst too cautious. The record of a pool without a limit holds only that version
+//! (`slot_limit` is absent), and the listings skip it.
 //!
 //! Leases: a holder row counts only while `lease_expires_at` lies ahead, whatever garbage
 //! collection did, so a killed process's slots are free again once its lease ends. A renewal
@@ -20,7 +17,7 @@ use std::time::Duration;
 
 use rivers_core::PoolClaim;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Storage, decode};
 use crate::clock::now_ns;
@@ -32,24 +29,130 @@ use crate::records::{BlockReason, ConcurrencyClaim, PoolBlockDetail, PoolInfo, P
 /// enough that a killed one frees its slots within minutes).
 pub const DEFAULT_POOL_LEASE: Duration = Duration::from_secs(300);
 
-/// Claim decisions tried before giving up on concurrent claimers of the same pools. Each lost
-/// round means another claim committed, so this is reached only under extreme contention.
-const CLAIM_ATTEMPTS: usize = 32;
+/// A claim of `pools` pools, decided and committed in one transaction (one round trip). Pool
+/// `i` is `$k{i}` wanting `$s{i}` slots; `$lease` is the caller's lease in ns, or `NONE` for
+/// the shortest of the pools' (`$default_lease` when none has a limit).
+///
+/// Every granted claim bumps the version of each of its pools' records (creating the record of
+/// a pool without a limit): two claims that counted the same pool's holders then write the same
+/// record, so one of them conflicts and is retried by the client, deciding again from what the
+/// other committed. Counting the holders alone would not do: two transactions that each insert
+/// a different holder row touch no common record, and both commit (write skew). A step's own
+/// earlier rows are excluded from the count, as its claim replaces them; its waiting rows are
+/// deleted by record id, so a step that never waited costs no scan.
+///
+/// Each pool's reads and writes are statements of their own, with the pool key a plain
+/// parameter: so its counts are answered from the `_pool` indexes (within a closure SurrealDB
+/// evaluates them row by row), and its record is fetched once. The last statement before
+/// `COMMIT` returns the outcome: `{lease}` when claimed, `{lease, blocking, position}` when
+/// pending.
+fn claim_script(pools: usize) -> String {
+    let each = |statement: &dyn Fn(usize) -> String, separator: &str| {
+        (0..pools).map(statement).collect::<Vec<_>>().join(separator)
+    };
+    let read = each(
+        &|i| {
+            format!(
+                "LET $limit{i} = type::record('pool_limit', $k{i}).{{slot_limit, lease_ns, version}}; \
+                 LET $claimed{i} = math::sum(SELECT VALUE slots FROM pool_slot WHERE pool_key = $k{i} \
+                     AND lease_expires_at > $now AND id != type::record('pool_slot', [$k{i}, $run, $step])); "
+            )
+        },
+        "",
+    );
+    let blocking = each(
+        &|i| {
+            format!(
+                "IF $limit{i}.slot_limit != NONE AND $claimed{i} + $s{i} > $limit{i}.slot_limit {{ \
+                     {{ key: $k{i}, claimed: $claimed{i}, limit: $limit{i}.slot_limit }} }}"
+            )
+        },
+        ", ",
+    );
+    let leases = each(&|i| format!("$limit{i}.lease_ns"), ", ");
+    let ahead = each(
+        &|i| {
+            format!(
+                "IF $blocking.key CONTAINS $k{i} {{ count(SELECT VALUE id FROM pool_pending WHERE pool_key = $k{i} \
+                     AND expires_at > $now AND (priority > $priority OR (priority = $priority AND since < $since))) }} \
+                 ELSE {{ 0 }}"
+            )
+        },
+        ", ",
+    );
+    // A pool's record exists once it has a limit or was claimed; `UPDATE` is the cheaper write.
+    let claim = each(
+        &|i| {
+            format!(
+                "IF $limit{i}.version != NONE {{ \
+                     UPDATE type::record('pool_limit', $k{i}) SET version += 1 RETURN NONE; \
+                 }} ELSE {{ \
+                     UPSERT type::record('pool_limit', $k{i}) SET version = 1 RETURN NONE; \
+                 }}; \
+                 UPSERT type::record('pool_slot', [$k{i}, $run, $step]) CONTENT {{ pool_key: $k{i}, run_id: $run, \
+                     step_key: $step, slots: $s{i}, claimed_at: $now, lease_expires_at: $now + $lease }} RETURN NONE; \
+                 DELETE type::record('pool_pending', [$k{i}, $run, $step]) RETURN NONE; "
+            )
+        },
+        "",
+    );
+    let wait = each(
+        &|i| {
+            format!(
+                "UPSERT type::record('pool_pending', [$k{i}, $run, $step]) SET pool_key = $k{i}, run_id = $run, \
+                     step_key = $step, priority = $priority, since = since ?? $now, expires_at = $now + $lease \
+                     RETURN NONE; "
+            )
+        },
+        "",
+    );
+    format!(
+        "BEGIN TRANSACTION; \
+         {read}\
+         LET $blocking = array::complement([{blocking}], [NONE]); \
+         LET $lease = $lease ?? array::min(array::complement([{leases}], [NONE])) ?? $default_lease; \
+         IF array::len($blocking) > 0 {{ \
+             {wait}\
+             LET $since = type::record('pool_pending', [$k0, $run, $step]).since; \
+             {{ lease: $lease, blocking: $blocking, position: math::max([{ahead}]) + 1 }} \
+         }} ELSE {{ \
+             {claim}\
+             {{ lease: $lease }} \
+         }}; \
+         COMMIT TRANSACTION;"
+    )
+}
 
-/// Thrown by a claim whose pools changed since it read them.
-const POOLS_MOVED: &str = "pool claims moved";
+/// The index of [`claim_script`]'s outcome among the results of a claim of `pools` pools
+/// (`BEGIN` has one too, and each pool two reads).
+fn claim_outcome(pools: usize) -> usize {
+    2 * pools + 3
+}
 
-/// The version recorded for a pool without a limit record (the check then asserts it is
-/// still absent).
-const ABSENT: i64 = -1;
+/// What [`claim_script`] returns.
+#[derive(Deserialize)]
+struct ClaimOutcome {
+    /// The lease of the slots (claimed) or of the waiting records (pending), in ns.
+    lease: i64,
+    /// The pools without room (pending only).
+    #[serde(default)]
+    blocking: Vec<BlockingPool>,
+    /// The step's 1-based position among the waiting ones (pending only).
+    position: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct BlockingPool {
+    key: String,
+    claimed: i64,
+    limit: i64,
+}
 
 #[derive(Deserialize)]
 struct LimitRow {
     pool_key: String,
     slot_limit: i64,
     lease_ns: i64,
-    #[serde(default)]
-    version: i64,
 }
 
 impl LimitRow {
@@ -109,14 +212,6 @@ fn merged(claims: &[PoolClaim]) -> Result<Vec<PoolClaim>> {
     Ok(merged)
 }
 
-/// One pool of a claim as it was read.
-struct ReadPool {
-    claim: PoolClaim,
-    limit: Option<LimitRow>,
-    /// Slots others hold under unexpired leases.
-    claimed: i64,
-}
-
 impl Storage {
     // ---- pools --------------------------------------------------------------------------
 
@@ -167,8 +262,12 @@ impl Storage {
     /// # Errors
     /// `Backend` for a failed read.
     pub async fn get_pool_limits(&self) -> Result<Vec<PoolLimit>> {
-        let rows =
-            self.rows("SELECT pool_key, slot_limit, lease_ns FROM pool_limit ORDER BY pool_key", json!({})).await?;
+        let rows = self
+            .rows(
+                "SELECT pool_key, slot_limit, lease_ns FROM pool_limit WHERE slot_limit != NONE ORDER BY pool_key",
+                json!({}),
+            )
+            .await?;
         Ok(decode::<LimitRow>("pool limit", rows)?.into_iter().map(LimitRow::limit).collect())
     }
 
@@ -182,7 +281,7 @@ impl Storage {
             .inner
             .client
             .query(
-                "SELECT pool_key, slot_limit, lease_ns FROM pool_limit ORDER BY pool_key; \
+                "SELECT pool_key, slot_limit, lease_ns FROM pool_limit WHERE slot_limit != NONE ORDER BY pool_key; \
                  SELECT pool_key, math::sum(slots) AS count FROM pool_slot WHERE lease_expires_at > $now \
                      GROUP BY pool_key; \
                  SELECT pool_key, count() AS count FROM pool_pending WHERE expires_at > $now GROUP BY pool_key;",
@@ -214,7 +313,7 @@ impl Storage {
             .inner
             .client
             .query(
-                "SELECT pool_key, slot_limit, lease_ns FROM type::record('pool_limit', $key); \
+                "SELECT pool_key, slot_limit, lease_ns FROM type::record('pool_limit', $key) WHERE slot_limit != NONE; \
                  SELECT VALUE slots FROM pool_slot WHERE pool_key = $key AND lease_expires_at > $now; \
                  SELECT VALUE run_id FROM pool_pending WHERE pool_key = $key AND expires_at > $now;",
                 json!({"key": pool_key, "now": now_ns()}),
@@ -267,8 +366,8 @@ impl Storage {
     /// again replaces its own slots.
     ///
     /// # Errors
-    /// `InvalidArgument` for a slot count below 1 or a zero lease; `Contended` when
-    /// concurrent claims of the same pools kept winning; `Backend` for a failed query.
+    /// `InvalidArgument` for a slot count below 1 or a zero lease; `Conflict` when concurrent
+    /// claims of the same pools kept winning through every retry; `Backend` for a failed query.
     pub async fn claim_concurrency_slots(
         &self,
         claims: &[PoolClaim],
@@ -281,136 +380,30 @@ impl Storage {
         if let Some(lease) = lease {
             check_lease(&format!("the slots of step '{step_key}'"), lease)?;
         }
-        for _ in 0..CLAIM_ATTEMPTS {
-            let now = now_ns();
-            let pools = self.read_claim(&claims, run_id, step_key, now).await?;
-            let lease = lease.unwrap_or_else(|| {
-                pools
-                    .iter()
-                    .filter_map(|p| p.limit.as_ref())
-                    .map(|l| nanos_duration(l.lease_ns))
-                    .min()
-                    .unwrap_or(DEFAULT_POOL_LEASE)
-            });
-            let blocking: Vec<PoolBlockDetail> = pools
-                .iter()
-                .filter_map(|pool| {
-                    let limit = pool.limit.as_ref()?.slot_limit;
-                    (pool.claimed + pool.claim.slots > limit).then(|| PoolBlockDetail {
-                        pool_key: pool.claim.pool.clone(),
-                        claimed: pool.claimed,
-                        limit,
-                    })
-                })
-                .collect();
-            if !blocking.is_empty() {
-                let position = self.wait_for_pools(&claims, &blocking, run_id, step_key, priority, lease, now).await?;
-                return Ok(ConcurrencyClaim::Pending { position, reason: BlockReason { pools: blocking } });
-            }
-            let checks: Vec<Value> = pools
-                .iter()
-                .map(|pool| json!({"key": pool.claim.pool, "version": pool.limit.as_ref().map_or(ABSENT, |l| l.version)}))
-                .collect();
-            let rows: Vec<Value> =
-                claims.iter().map(|claim| json!({"key": claim.pool, "slots": claim.slots})).collect();
-            let committed = self
-                .execute(
-                    "BEGIN TRANSACTION; \
-                     FOR $pool IN $checks { \
-                         LET $limit = type::record('pool_limit', $pool.key); \
-                         IF ((SELECT VALUE version FROM $limit)[0] ?? $absent) != $pool.version { THROW $moved; }; \
-                         UPDATE $limit SET version = version + 1 RETURN NONE; \
-                     }; \
-                     FOR $claim IN $claims { \
-                         UPSERT type::record('pool_slot', [$claim.key, $run, $step]) CONTENT { \
-                             pool_key: $claim.key, run_id: $run, step_key: $step, slots: $claim.slots, \
-                             claimed_at: $now, lease_expires_at: $expires } RETURN NONE; \
-                     }; \
-                     DELETE pool_pending WHERE run_id = $run AND step_key = $step RETURN NONE; \
-                     COMMIT TRANSACTION;",
-                    json!({"checks": checks, "claims": rows, "run": run_id, "step": step_key, "now": now,
-                           "expires": now + nanos(lease), "absent": ABSENT, "moved": POOLS_MOVED}),
-                )
-                .await;
-            match committed {
-                Ok(()) => return Ok(ConcurrencyClaim::Claimed { lease }),
-                // Another claim (or a limit change) committed first: decide again.
-                Err(err) if err.is_thrown(POOLS_MOVED) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Err(Error::Contended { what: format!("claim pool slots for step '{step_key}' of run '{run_id}'") })
-    }
-
-    /// Each pool's limit record and the slots others hold in it under unexpired leases.
-    async fn read_claim(&self, claims: &[PoolClaim], run_id: &str, step_key: &str, now: i64) -> Result<Vec<ReadPool>> {
-        let mut sql = String::new();
-        let mut vars = Map::new();
+        let mut vars = json!({"run": run_id, "step": step_key, "priority": priority, "now": now_ns(),
+                              "lease": lease.map(nanos), "default_lease": nanos(DEFAULT_POOL_LEASE)});
         for (i, claim) in claims.iter().enumerate() {
-            sql.push_str(&format!(
-                "SELECT pool_key, slot_limit, lease_ns, version FROM type::record('pool_limit', $k{i}); \
-                 SELECT VALUE slots FROM pool_slot WHERE pool_key = $k{i} AND lease_expires_at > $now \
-                     AND (run_id != $run OR step_key != $step); "
-            ));
-            vars.insert(format!("k{i}"), json!(claim.pool));
+            vars[format!("k{i}")] = json!(claim.pool);
+            vars[format!("s{i}")] = json!(claim.slots);
         }
-        vars.insert("now".into(), json!(now));
-        vars.insert("run".into(), json!(run_id));
-        vars.insert("step".into(), json!(step_key));
-        let mut response = self.inner.client.query(&sql, Value::Object(vars)).await?;
-        let mut pools = Vec::with_capacity(claims.len());
-        for (i, claim) in claims.iter().enumerate() {
-            let limit = decode::<LimitRow>("pool limit", response.take(2 * i)?)?.into_iter().next();
-            let held: Vec<i64> = response.take(2 * i + 1)?;
-            pools.push(ReadPool { claim: claim.clone(), limit, claimed: held.iter().sum() });
-        }
-        Ok(pools)
-    }
-
-    /// Records (or refreshes) that a step waits for its pools, until `now + lease` unless it
-    /// polls again, and returns its 1-based position among the steps waiting for the
-    /// blocking pools (the furthest back of its positions in each).
-    #[allow(clippy::too_many_arguments)] // one step's identity, its pools, and the poll's clock
-    async fn wait_for_pools(
-        &self,
-        claims: &[PoolClaim],
-        blocking: &[PoolBlockDetail],
-        run_id: &str,
-        step_key: &str,
-        priority: i64,
-        lease: Duration,
-        now: i64,
-    ) -> Result<i64> {
-        let mut sql = String::from(
-            "FOR $key IN $keys { \
-                 UPSERT type::record('pool_pending', [$key, $run, $step]) SET pool_key = $key, run_id = $run, \
-                     step_key = $step, priority = $priority, since = since ?? $now, expires_at = $expires \
-                     RETURN NONE; \
-             }; \
-             LET $since = (SELECT VALUE since FROM type::record('pool_pending', [$keys[0], $run, $step]))[0]; ",
-        );
-        let mut vars = Map::new();
-        for (i, pool) in blocking.iter().enumerate() {
-            sql.push_str(&format!(
-                "SELECT VALUE step_key FROM pool_pending WHERE pool_key = $b{i} AND expires_at > $now \
-                     AND (priority > $priority OR (priority = $priority AND since < $since)); "
-            ));
-            vars.insert(format!("b{i}"), json!(pool.pool_key));
-        }
-        let keys: Vec<&str> = claims.iter().map(|claim| claim.pool.as_str()).collect();
-        vars.insert("keys".into(), json!(keys));
-        vars.insert("run".into(), json!(run_id));
-        vars.insert("step".into(), json!(step_key));
-        vars.insert("priority".into(), json!(priority));
-        vars.insert("now".into(), json!(now));
-        vars.insert("expires".into(), json!(now + nanos(lease)));
-        let mut response = self.inner.client.query(&sql, Value::Object(vars)).await?;
-        let mut ahead = 0;
-        for i in 0..blocking.len() {
-            let waiting: Vec<Value> = response.take(2 + i)?;
-            ahead = ahead.max(waiting.len() as i64);
-        }
-        Ok(ahead + 1)
+        let mut response = self.inner.client.query(&claim_script(claims.len()), vars).await?;
+        let outcome: Vec<Value> = response.take(claim_outcome(claims.len()))?;
+        let outcome = serde_json::from_value::<ClaimOutcome>(outcome.into_iter().next().unwrap_or_default())
+            .map_err(|source| Error::Decode { what: "pool claim", source })?;
+        let lease = nanos_duration(outcome.lease);
+        Ok(match outcome.position {
+            None => ConcurrencyClaim::Claimed { lease },
+            Some(position) => ConcurrencyClaim::Pending {
+                position,
+                reason: BlockReason {
+                    pools: outcome
+                        .blocking
+                        .into_iter()
+                        .map(|pool| PoolBlockDetail { pool_key: pool.key, claimed: pool.claimed, limit: pool.limit })
+                        .collect(),
+                },
+            },
+        })
     }
 
     /// Releases one step's slots and withdraws its waiting; a no-op when it holds none.
@@ -419,8 +412,8 @@ impl Storage {
     /// `Backend` for a failed write.
     pub async fn free_concurrency_slots(&self, run_id: &str, step_key: &str) -> Result<()> {
         self.execute(
-            "DELETE pool_slot WHERE run_id = $run AND step_key = $step RETURN NONE; \
-             DELETE pool_pending WHERE run_id = $run AND step_key = $step RETURN NONE;",
+            // One statement, one commit; both tables answer from their `[run_id, step_key]` index.
+            "DELETE pool_slot, pool_pending WHERE run_id = $run AND step_key = $step RETURN NONE",
             json!({"run": run_id, "step": step_key}),
         )
         .await
@@ -432,11 +425,7 @@ impl Storage {
     /// # Errors
     /// `Backend` for a failed write.
     pub async fn free_concurrency_slots_for_run(&self, run_id: &str) -> Result<()> {
-        self.execute(
-            "DELETE pool_slot WHERE run_id = $run RETURN NONE; DELETE pool_pending WHERE run_id = $run RETURN NONE;",
-            json!({"run": run_id}),
-        )
-        .await
+        self.execute("DELETE pool_slot, pool_pending WHERE run_id = $run RETURN NONE", json!({"run": run_id})).await
     }
 
     /// Extends the lease of one step's unexpired slots to now + `lease`; returns how many
@@ -504,16 +493,23 @@ mod tests {
         assert!(zero.contains("'db'") && zero.contains("at least 1"), "{zero}");
     }
 
-    /// The reads that run on every claim and every listing are served by the pool indexes.
+    /// The reads that run on every claim, release and listing are served by the pool indexes
+    /// (a release's `DELETE ... WHERE` selects its rows as the `SELECT`s with its conditions do).
     #[tokio::test]
     async fn pool_reads_use_their_indexes() {
         let storage = Storage::memory().await.unwrap();
         let reads = [
-            "SELECT VALUE slots FROM pool_slot WHERE pool_key = $key AND lease_expires_at > $now",
+            "SELECT VALUE slots FROM pool_slot WHERE pool_key = $key AND lease_expires_at > $now \
+                 AND id != type::record('pool_slot', [$key, $run, $step])",
             "SELECT VALUE run_id FROM pool_pending WHERE pool_key = $key AND expires_at > $now",
+            "SELECT VALUE id FROM pool_slot WHERE run_id = $run AND step_key = $step",
+            "SELECT VALUE id FROM pool_pending WHERE run_id = $run AND step_key = $step",
+            "SELECT VALUE id FROM pool_slot WHERE run_id = $run",
+            "SELECT VALUE id FROM pool_pending WHERE run_id = $run",
         ];
         for sql in reads {
-            let plan = storage.rows(&format!("{sql} EXPLAIN"), json!({"key": "db", "now": 1})).await.unwrap();
+            let vars = json!({"key": "db", "now": 1, "run": "r", "step": "s"});
+            let plan = storage.rows(&format!("{sql} EXPLAIN"), vars).await.unwrap();
             let plan = serde_json::to_string(&plan).unwrap();
             assert!(plan.contains("Index") && !plan.contains("TableScan"), "{sql}\n{plan}");
         }

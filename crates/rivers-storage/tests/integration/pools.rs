@@ -103,7 +103,16 @@ async fn a_pool_without_a_limit_never_throttles_but_records_its_holders() {
         assert!(matches!(claimed(&storage, &[("free", 5)], "r", step).await, ConcurrencyClaim::Claimed { .. }));
     }
     assert_eq!(storage.get_pool_slot_holders("free").await.unwrap().len(), 3);
+    // Claims leave no limit behind: the pool stays unknown to the listings.
     assert!(storage.get_pool_limits().await.unwrap().is_empty());
+    assert!(storage.get_all_pool_infos().await.unwrap().is_empty());
+    assert!(storage.get_pool_info("free").await.unwrap_err().to_string().contains("unknown pool 'free'"));
+    // Once limited, the pool counts the slots claimed while it was not.
+    storage.set_pool_limit("free", 16, DEFAULT_POOL_LEASE).await.unwrap();
+    let ConcurrencyClaim::Pending { reason, .. } = claimed(&storage, &[("free", 5)], "r", "d").await else {
+        panic!("15 of 16 slots are held")
+    };
+    assert_eq!((reason.first().claimed, reason.first().limit), (15, 16));
     storage.close().await.unwrap();
 }
 
