@@ -935,6 +935,14 @@ class CodeRepository:
         raise_on_error: bool,
     ) -> RunResult:
         self._ensure_resolved()
+        executor, plan = self._job_plan(job)
+        session, request = self._prepare_run(
+            plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key
+        )
+        return run_result(_core.execute_run(self.storage, plan, session, request), session, raise_on_error)
+
+    def _job_plan(self, job: Job) -> tuple[Executor, Any]:
+        """The executor a job runs on, and its plan."""
         executor = self._executor_for(job)
         plan = self._graph.plan_job(
             job.name,
@@ -944,10 +952,7 @@ class CodeRepository:
             retry_spec(job.retry),
             retry_spec(self._default_retry),
         )
-        session, request = self._prepare_run(
-            plan, executor, job.name, tags, config, None, False, raise_on_error, partition_key
-        )
-        return run_result(_core.execute_run(self.storage, plan, session, request), session, raise_on_error)
+        return executor, plan
 
     # -- backfills --------------------------------------------------------------------------
 
@@ -1180,16 +1185,7 @@ class CodeRepository:
         and returns when it ends. Raises only when the run cannot start."""
         self._ensure_resolved()
         if job_name is not None:
-            job = self.get_job(job_name)
-            executor = self._executor_for(job)
-            plan = self._graph.plan_job(
-                job.name,
-                [a.name for a in job.assets],
-                job.allow_incomplete_deps,
-                executor.kind,
-                retry_spec(job.retry),
-                retry_spec(self._default_retry),
-            )
+            executor, plan = self._job_plan(self.get_job(job_name))
         else:
             executor = self._executor_for(None)
             plan = self._graph.plan(node_names, False, executor.kind, None, retry_spec(self._default_retry))
