@@ -109,11 +109,18 @@ impl Context {
         }
     }
 
-    pub(crate) async fn record_tick(&self, tick: StoredTick) {
+    /// Queues a tick for the next batch.
+    pub(crate) fn record_tick(&self, tick: StoredTick) {
         self.ticks.write(tick);
     }
 
-    pub(crate) async fn record_tick_durably(&self, tick: StoredTick) {
+    /// Records the tick of a schedule or sensor evaluation: one that moved the sensor's cursor
+    /// or created runs or backfills is stored before the loop goes on (a daemon killed right
+    /// after must not evaluate again from an older cursor), any other waits for the batch.
+    pub(crate) async fn record_evaluation_tick(&self, tick: StoredTick, moved_cursor: bool) {
+        if !moved_cursor && tick.run_ids.is_empty() && tick.backfill_ids.is_empty() {
+            return self.record_tick(tick);
+        }
         let name = tick.automation_name.clone();
         if let Err(error) = self.ticks.write_durably(tick).await {
             tracing::error!(automation = name, %error, "writing a tick failed");

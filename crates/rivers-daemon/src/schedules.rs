@@ -54,12 +54,7 @@ pub(crate) async fn run_schedule(context: Arc<Context>, spec: ScheduleSpec, star
                 None,
             ),
         };
-        // A tick that created runs is stored before the next one is due, as a sensor's is.
-        if record.run_ids.is_empty() && record.backfill_ids.is_empty() {
-            context.record_tick(record).await;
-        } else {
-            context.record_tick_durably(record).await;
-        }
+        context.record_evaluation_tick(record, false).await;
         after = after.max(clock.now());
     }
 }

@@ -51,12 +51,7 @@ pub(crate) async fn run_sensor(context: Arc<Context>, spec: SensorSpec) {
         };
         let moved_cursor = cursor != previous.cursor;
         let record = tick(AutomationType::Sensor, &spec.name, evaluated_at, skip_reason, submitted, cursor.clone());
-        let created = !record.run_ids.is_empty() || !record.backfill_ids.is_empty();
-        if moved_cursor || created {
-            context.record_tick_durably(record).await;
-        } else {
-            context.record_tick(record).await;
-        }
+        context.record_evaluation_tick(record, moved_cursor).await;
         previous = SensorContext {
             cursor,
             last_tick_time: Some(evaluated_at.timestamp_nanos_opt().unwrap_or(i64::MAX) as f64 / 1e9),

@@ -164,20 +164,18 @@ async fn pass(context: &Context) -> rivers_storage::Result<()> {
             Some(_) => TickStatus::Success,
             None => TickStatus::Skipped,
         };
-        context
-            .record_tick(StoredTick {
-                id: uuid::Uuid::now_v7().to_string(),
-                automation_name: evaluation.asset.clone(),
-                automation_type: AutomationType::Condition,
-                status,
-                timestamp,
-                run_ids: outcome.map(|f| f.run_ids.clone()).unwrap_or_default(),
-                backfill_ids: Vec::new(),
-                skip_reason: None,
-                error: outcome.and_then(|f| f.error.clone()),
-                cursor: None,
-            })
-            .await;
+        context.record_tick(StoredTick {
+            id: uuid::Uuid::now_v7().to_string(),
+            automation_name: evaluation.asset.clone(),
+            automation_type: AutomationType::Condition,
+            status,
+            timestamp,
+            run_ids: outcome.map(|f| f.run_ids.clone()).unwrap_or_default(),
+            backfill_ids: Vec::new(),
+            skip_reason: None,
+            error: outcome.and_then(|f| f.error.clone()),
+            cursor: None,
+        });
     }
     Ok(())
 }
