@@ -503,6 +503,10 @@ class BackfillPlan:
         partition_keys: list[PartitionKey | str] | None = None,
         partition_range: PartitionKeyRange | None = None,
     ) -> BackfillPlan: ...
+    @staticmethod
+    def replan(
+        storage: Storage, definitions: list[tuple[str, PartitionsDefinition]], backfill_id: str
+    ) -> BackfillPlan: ...
     @property
     def num_partitions(self) -> int: ...
     @property
@@ -874,6 +878,18 @@ def run_backfill(
     block: bool,
     launched_by: LaunchedBy | None = None,
 ) -> BackfillOutcome: ...
+def request_backfill(
+    storage: Storage,
+    backfill: BackfillPlan,
+    *,
+    backfill_id: str,
+    selection: list[str] | None,
+    failure_policy: str,
+    max_concurrency: int,
+    tags: list[tuple[str, str]],
+    config: str | None,
+    launched_by: LaunchedBy,
+) -> None: ...
 def cancel_backfill(storage: Storage, backfill_id: str) -> bool: ...
 
 @final

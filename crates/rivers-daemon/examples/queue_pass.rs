@@ -7,6 +7,7 @@
 //!
 //! `cargo run -p rivers-daemon --example queue_pass [-- RUNS]`
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rivers_core::{LaunchedBy, RunBackendKind, RunStatus};
@@ -60,7 +61,7 @@ async fn measure(label: &str, storage: Storage, runs: usize) {
     let reload = reload.elapsed();
     let first = Instant::now();
     let active = storage.active_runs().await.unwrap();
-    let decision = admit(&config, &queued, &active);
+    let decision = admit(&config, &queued, &active, &HashMap::new());
     storage.set_block_reasons(&decision.block_reasons).await.unwrap();
     for (run_id, reason) in decision.block_reasons {
         if let Some(run) = queued.iter_mut().find(|run| run.run_id == run_id) {
@@ -72,7 +73,7 @@ async fn measure(label: &str, storage: Storage, runs: usize) {
     for _ in 0..15 {
         let started = Instant::now();
         let active = storage.active_runs().await.unwrap();
-        let decision = admit(&config, &queued, &active);
+        let decision = admit(&config, &queued, &active, &HashMap::new());
         storage.set_block_reasons(&decision.block_reasons).await.unwrap();
         assert!(decision.admit.is_empty() && decision.block_reasons.is_empty());
         samples.push(started.elapsed());

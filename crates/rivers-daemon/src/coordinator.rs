@@ -6,16 +6,16 @@
 //! memory, and writes only what changed.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use rivers_core::RunStatus;
+use rivers_core::{LaunchedBy, RunStatus};
 use rivers_storage::{Change, QueuedRun, RunRecord};
 use tokio::sync::mpsc;
 
-use crate::daemon::{Context, launch};
+use crate::daemon::{Context, launch, next_entry};
 use crate::queue::{RunQueueConfig, admit, unstarted_past_timeout};
 
 /// How long a pass may hold the store-wide admission lock at most.
@@ -65,6 +65,10 @@ impl QueueView {
                 queued_at: run.start_time,
                 tags: run.tags.clone(),
                 block_reason: run.block_reason.clone(),
+                backfill_id: match &run.launched_by {
+                    LaunchedBy::Backfill { backfill_id } => Some(backfill_id.clone()),
+                    _ => None,
+                },
             });
         } else {
             self.remove(&run.run_id);
@@ -100,10 +104,12 @@ pub(crate) async fn run(context: Arc<Context>, mut submitted: mpsc::UnboundedRec
     let step = TimeDelta::from_std(config.dequeue_interval).unwrap_or_default();
     let resync = TimeDelta::from_std(RESYNC_INTERVAL).unwrap_or_default();
     let mut view: Option<QueueView> = None;
+    let mut backfill_limits = HashMap::new();
     let mut next_resync = context.clock.now();
     loop {
         if feed.is_none() || context.clock.now() >= next_resync {
             view = None;
+            backfill_limits.clear();
             next_resync = context.clock.now() + resync;
         }
         let current = match &mut view {
@@ -122,7 +128,7 @@ pub(crate) async fn run(context: Arc<Context>, mut submitted: mpsc::UnboundedRec
         while let Ok(run) = submitted.try_recv() {
             current.insert(run);
         }
-        if let Err(error) = pass(&context, &config, &location, current).await {
+        if let Err(error) = pass(&context, &config, &location, current, &mut backfill_limits).await {
             tracing::warn!(%error, "a run-queue pass failed");
         }
         // Wait for the timer, a submission, or a run change; changes read meanwhile are
@@ -154,27 +160,27 @@ pub(crate) async fn run(context: Arc<Context>, mut submitted: mpsc::UnboundedRec
     }
 }
 
-async fn next_entry(feed: &mut Option<rivers_storage::ChangeFeed>) -> Option<rivers_storage::FeedEntry> {
-    match feed {
-        Some(feed) => loop {
-            match feed.next().await? {
-                Ok(entry) => return Some(entry),
-                Err(error) => tracing::warn!(%error, "reading the change feed failed"),
-            }
-        },
-        None => std::future::pending().await,
-    }
-}
-
 /// One pass under the admission lock: fail admitted runs past `start_timeout`, admit what
 /// the limits allow, record changed block reasons, then launch the admitted runs.
+/// `backfill_limits` caches the `max_concurrency` of the backfills whose runs are queued.
 async fn pass(
     context: &Context,
     config: &RunQueueConfig,
     location: &str,
     view: &mut QueueView,
+    backfill_limits: &mut HashMap<String, usize>,
 ) -> rivers_storage::Result<()> {
     let storage = &context.storage;
+    let unknown: HashSet<String> = view
+        .ordered()
+        .filter_map(|run| run.backfill_id.as_ref())
+        .filter(|backfill_id| !backfill_limits.contains_key(*backfill_id))
+        .cloned()
+        .collect();
+    for backfill_id in unknown {
+        let limit = storage.backfill_max_concurrency(&backfill_id).await?.unwrap_or(u32::MAX);
+        backfill_limits.insert(backfill_id, usize::try_from(limit).unwrap_or(usize::MAX).max(1));
+    }
     storage.free_expired_leases().await?;
     if !storage.lock_run_queue(context.id(), ADMISSION_LEASE).await? {
         return Ok(());
@@ -189,7 +195,7 @@ async fn pass(
             );
             storage.fail_unstarted_run(&run.run_id, &message).await?;
         }
-        let decision = admit(config, view.ordered(), &active);
+        let decision = admit(config, view.ordered(), &active, backfill_limits);
         storage.set_block_reasons(&decision.block_reasons).await?;
         for (run_id, reason) in decision.block_reasons {
             view.set_block_reason(&run_id, reason);
@@ -219,7 +225,7 @@ mod tests {
     use super::*;
 
     fn queued(id: &str, priority: i64, at: i64) -> QueuedRun {
-        QueuedRun { run_id: id.into(), priority, queued_at: at, tags: vec![], block_reason: None }
+        QueuedRun { run_id: id.into(), priority, queued_at: at, tags: vec![], block_reason: None, backfill_id: None }
     }
 
     #[test]

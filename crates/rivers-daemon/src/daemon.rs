@@ -61,6 +61,8 @@ pub(crate) struct Context {
     pub(crate) automations: Automations,
     pub(crate) queue: Option<RunQueueConfig>,
     pub(crate) wake_coordinator: Notify,
+    /// Wakes the backfill loop: this daemon requested a backfill.
+    pub(crate) wake_backfills: Notify,
     /// Runs this daemon queued, for the coordinator's in-memory queue.
     pub(crate) queued: mpsc::UnboundedSender<QueuedRun>,
     ticks: TickWriter,
@@ -153,6 +155,20 @@ pub(crate) async fn launch(context: &Context, run: RunRecord) {
     }
 }
 
+/// The next entry of the change feed, skipping read errors; `None` when the feed ended.
+/// Without a feed, never resolves.
+pub(crate) async fn next_entry(feed: &mut Option<rivers_storage::ChangeFeed>) -> Option<rivers_storage::FeedEntry> {
+    match feed {
+        Some(feed) => loop {
+            match feed.next().await? {
+                Ok(entry) => return Some(entry),
+                Err(error) => tracing::warn!(%error, "reading the change feed failed"),
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// A running daemon.
 pub struct Daemon {
     context: Arc<Context>,
@@ -183,6 +199,7 @@ impl Daemon {
             automations,
             queue: config.run_queue,
             wake_coordinator: Notify::new(),
+            wake_backfills: Notify::new(),
             queued,
             ticks,
             statuses: watch::Sender::new(Statuses::new()),
@@ -202,6 +219,7 @@ impl Daemon {
         }
         tasks.push(tokio::spawn(refresh_statuses(context.clone())));
         tasks.push(tokio::spawn(monitor_runs(context.clone())));
+        tasks.push(tokio::spawn(crate::backfills::run(context.clone())));
         if context.queue.is_some() {
             tasks.push(tokio::spawn(crate::coordinator::run(context.clone(), submitted)));
         }

@@ -5,6 +5,7 @@
 //! seam and starts runs through a [`RunLauncher`], and reads time from a [`Clock`], so the
 //! whole of it is tested in Rust with fakes and a [`VirtualClock`].
 
+mod backfills;
 mod clock;
 mod conditions;
 mod coordinator;
@@ -19,6 +20,7 @@ mod specs;
 mod submit;
 mod ticks;
 
+pub use backfills::BACKFILL_PRIORITY;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use conditions::{
     AssetDep, ConditionAsset, ConditionAssets, ConditionReport, DEFAULT_MAX_CONDITION_EVALS, ExplainError,
@@ -26,7 +28,7 @@ pub use conditions::{
     max_condition_evals, simulate_automation,
 };
 pub use daemon::{DEFAULT_CONDITION_EVAL_INTERVAL, Daemon, DaemonConfig};
-pub use location::{CodeLocation, EvaluationError, RunLauncher, SensorContext};
+pub use location::{BackfillRunPlan, CodeLocation, EvaluationError, PlannedRun, RunLauncher, SensorContext};
 pub use queue::{Admission, GLOBAL_BLOCK_REASONS, RunQueueConfig, TagConcurrencyLimit, admit};
 pub use requests::{BackfillPartitions, BackfillRequest, Evaluation, Request, RunRequest};
 pub use specs::{Automations, DEFAULT_SENSOR_INTERVAL, ScheduleSpec, SensorSpec};

@@ -9,7 +9,8 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
 use rivers_core::LaunchedBy;
-use rivers_storage::RunRecord;
+use rivers_core::partitions::PartitionKey;
+use rivers_storage::{BackfillRecord, RunRecord};
 
 use crate::requests::{BackfillRequest, Evaluation};
 
@@ -36,6 +37,24 @@ pub struct SensorContext {
     pub last_tick_time: Option<f64>,
 }
 
+/// A backfill's runs, as its code location plans them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackfillRunPlan {
+    /// The nodes every run executes.
+    pub node_names: Vec<String>,
+    /// The runs, in plan order.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// One run of a backfill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRun {
+    /// The run's key: its partitions bundled into one key.
+    pub partition_key: PartitionKey,
+    /// Display keys of its individual partitions, which the backfill's counters count.
+    pub keys: Vec<String>,
+}
+
 /// The user code of one code location, as the daemon calls it.
 pub trait CodeLocation: Send + Sync + 'static {
     /// Calls schedule `name`'s evaluation function for the tick at `scheduled` (the cron
@@ -60,6 +79,15 @@ pub trait CodeLocation: Send + Sync + 'static {
         request: BackfillRequest,
         launched_by: LaunchedBy,
     ) -> BoxFuture<'static, Result<String, EvaluationError>>;
+
+    /// Plans the runs of a requested backfill that this daemon claimed: what every run
+    /// executes, and each run's partitions, in plan order. The error text fails the backfill.
+    /// The default refuses: a location whose schedules and sensors request no backfill never
+    /// receives the call.
+    fn plan_backfill(&self, backfill: &BackfillRecord) -> BoxFuture<'static, Result<BackfillRunPlan, EvaluationError>> {
+        let backfill_id = backfill.backfill_id.clone();
+        Box::pin(async move { Err(EvaluationError(format!("this code location cannot plan backfill {backfill_id}"))) })
+    }
 
     /// Runs the observe functions of external assets whose automation condition fired. The
     /// error text is recorded on their condition ticks. The default refuses: a location

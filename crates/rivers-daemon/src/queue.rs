@@ -80,14 +80,20 @@ fn describe(limit: &TagConcurrencyLimit, value: Option<&str>) -> String {
 pub const GLOBAL_BLOCK_REASONS: usize = 100;
 
 /// Decides which of `queued` (in admission order) to admit, given the `active` runs of the
-/// whole store. Runs admitted in this pass count towards the limits; a tag-blocked run does
-/// not hold back the runs behind it; admission stops at the global limit.
+/// whole store and the `max_concurrency` of the backfills the queued runs belong to. Runs
+/// admitted in this pass count towards the limits; a run blocked by a tag or backfill limit
+/// does not hold back the runs behind it; admission stops at the global limit.
 pub fn admit<'a>(
     config: &RunQueueConfig,
     queued: impl IntoIterator<Item = &'a QueuedRun>,
     active: &[ActiveRun],
+    backfill_limits: &HashMap<String, usize>,
 ) -> Admission {
     let mut running = active.len();
+    let mut per_backfill: HashMap<String, usize> = HashMap::new();
+    for backfill_id in active.iter().filter_map(|run| run.backfill_id.as_ref()) {
+        *per_backfill.entry(backfill_id.clone()).or_default() += 1;
+    }
     // Per limit: runs counted in each bucket (the `None` bucket when values are not told apart).
     let mut counts: Vec<HashMap<Option<String>, usize>> = vec![HashMap::new(); config.tag_limits.len()];
     for run in active {
@@ -108,11 +114,21 @@ pub fn admit<'a>(
             behind_global_limit += 1;
             global_reason.clone()
         } else {
-            config.tag_limits.iter().zip(&counts).find_map(|(limit, count)| {
-                let value = bucket(limit, &run.tags)?;
-                let taken = count.get(&value.map(str::to_owned)).copied().unwrap_or(0);
-                (taken >= limit.limit).then(|| describe(limit, value))
-            })
+            config
+                .tag_limits
+                .iter()
+                .zip(&counts)
+                .find_map(|(limit, count)| {
+                    let value = bucket(limit, &run.tags)?;
+                    let taken = count.get(&value.map(str::to_owned)).copied().unwrap_or(0);
+                    (taken >= limit.limit).then(|| describe(limit, value))
+                })
+                .or_else(|| {
+                    let backfill_id = run.backfill_id.as_ref()?;
+                    let limit = *backfill_limits.get(backfill_id)?;
+                    let taken = per_backfill.get(backfill_id).copied().unwrap_or(0);
+                    (taken >= limit).then(|| format!("backfill {backfill_id} runs {limit} at once (max_concurrency)"))
+                })
         };
         match reason {
             Some(reason) => {
@@ -125,6 +141,9 @@ pub fn admit<'a>(
                     if let Some(value) = bucket(limit, &run.tags) {
                         *count.entry(value.map(str::to_owned)).or_default() += 1;
                     }
+                }
+                if let Some(backfill_id) = &run.backfill_id {
+                    *per_backfill.entry(backfill_id.clone()).or_default() += 1;
                 }
                 running += 1;
                 admission.admit.push((run.run_id.clone(), run.priority));
@@ -159,6 +178,7 @@ mod tests {
             queued_at: at,
             tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             block_reason: None,
+            backfill_id: None,
         }
     }
 
@@ -169,6 +189,7 @@ mod tests {
             tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             since: 0,
             code_location: Some("here".into()),
+            backfill_id: None,
         }
     }
 
@@ -187,11 +208,14 @@ mod tests {
     #[test]
     fn the_global_limit_counts_active_runs_and_runs_admitted_in_the_same_pass() {
         let queue = [queued("a", 0, 1, &[]), queued("b", 0, 2, &[]), queued("c", 0, 3, &[])];
-        let decision = admit(&config(Some(3), vec![]), &queue, &[active("x", &[])]);
+        let decision = admit(&config(Some(3), vec![]), &queue, &[active("x", &[])], &HashMap::new());
         assert_eq!(admitted(&decision), ["a", "b"]);
         assert_eq!(decision.block_reasons, [("c".to_owned(), Some("max_concurrent_runs (3) reached".to_owned()))]);
-        assert_eq!(admitted(&admit(&config(None, vec![]), &queue, &[active("x", &[])])), ["a", "b", "c"]);
-        assert!(admitted(&admit(&config(Some(0), vec![]), &queue, &[])).is_empty());
+        assert_eq!(
+            admitted(&admit(&config(None, vec![]), &queue, &[active("x", &[])], &HashMap::new())),
+            ["a", "b", "c"]
+        );
+        assert!(admitted(&admit(&config(Some(0), vec![]), &queue, &[], &HashMap::new())).is_empty());
     }
 
     #[test]
@@ -201,6 +225,7 @@ mod tests {
             &config(None, vec![limit("tier", 1, Some("gold"), false)]),
             &queue,
             &[active("x", &[("tier", "gold")])],
+            &HashMap::new(),
         );
         assert_eq!(admitted(&decision), ["silver"]);
         assert_eq!(decision.block_reasons[0].0, "gold1");
@@ -215,9 +240,9 @@ mod tests {
             queued("a2", 0, 3, &[("tenant", "acme")]),
             queued("none", 0, 4, &[]),
         ];
-        let together = admit(&config(None, vec![limit("tenant", 1, None, false)]), &queue, &[]);
+        let together = admit(&config(None, vec![limit("tenant", 1, None, false)]), &queue, &[], &HashMap::new());
         assert_eq!(admitted(&together), ["a1", "none"]);
-        let apart = admit(&config(None, vec![limit("tenant", 1, None, true)]), &queue, &[]);
+        let apart = admit(&config(None, vec![limit("tenant", 1, None, true)]), &queue, &[], &HashMap::new());
         assert_eq!(admitted(&apart), ["a1", "g1", "none"]);
         assert!(apart.block_reasons[0].1.as_deref().unwrap().contains("tenant=acme"));
     }
@@ -225,7 +250,7 @@ mod tests {
     #[test]
     fn a_tag_blocked_run_does_not_hold_back_lower_priority_runs() {
         let queue = [queued("blocked", 5, 1, &[("db", "x")]), queued("free", 0, 2, &[])];
-        let decision = admit(&config(Some(5), vec![limit("db", 0, None, false)]), &queue, &[]);
+        let decision = admit(&config(Some(5), vec![limit("db", 0, None, false)]), &queue, &[], &HashMap::new());
         assert_eq!(admitted(&decision), ["free"]);
     }
 
@@ -233,7 +258,7 @@ mod tests {
     fn only_the_runs_next_in_line_behind_the_global_limit_get_its_reason() {
         let queue: Vec<QueuedRun> =
             (0..GLOBAL_BLOCK_REASONS as i64 + 50).map(|n| queued(&n.to_string(), 0, n, &[])).collect();
-        let decision = admit(&config(Some(0), vec![]), &queue, &[]);
+        let decision = admit(&config(Some(0), vec![]), &queue, &[], &HashMap::new());
         assert_eq!(decision.block_reasons.len(), GLOBAL_BLOCK_REASONS);
         assert_eq!(decision.block_reasons[0].0, "0");
     }
@@ -241,8 +266,32 @@ mod tests {
     #[test]
     fn an_unchanged_block_reason_is_not_rewritten() {
         let mut run = queued("a", 0, 1, &[]);
-        let first = admit(&config(Some(0), vec![]), std::slice::from_ref(&run), &[]);
+        let first = admit(&config(Some(0), vec![]), std::slice::from_ref(&run), &[], &HashMap::new());
         run.block_reason = first.block_reasons[0].1.clone();
-        assert!(admit(&config(Some(0), vec![]), &[run], &[]).block_reasons.is_empty());
+        assert!(admit(&config(Some(0), vec![]), &[run], &[], &HashMap::new()).block_reasons.is_empty());
+    }
+
+    #[test]
+    fn a_backfill_runs_at_most_its_max_concurrency_without_holding_back_other_runs() {
+        let of = |mut run: QueuedRun, backfill: &str| {
+            run.backfill_id = Some(backfill.into());
+            run
+        };
+        let queue = [
+            of(queued("b1", -10, 1, &[]), "bf"),
+            of(queued("b2", -10, 2, &[]), "bf"),
+            of(queued("b3", -10, 3, &[]), "bf"),
+            queued("manual", -20, 4, &[]),
+        ];
+        let limits = HashMap::from([("bf".to_owned(), 2)]);
+        let decision = admit(&config(None, vec![]), &queue, &[], &limits);
+        assert_eq!(admitted(&decision), ["b1", "b2", "manual"]);
+        assert_eq!(decision.block_reasons[0].0, "b3");
+        assert!(decision.block_reasons[0].1.as_deref().unwrap().contains("max_concurrency"));
+        let mut running = active("b0", &[]);
+        running.backfill_id = Some("bf".into());
+        let decision = admit(&config(None, vec![]), &queue, &[running], &limits);
+        assert_eq!(admitted(&decision), ["b1", "manual"], "a running run of the backfill counts");
+        assert_eq!(admitted(&admit(&config(None, vec![]), &queue, &[], &HashMap::new())).len(), 4);
     }
 }

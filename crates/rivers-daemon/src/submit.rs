@@ -73,6 +73,9 @@ pub(crate) async fn submit(context: &Context, origin: &Origin<'_>, requests: Vec
     if context.queue.is_some() && !submitted.run_ids.is_empty() {
         context.wake_coordinator.notify_one();
     }
+    if !submitted.backfill_ids.is_empty() {
+        context.wake_backfills.notify_one();
+    }
     submitted
 }
 
@@ -162,6 +165,7 @@ pub(crate) async fn create_run(
             queued_at: record.start_time,
             tags: record.tags,
             block_reason: None,
+            backfill_id: None,
         });
     } else {
         crate::daemon::launch(context, record).await;

@@ -146,6 +146,47 @@ pub async fn coordinate_backfill(
     outcome.inspect_err(|err| tracing::error!(backfill_id, error = %err, "could not record a backfill's end"))
 }
 
+/// Adds a backfill run that ended (or will never start) to `progress`: its partitions `keys`
+/// are completed when it succeeded, except those its steps marked failed
+/// (`failed_partitions`); canceled when it was canceled; failed otherwise.
+pub fn tally_run(progress: &mut BackfillProgress, status: RunStatus, failed_partitions: &[String], keys: &[String]) {
+    match status {
+        RunStatus::Success => {
+            let marked: HashSet<&str> = failed_partitions.iter().map(String::as_str).collect();
+            for key in keys {
+                if marked.contains(key.as_str()) {
+                    progress.failed += 1;
+                    progress.failed_keys.push(key.clone());
+                } else {
+                    progress.completed += 1;
+                }
+            }
+        }
+        RunStatus::Canceled => {
+            progress.canceled += keys.len() as u64;
+            progress.canceled_keys.extend(keys.iter().cloned());
+        }
+        _ => {
+            progress.failed += keys.len() as u64;
+            progress.failed_keys.extend(keys.iter().cloned());
+        }
+    }
+}
+
+/// How a backfill ends: failed when it errored, canceled when it was cancelled, failed when a
+/// partition failed, completed otherwise.
+pub fn terminal_state(errored: bool, cancelled: bool, failed_partitions: u64) -> BackfillState {
+    if errored {
+        BackfillState::Failed
+    } else if cancelled {
+        BackfillState::Canceled
+    } else if failed_partitions > 0 {
+        BackfillState::Failed
+    } else {
+        BackfillState::Completed
+    }
+}
+
 struct Coordinator {
     storage: Storage,
     job: BackfillJob,
@@ -261,29 +302,11 @@ impl Coordinator {
         self.settled.insert(index);
         let status =
             if self.cancelled() && outcome.status != RunStatus::Success { RunStatus::Canceled } else { outcome.status };
-        match status {
-            RunStatus::Success => {
-                let marked: HashSet<&str> = outcome.failed_partitions.iter().map(String::as_str).collect();
-                for key in keys {
-                    if marked.contains(key.as_str()) {
-                        self.pending.failed += 1;
-                        self.pending.failed_keys.push(key.clone());
-                    } else {
-                        self.pending.completed += 1;
-                    }
-                }
-            }
-            RunStatus::Canceled => {
-                self.pending.canceled += keys.len() as u64;
-                self.pending.canceled_keys.extend(keys.iter().cloned());
-            }
-            _ => {
-                self.pending.failed += keys.len() as u64;
-                self.pending.failed_keys.extend(keys.iter().cloned());
-                if self.job.failure_policy == FailurePolicy::StopOnFailure {
-                    self.stopped_by_failure = true;
-                }
-            }
+        tally_run(&mut self.pending, status, &outcome.failed_partitions, keys);
+        if !matches!(status, RunStatus::Success | RunStatus::Canceled)
+            && self.job.failure_policy == FailurePolicy::StopOnFailure
+        {
+            self.stopped_by_failure = true;
         }
     }
 
@@ -311,15 +334,7 @@ impl Coordinator {
             self.pending.canceled_keys.extend(keys);
         }
         self.write_progress(true).await?;
-        let status = if error.is_some() {
-            BackfillState::Failed
-        } else if self.cancelled() {
-            BackfillState::Canceled
-        } else if self.totals.failed > 0 {
-            BackfillState::Failed
-        } else {
-            BackfillState::Completed
-        };
+        let status = terminal_state(error.is_some(), self.cancelled(), self.totals.failed);
         self.storage.set_backfill_state(&self.job.backfill_id, status, error.as_deref()).await?;
         Ok(BackfillOutcome {
             status,

@@ -21,7 +21,7 @@ pub mod testing;
 
 pub use backfill::{
     BackfillJob, BackfillOutcome, BackfillRuns, LiveRegistration, cancel_live_backfill, coordinate_backfill,
-    is_live_backfill, register_live_backfill,
+    is_live_backfill, register_live_backfill, tally_run, terminal_state,
 };
 pub use error::{Error, Result};
 pub use fan_out::{FanIn, InstanceFeed, InstanceOutcome};

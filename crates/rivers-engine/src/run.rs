@@ -313,6 +313,9 @@ async fn drive_run(
         RunStatus::Success
     };
     let message = failed.first().map(|(step, msg)| format!("step '{step}' failed: {msg}"));
+    let mut failed_partitions = std::mem::take(&mut *shared.marked_partitions.lock());
+    failed_partitions.sort_unstable();
+    failed_partitions.dedup();
     let recorded = match role {
         Role::Owner { owner, .. } => {
             let terminal_event = match status {
@@ -323,7 +326,13 @@ async fn drive_run(
             shared.event(terminal_event, None, Vec::new());
             match storage_error {
                 Some(err) => Err(err),
-                None => storage.finish_run(&run_id, owner, status, message.as_deref()).await,
+                None if failed_partitions.is_empty() => {
+                    storage.finish_run(&run_id, owner, status, message.as_deref()).await
+                }
+                None => match storage.record_failed_partitions(&run_id, &failed_partitions).await {
+                    Ok(()) => storage.finish_run(&run_id, owner, status, message.as_deref()).await,
+                    Err(err) => Err(err),
+                },
             }
         }
         // The owner records the run's outcome; this process only makes its steps' events
@@ -363,9 +372,6 @@ async fn drive_run(
             names.into_iter().map(move |name| (name, message.clone()))
         })
         .collect();
-    let mut failed_partitions = std::mem::take(&mut *shared.marked_partitions.lock());
-    failed_partitions.sort_unstable();
-    failed_partitions.dedup();
     Ok(RunOutcome { run_id, status, attempted, failed, failed_partitions })
 }
 

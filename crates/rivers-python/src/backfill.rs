@@ -61,6 +61,45 @@ impl From<BackfillOutcome> for PyBackfillOutcome {
     }
 }
 
+/// The record of a backfill planned as `planned` about to be stored with `status`.
+#[allow(clippy::too_many_arguments)] // one per field of the backfill's record
+fn backfill_record(
+    backfill_id: &str,
+    status: BackfillState,
+    planned: &PlannedBackfill,
+    selection: Option<Vec<String>>,
+    failure_policy: FailurePolicy,
+    max_concurrency: usize,
+    tags: Vec<(String, String)>,
+    config: Option<&str>,
+    launched_by: Option<PyLaunchedBy>,
+) -> PyResult<BackfillRecord> {
+    let config = config
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|err| PyValueError::new_err(format!("backfill config is not JSON: {err}")))?;
+    Ok(BackfillRecord {
+        selection,
+        target: Some(planned.target.clone()),
+        max_concurrency: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
+        tags,
+        config,
+        num_partitions: planned.num_partitions() as u64,
+        num_runs: planned.num_runs() as u64,
+        ..BackfillRecord::new(
+            backfill_id,
+            status,
+            planned.strategy.clone(),
+            failure_policy,
+            launched_by.map_or(LaunchedBy::MANUAL, |origin| origin.0),
+        )
+    })
+}
+
+fn failure_policy_of(text: &str) -> PyResult<FailurePolicy> {
+    text.parse().map_err(|err: rivers_core::Error| PyValueError::new_err(err.to_string()))
+}
+
 /// Stores backfill `backfill_id` (planned as `backfill`, every run executing `plan`) and
 /// coordinates its runs: waits for its end with `block`, else returns at once while it runs
 /// on the storage's runtime. Ctrl-C while waiting cancels it.
@@ -85,29 +124,19 @@ pub(crate) fn run_backfill(
     block: bool,
     launched_by: Option<PyLaunchedBy>,
 ) -> PyResult<PyBackfillOutcome> {
-    let failure_policy: FailurePolicy =
-        failure_policy.parse().map_err(|err: rivers_core::Error| PyValueError::new_err(err.to_string()))?;
-    let config = config
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|err| PyValueError::new_err(format!("backfill config is not JSON: {err}")))?;
+    let failure_policy = failure_policy_of(failure_policy)?;
     let planned = Arc::clone(&backfill.0);
-    let record = BackfillRecord {
+    let record = backfill_record(
+        &backfill_id,
+        BackfillState::InProgress,
+        &planned,
         selection,
-        target: Some(planned.target.clone()),
-        max_concurrency: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
+        failure_policy,
+        max_concurrency,
         tags,
         config,
-        num_partitions: planned.num_partitions() as u64,
-        num_runs: planned.num_runs() as u64,
-        ..BackfillRecord::new(
-            backfill_id.clone(),
-            BackfillState::InProgress,
-            planned.strategy.clone(),
-            failure_policy,
-            launched_by.map_or(LaunchedBy::MANUAL, |origin| origin.0),
-        )
-    };
+        launched_by,
+    )?;
     let job = BackfillJob {
         backfill_id: backfill_id.clone(),
         plan: plan.0.clone(),
@@ -143,6 +172,40 @@ pub(crate) fn run_backfill(
     Ok(outcome.into())
 }
 
+/// Stores backfill `backfill_id` (planned as `backfill`) as requested, for a daemon of this
+/// code location to claim, submit through its run queue and follow.
+#[pyfunction]
+#[pyo3(signature = (
+    storage, backfill, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, launched_by
+))]
+#[allow(clippy::too_many_arguments)] // keyword-only, one per field of the backfill's record
+pub(crate) fn request_backfill(
+    py: Python<'_>,
+    storage: PyRef<'_, PyStorage>,
+    backfill: PyRef<'_, PyBackfillPlan>,
+    backfill_id: String,
+    selection: Option<Vec<String>>,
+    failure_policy: &str,
+    max_concurrency: usize,
+    tags: Vec<(String, String)>,
+    config: Option<&str>,
+    launched_by: PyLaunchedBy,
+) -> PyResult<()> {
+    let record = backfill_record(
+        &backfill_id,
+        BackfillState::Requested,
+        &backfill.0,
+        selection,
+        failure_policy_of(failure_policy)?,
+        max_concurrency,
+        tags,
+        config,
+        Some(launched_by),
+    )?;
+    let inner = storage.inner().clone();
+    storage.sync(py, async move { inner.create_backfill(&record).await })
+}
+
 /// Cancels a backfill: `True` when this process coordinates it (it was signalled); otherwise a
 /// cancel marker is left on its record for the process that does, and `False`.
 #[pyfunction]
@@ -158,6 +221,7 @@ pub(crate) fn cancel_backfill(py: Python<'_>, storage: PyRef<'_, PyStorage>, bac
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBackfillOutcome>()?;
     m.add_function(wrap_pyfunction!(run_backfill, m)?)?;
+    m.add_function(wrap_pyfunction!(request_backfill, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_backfill, m)?)?;
     Ok(())
 }

@@ -15,13 +15,16 @@ use pyo3::types::{PyDict, PyList};
 use rivers_core::partitions::PartitionKey;
 use rivers_core::{CronSchedule, DefinitionsSnapshot, FailurePolicy, LaunchedBy};
 use rivers_daemon::{
-    Automations, BackfillPartitions, BackfillRequest, CodeLocation, Daemon, DaemonConfig, Evaluation, EvaluationError,
-    Request, RunLauncher, RunRequest, ScheduleSpec, SensorContext, SensorSpec, SystemClock,
+    Automations, BackfillPartitions, BackfillRequest, BackfillRunPlan, CodeLocation, Daemon, DaemonConfig, Evaluation,
+    EvaluationError, PlannedRun, Request, RunLauncher, RunRequest, ScheduleSpec, SensorContext, SensorSpec,
+    SystemClock,
 };
-use rivers_storage::{RunRecord, Storage};
+use rivers_storage::{BackfillRecord, RunRecord, Storage};
 use tokio::sync::Semaphore;
 
-use crate::partitions::{PyBackfillStrategy, PyPartitionKey, PyPartitionKeyRange, key_to_py, strategy_to_py};
+use crate::partitions::{
+    PyBackfillPlan, PyBackfillStrategy, PyPartitionKey, PyPartitionKeyRange, key_to_py, strategy_to_py,
+};
 use crate::queue::{PyRunBackendConfig, PyRunQueueConfig};
 use crate::records::PyLaunchedBy;
 use crate::storage::PyStorage;
@@ -217,6 +220,32 @@ impl CodeLocation for PythonLocation {
         })
     }
 
+    fn plan_backfill(&self, backfill: &BackfillRecord) -> BoxFuture<'static, Result<BackfillRunPlan, EvaluationError>> {
+        let repo = self.repo.clone();
+        let backfill_id = backfill.backfill_id.clone();
+        Box::pin(async move {
+            let planned = tokio::task::spawn_blocking(move || {
+                Python::attach(|py| {
+                    let plan = || -> PyResult<BackfillRunPlan> {
+                        let planned = repo.call_method1(py, "_plan_backfill_runs", (backfill_id,))?;
+                        let (node_names, plan): (Vec<String>, PyRef<'_, PyBackfillPlan>) = planned.extract(py)?;
+                        let runs = (0..plan.0.num_runs())
+                            .filter_map(|index| plan.0.run_partition(index))
+                            .map(|(key, keys)| PlannedRun {
+                                partition_key: key,
+                                keys: keys.iter().map(ToString::to_string).collect(),
+                            })
+                            .collect();
+                        Ok(BackfillRunPlan { node_names, runs })
+                    };
+                    plan().map_err(|e| EvaluationError(exception_text(py, &e)))
+                })
+            })
+            .await;
+            planned.unwrap_or_else(|error| Err(EvaluationError(format!("the planning thread failed: {error}"))))
+        })
+    }
+
     fn observe(&self, assets: Vec<String>) -> BoxFuture<'static, Result<(), EvaluationError>> {
         let repo = self.repo.clone();
         let threads = self.threads.clone();
@@ -256,10 +285,21 @@ impl RunLauncher for LocalLauncher {
                     run.partition_key.as_ref().and_then(|key| serde_json::from_value::<PartitionKey>(key.clone()).ok());
                 let launched = (|| -> PyResult<()> {
                     let partition = partition.map(|key| key_to_py(py, key)).transpose()?;
+                    let backfill_id = match &run.launched_by {
+                        LaunchedBy::Backfill { backfill_id } => Some(backfill_id.clone()),
+                        _ => None,
+                    };
                     repo.call_method1(
                         py,
                         "_launch_run",
-                        (run.run_id.clone(), run.job_name.clone(), run.node_names.clone(), partition, run.tags.clone()),
+                        (
+                            run.run_id.clone(),
+                            run.job_name.clone(),
+                            run.node_names.clone(),
+                            partition,
+                            run.tags.clone(),
+                            backfill_id,
+                        ),
                     )?;
                     Ok(())
                 })();

@@ -34,8 +34,8 @@ pub use error::{BoxedCause, Error, Result};
 pub use identity::{CODE_LOCATION_VAR, CodeLocationId, DEPLOYMENT_VAR, Deployment, LOCAL_CODE_LOCATION};
 pub use records::{
     AssetRecord, BackfillProgress, BackfillRecord, BlockKind, BlockReason, ConcurrencyClaim, NewEvent, NewRun,
-    PartitionSpan, PoolBlockDetail, PoolInfo, PoolLimit, RunRecord, SlotHolder, StepState, StoredEvent, StoredLog,
-    StoredTick,
+    PartitionSpan, PoolBlockDetail, PoolInfo, PoolLimit, RunEnding, RunRecord, SlotHolder, StepState, StoredEvent,
+    StoredLog, StoredTick,
 };
 pub use state::StepStatus;
 pub use storage::{

@@ -280,6 +280,10 @@ pub struct RunRecord {
     /// Failure message of the outcome.
     #[serde(default)]
     pub message: Option<String>,
+    /// Display keys of the partitions its steps marked failed (`mark_partition_failed`),
+    /// recorded before its outcome.
+    #[serde(default)]
+    pub failed_partitions: Vec<String>,
     /// Where the run executes.
     #[serde(default)]
     pub backend: RunBackendKind,
@@ -302,6 +306,18 @@ pub struct RunRecord {
     /// was never stored.
     #[serde(default)]
     pub code_location: Option<String>,
+}
+
+/// Where a run stands, as a backfill follows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RunEnding {
+    /// Run id.
+    pub run_id: String,
+    /// Status.
+    pub status: RunStatus,
+    /// Display keys of the partitions its steps marked failed.
+    #[serde(default)]
+    pub failed_partitions: Vec<String>,
 }
 
 /// The fields of a run to create.

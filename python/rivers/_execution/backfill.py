@@ -43,6 +43,30 @@ class BackfillResult:
 
 
 @dataclass(frozen=True)
+class PlannedBackfill:
+    """A checked and planned backfill: the selected names, the plan every run executes, its
+    executor, the partitions grouped into runs, and the normalised tags and config."""
+
+    names: list[str]
+    executor: Any
+    run_plan: Any
+    plan: Any
+    tags: list[tuple[str, str]]
+    config: dict[str, dict[str, Any]] | None
+
+
+@dataclass
+class DaemonBackfill:
+    """A daemon-executed backfill as this process knows it: what its runs execute, its plan,
+    and, once its runs exist, each run's index in the plan and the config they run with."""
+
+    names: list[str]
+    plan: Any
+    run_index: dict[str, int] | None = None
+    config: dict[str, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class BackfillStatus:
     """A backfill as ``CodeRepository.get_backfill`` reads it from storage."""
 

@@ -36,6 +36,8 @@ from rivers._execution.backfill import (
 from rivers._execution.backfill import (
     BackfillResult,
     BackfillStatus,
+    DaemonBackfill,
+    PlannedBackfill,
     backfill_priority,
     check_arguments,
     config_json,
@@ -69,6 +71,8 @@ _log = logging.getLogger("rivers")
 # A fan-out instance name: `graph/task[key]`.
 _INSTANCE = re.compile(r"(.+)\[([^\[\]/]+)\]")
 DEFAULT_STORAGE_PATH = Path(".rivers") / "storage"
+# Daemon-executed backfills whose plans a process keeps (others are planned again on demand).
+DAEMON_BACKFILLS_KEPT = 16
 _UNSET = object()
 
 
@@ -176,6 +180,8 @@ class CodeRepository:
         self._run_backend = run_backend
         # Daemons started for this repository; shutdown() stops them.
         self._daemons: list[Any] = []
+        # Daemon-executed backfills whose runs this process plans or executes, newest last.
+        self._daemon_backfills: dict[str, DaemonBackfill] = {}
         self._pool_limits = dict(pool_limits or {})
         for key, definition in (partition_defs or {}).items():
             if not isinstance(definition, PartitionsDefinition):
@@ -1003,29 +1009,10 @@ class CodeRepository:
     ) -> BackfillResult:
         """:meth:`backfill`, recorded as launched by ``launched_by`` (``LaunchedBy.manual()``
         when ``None``)."""
-        check_arguments(partition_keys, partition_range, failure_policy, max_concurrency)
-        if strategy is not None and not isinstance(strategy, BackfillStrategy):
-            raise TypeError(f"strategy must be a BackfillStrategy, got {type(strategy).__name__}")
-        self._ensure_resolved()
-        names = self._backfill_selection(selection)
-        executor = self._executor_for(None)
-        run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
-        partitioned = self._partitioned_targets(run_plan.node_names, names)
-        if not partitioned:
-            raise PartitionValidationError(
-                f"the backfill selection {names} has no partitioned asset; backfills materialize partitions"
-            )
-        strategy = self._backfill_strategy(strategy, [name for name, _ in partitioned])
-        tags = [(str(k), str(v)) for k, v in (tags or [])]
-        config = self._check_config(config) or None
-        backfill_priority(tags)  # checks rivers/priority before anything is stored
-        plan = _core.BackfillPlan.build(
-            self.storage,
-            partitioned,
-            strategy,
-            partition_keys=list(partition_keys) if partition_keys is not None else None,
-            partition_range=partition_range,
+        planned = self._plan_backfill(
+            selection, partition_keys, partition_range, strategy, failure_policy, max_concurrency, tags, config
         )
+        plan, tags, config = planned.plan, planned.tags, planned.config
         backfill_id = new_backfill_id()
         if dry_run:
             return BackfillResult(
@@ -1035,7 +1022,16 @@ class CodeRepository:
         def prepare(index: int) -> tuple[RunSession, Any]:
             """The session and request of the backfill's run ``index``."""
             return self._prepare_run(
-                run_plan, executor, None, tags, config, None, False, False, None, backfill=(backfill_id, plan, index)
+                planned.run_plan,
+                planned.executor,
+                None,
+                tags,
+                config,
+                None,
+                False,
+                False,
+                None,
+                backfill=(backfill_id, plan, index),
             )
 
         stored_config = config_json(config)
@@ -1043,7 +1039,7 @@ class CodeRepository:
             remember_config(backfill_id, config)
         outcome = _core.run_backfill(
             self.storage,
-            run_plan,
+            planned.run_plan,
             plan,
             prepare,
             backfill_id=backfill_id,
@@ -1082,6 +1078,43 @@ class CodeRepository:
                 names = [name]
             targets += [(n, d) for n in names if (d := self._definition_of(n)) is not None]
         return targets
+
+    def _plan_backfill(
+        self,
+        selection: list[str] | None,
+        partition_keys: list[Any] | None,
+        partition_range: PartitionKeyRange | None,
+        strategy: BackfillStrategy | None,
+        failure_policy: str,
+        max_concurrency: int,
+        tags: list[tuple[str, str]] | None,
+        config: dict[str, dict[str, Any]] | None,
+    ) -> PlannedBackfill:
+        """Checks a backfill's arguments and plans it; raises before anything is stored."""
+        check_arguments(partition_keys, partition_range, failure_policy, max_concurrency)
+        if strategy is not None and not isinstance(strategy, BackfillStrategy):
+            raise TypeError(f"strategy must be a BackfillStrategy, got {type(strategy).__name__}")
+        self._ensure_resolved()
+        names = self._backfill_selection(selection)
+        executor = self._executor_for(None)
+        run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
+        partitioned = self._partitioned_targets(run_plan.node_names, names)
+        if not partitioned:
+            raise PartitionValidationError(
+                f"the backfill selection {names} has no partitioned asset; backfills materialize partitions"
+            )
+        strategy = self._backfill_strategy(strategy, [name for name, _ in partitioned])
+        tags = [(str(k), str(v)) for k, v in (tags or [])]
+        config = self._check_config(config) or None
+        backfill_priority(tags)  # checks rivers/priority before anything is stored
+        plan = _core.BackfillPlan.build(
+            self.storage,
+            partitioned,
+            strategy,
+            partition_keys=list(partition_keys) if partition_keys is not None else None,
+            partition_range=partition_range,
+        )
+        return PlannedBackfill(names, executor, run_plan, plan, tags, config)
 
     def _backfill_selection(self, selection: list[str] | None) -> list[str]:
         if selection is not None:
@@ -1178,18 +1211,35 @@ class CodeRepository:
         node_names: list[str],
         partition_key: Any | None,
         tags: list[tuple[str, str]],
+        backfill_id: str | None = None,
     ) -> None:
         """Executes run ``run_id``, which the daemon created (``NotStarted``) and admitted:
-        the job's plan, or an ad-hoc plan over ``node_names`` when the run names no job. The
-        run's record keeps its origin, tags and priority; this process claims and executes it
-        and returns when it ends. Raises only when the run cannot start."""
+        the job's plan, or an ad-hoc plan over ``node_names`` when the run names no job; a run
+        of backfill ``backfill_id`` covers its partitions of the backfill's plan. The run's
+        record keeps its origin, tags and priority; this process claims and executes it and
+        returns when it ends. Raises only when the run cannot start."""
         self._ensure_resolved()
         if job_name is not None:
             executor, plan = self._job_plan(self.get_job(job_name))
         else:
             executor = self._executor_for(None)
             plan = self._graph.plan(node_names, False, executor.kind, None, retry_spec(self._default_retry))
-        session, request = self._prepare_run(plan, executor, job_name, tags, None, run_id, False, False, partition_key)
+        if backfill_id is None:
+            session, request = self._prepare_run(
+                plan, executor, job_name, tags, None, run_id, False, False, partition_key
+            )
+        else:
+            backfill = self._daemon_backfill(backfill_id)
+            if backfill.run_index is None or backfill.run_index.get(run_id) is None:
+                record = json.loads(self.storage._get_backfill(backfill_id) or "{}")
+                backfill.run_index = {run: index for index, run in enumerate(record.get("run_ids", []))}
+                backfill.config = remembered_config(backfill_id, record)
+            if run_id not in backfill.run_index:
+                raise ValueError(f"run {run_id} is not a run of backfill {backfill_id}")
+            located = (backfill_id, backfill.plan, backfill.run_index[run_id])
+            session, request = self._prepare_run(
+                plan, executor, None, tags, backfill.config, run_id, False, False, None, backfill=located
+            )
         _core.execute_run(self.storage, plan, session, request)
 
     def _submit_backfill_request(
@@ -1203,22 +1253,55 @@ class CodeRepository:
         tags: list[tuple[str, str]],
         launched_by: Any,
     ) -> str:
-        """Starts the backfill a schedule's or sensor's ``BackfillRequest`` asked for, in the
-        background, recorded as launched by that automation; returns its id."""
-        result = self._backfill(
-            selection,
-            partition_keys,
-            partition_range,
-            strategy,
-            failure_policy,
-            max_concurrency,
-            tags,
-            None,
-            block=False,
-            dry_run=False,
+        """Checks and plans the backfill a schedule's or sensor's ``BackfillRequest`` asked
+        for, and stores it requested, recorded as launched by that automation, for this code
+        location's daemon to run through its run queue; returns its id."""
+        planned = self._plan_backfill(
+            selection, partition_keys, partition_range, strategy, failure_policy, max_concurrency, tags, None
+        )
+        backfill_id = new_backfill_id()
+        self._remember_daemon_backfill(backfill_id, DaemonBackfill(planned.names, planned.plan))
+        _core.request_backfill(
+            self.storage,
+            planned.plan,
+            backfill_id=backfill_id,
+            selection=selection,
+            failure_policy=failure_policy,
+            max_concurrency=max_concurrency,
+            tags=planned.tags,
+            config=None,
             launched_by=launched_by,
         )
-        return result.backfill_id
+        return backfill_id
+
+    def _plan_backfill_runs(self, backfill_id: str) -> tuple[list[str], Any]:
+        """What every run of daemon-executed backfill ``backfill_id`` executes, and its plan."""
+        backfill = self._daemon_backfill(backfill_id)
+        return backfill.names, backfill.plan
+
+    def _daemon_backfill(self, backfill_id: str) -> DaemonBackfill:
+        """A daemon-executed backfill: as this process planned it, else planned again from
+        its stored record (the daemon restarted, or another process requested it)."""
+        known = self._daemon_backfills.get(backfill_id)
+        if known is not None:
+            return known
+        self._ensure_resolved()
+        record_text = self.storage._get_backfill(backfill_id)
+        if record_text is None:
+            raise ValueError(f"no backfill has the id {backfill_id!r}")
+        names = self._backfill_selection(json.loads(record_text).get("selection"))
+        executor = self._executor_for(None)
+        run_plan = self._graph.plan(names, False, executor.kind, None, retry_spec(self._default_retry))
+        partitioned = self._partitioned_targets(run_plan.node_names, names)
+        plan = _core.BackfillPlan.replan(self.storage, partitioned, backfill_id)
+        return self._remember_daemon_backfill(backfill_id, DaemonBackfill(names, plan))
+
+    def _remember_daemon_backfill(self, backfill_id: str, backfill: DaemonBackfill) -> DaemonBackfill:
+        """Keeps the newest daemon-executed backfills' plans (a plan can hold a million keys)."""
+        self._daemon_backfills[backfill_id] = backfill
+        while len(self._daemon_backfills) > DAEMON_BACKFILLS_KEPT:
+            del self._daemon_backfills[next(iter(self._daemon_backfills))]
+        return backfill
 
     def _submit_run(self, selection: list[str] | None = None, partition_key: Any | None = None) -> RunHandle:
         """Launches an ad-hoc run through the queue path (the path UI and gRPC launches take),

@@ -156,6 +156,46 @@ impl PlannedBackfill {
     }
 }
 
+/// The definitions of a backfill's partitioned assets, compiled; the first one enumerates.
+fn compile(definitions: &[(String, Bound<'_, PyAny>)]) -> PyResult<Vec<(String, Arc<Partitions>)>> {
+    let compiled =
+        definitions.iter().map(|(name, d)| Ok((name.clone(), extract_partitions(d)?))).collect::<PyResult<Vec<_>>>()?;
+    if compiled.is_empty() {
+        return Err(PartitionValidationError::new_err("the backfill selection has no partitioned asset"));
+    }
+    Ok(compiled)
+}
+
+/// Plans `target` grouped by `strategy` over the first definition, and checks every planned
+/// partition against the others.
+fn plan(
+    py: Python<'_>,
+    storage: &PyStorage,
+    compiled: Vec<(String, Arc<Partitions>)>,
+    target: BackfillTarget,
+    strategy: BackfillStrategy,
+) -> PyResult<PyBackfillPlan> {
+    let definition = Arc::clone(&compiled[0].1);
+    let mut env = PartitionEnv::at(super::definition::local_now());
+    for (_, d) in &compiled {
+        let definition_env = storage.sync(py, storage.inner().partition_env(d))?;
+        env = env.merged(definition_env);
+    }
+    let plan = plan_backfill(&definition, &target, &strategy, &env)
+        .map_err(|why| PartitionValidationError::new_err(format!("backfill of '{}': {why}", compiled[0].0)))?;
+    for (name, other) in compiled.iter().skip(1) {
+        for coords in &plan.partitions {
+            let Some(key) = definition.key_of(coords, &env) else { continue };
+            if let Err(why) = other.individuals(&key, &env) {
+                return Err(PartitionValidationError::new_err(format!(
+                    "partition '{key}' of the backfill is not valid for '{name}': {why}"
+                )));
+            }
+        }
+    }
+    Ok(PyBackfillPlan(Arc::new(PlannedBackfill { definition, env, plan, target, strategy })))
+}
+
 #[pymethods]
 impl PyBackfillPlan {
     /// Plans a backfill over `definitions` (name → definition of each partitioned asset of the
@@ -170,14 +210,8 @@ impl PyBackfillPlan {
         partition_keys: Option<Vec<Bound<'_, PyAny>>>,
         partition_range: Option<PyRef<'_, PyPartitionKeyRange>>,
     ) -> PyResult<Self> {
-        let compiled = definitions
-            .iter()
-            .map(|(name, d)| Ok((name.clone(), extract_partitions(d)?)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let Some((_, definition)) = compiled.first().cloned() else {
-            return Err(PartitionValidationError::new_err("the backfill selection has no partitioned asset"));
-        };
-        let multi = matches!(*definition, Partitions::Multi(_));
+        let compiled = compile(&definitions)?;
+        let multi = matches!(*compiled[0].1, Partitions::Multi(_));
         let target = match (partition_keys, partition_range) {
             (Some(keys), None) => BackfillTarget::Keys(
                 keys.iter()
@@ -187,25 +221,28 @@ impl PyBackfillPlan {
             (None, Some(range)) => BackfillTarget::Range(range.0.clone()),
             _ => return Err(PyValueError::new_err("pass exactly one of partition_keys= and partition_range=")),
         };
-        let mut env = PartitionEnv::at(super::definition::local_now());
-        for (_, d) in &compiled {
-            let definition_env = storage.sync(py, storage.inner().partition_env(d))?;
-            env = env.merged(definition_env);
-        }
-        let plan = plan_backfill(&definition, &target, &strategy.0, &env)
-            .map_err(|why| PartitionValidationError::new_err(format!("backfill of '{}': {why}", compiled[0].0)))?;
-        for (name, other) in compiled.iter().skip(1) {
-            for coords in &plan.partitions {
-                let Some(key) = definition.key_of(coords, &env) else { continue };
-                if let Err(why) = other.individuals(&key, &env) {
-                    return Err(PartitionValidationError::new_err(format!(
-                        "partition '{key}' of the backfill is not valid for '{name}': {why}"
-                    )));
-                }
-            }
-        }
-        let strategy = strategy.0.clone();
-        Ok(Self(Arc::new(PlannedBackfill { definition, env, plan, target, strategy })))
+        plan(py, &storage, compiled, target, strategy.0.clone())
+    }
+
+    /// Plans stored backfill `backfill_id` again, from its target and strategy, over
+    /// `definitions` as in `build`.
+    #[staticmethod]
+    fn replan(
+        py: Python<'_>,
+        storage: PyRef<'_, PyStorage>,
+        definitions: Vec<(String, Bound<'_, PyAny>)>,
+        backfill_id: String,
+    ) -> PyResult<Self> {
+        let compiled = compile(&definitions)?;
+        let inner = storage.inner().clone();
+        let id = backfill_id.clone();
+        let record = storage
+            .sync(py, async move { inner.get_backfill(&id).await })?
+            .ok_or_else(|| PyValueError::new_err(format!("no backfill has the id {backfill_id:?}")))?;
+        let target = record.target.ok_or_else(|| {
+            PyValueError::new_err(format!("backfill {backfill_id:?} was stored without its partitions"))
+        })?;
+        plan(py, &storage, compiled, target, record.strategy)
     }
 
     /// Individual partitions planned.

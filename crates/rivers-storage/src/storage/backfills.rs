@@ -127,6 +127,51 @@ impl Storage {
         decode("backfill", rows)
     }
 
+    /// This code location's backfills that a coordinator claimed and submitted runs for, and
+    /// that have not ended: what a restarted daemon follows again (from the location and
+    /// status index).
+    ///
+    /// # Errors
+    /// `MissingCodeLocation` without an identity; `Decode` for a record this build cannot
+    /// read; `Backend` for a failed read.
+    pub async fn submitted_backfills_here(&self) -> Result<Vec<BackfillRecord>> {
+        let code_location = self.code_location.for_writing(|| "following submitted backfills")?;
+        let rows = self
+            .rows(
+                "SELECT * OMIT id FROM backfill WITH INDEX backfill_location_status_created \
+                 WHERE code_location = $location AND status = 'in_progress' AND array::len(run_ids ?? []) > 0 \
+                 ORDER BY created",
+                json!({"location": code_location}),
+            )
+            .await?;
+        decode("backfill", rows)
+    }
+
+    /// A backfill's `max_concurrency` (one field read); `None` for an unknown backfill.
+    ///
+    /// # Errors
+    /// `Backend` for a failed read.
+    pub async fn backfill_max_concurrency(&self, backfill_id: &str) -> Result<Option<u32>> {
+        let rows = self
+            .rows("SELECT VALUE max_concurrency FROM type::record('backfill', $id)", json!({"id": backfill_id}))
+            .await?;
+        Ok(rows.first().and_then(serde_json::Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    /// Replaces a backfill's counters and partition lists with `totals`: a coordinator that
+    /// took over a backfill recounts its runs and writes what they add up to.
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn set_backfill_totals(&self, backfill_id: &str, totals: &BackfillProgress) -> Result<()> {
+        self.execute(
+            "UPDATE type::record('backfill', $id) SET completed = $t.completed, failed = $t.failed, \
+                 canceled = $t.canceled, failed_keys = $t.failed_keys, canceled_keys = $t.canceled_keys RETURN NONE",
+            json!({"id": backfill_id, "t": totals}),
+        )
+        .await
+    }
+
     /// One page of backfills, newest first: every backfill, or one code location's. Each page
     /// costs what its backfills cost, however deep it is.
     ///

@@ -29,6 +29,9 @@ pub struct QueuedRun {
     /// Why it is still queued, as last recorded.
     #[serde(default)]
     pub block_reason: Option<String>,
+    /// The backfill that launched it, whose `max_concurrency` also gates it.
+    #[serde(default)]
+    pub backfill_id: Option<String>,
 }
 
 /// A dequeued run that has not ended: what counts against the queue's limits.
@@ -46,6 +49,9 @@ pub struct ActiveRun {
     /// The code location that created it.
     #[serde(default)]
     pub code_location: Option<String>,
+    /// The backfill that launched it.
+    #[serde(default)]
+    pub backfill_id: Option<String>,
 }
 
 impl Storage {
@@ -58,7 +64,7 @@ impl Storage {
         let location = self.code_location.for_writing(|| "the run queue")?;
         let rows = self
             .rows(
-                "SELECT run_id, priority, start_time, tags, block_reason FROM run \
+                "SELECT run_id, priority, start_time, tags, block_reason, backfill_id FROM run \
                  WHERE code_location = $location AND status = 'Queued'",
                 json!({"location": location}),
             )
@@ -78,9 +84,9 @@ impl Storage {
             .inner
             .client
             .query(
-                "SELECT run_id, status, tags, dequeued_at ?? start_time AS since, code_location FROM run \
+                "SELECT run_id, status, tags, dequeued_at ?? start_time AS since, code_location, backfill_id FROM run \
                      WHERE status = 'NotStarted'; \
-                 SELECT run_id, status, tags, dequeued_at ?? start_time AS since, code_location FROM run \
+                 SELECT run_id, status, tags, dequeued_at ?? start_time AS since, code_location, backfill_id FROM run \
                      WHERE status = 'Running';",
                 json!({}),
             )

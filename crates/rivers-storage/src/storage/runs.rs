@@ -3,7 +3,7 @@
 use rivers_core::RunStatus;
 
 use crate::clock::now_ns;
-use crate::records::{NewRun, RunRecord, StoredLog, StoredTick};
+use crate::records::{NewRun, RunEnding, RunRecord, StoredLog, StoredTick};
 use serde_json::{Value, json};
 
 use super::paging::{self, Page, PageCursor};
@@ -110,6 +110,7 @@ impl Storage {
             launched_by: run.launched_by,
             cancel_requested: false,
             message: None,
+            failed_partitions: Vec::new(),
             backend: run.backend,
             owner: None,
             owner_process: None,
@@ -294,6 +295,34 @@ impl Storage {
         Ok(rows
             .first()
             .map_or((0, 0), |row| (row["completed"].as_i64().unwrap_or(0), row["total"].as_i64().unwrap_or(0))))
+    }
+
+    /// Records the partitions a run's steps marked failed, before the run's outcome, so that
+    /// whoever follows the run learns them with its terminal status.
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn record_failed_partitions(&self, run_id: &str, keys: &[String]) -> Result<()> {
+        self.execute(
+            "UPDATE type::record('run', $id) SET failed_partitions = $keys RETURN NONE",
+            json!({"id": run_id, "keys": keys}),
+        )
+        .await
+    }
+
+    /// How runs `run_ids` stand (unknown ids are left out): one read of the records by id.
+    ///
+    /// # Errors
+    /// `Decode` for a record this build cannot read; `Backend` for a failed read.
+    pub async fn run_endings(&self, run_ids: &[String]) -> Result<Vec<RunEnding>> {
+        let rows = self
+            .rows(
+                "SELECT run_id, status, failed_partitions FROM array::map($runs, |$r| type::record('run', $r)) \
+                 WHERE run_id != NONE",
+                json!({"runs": run_ids}),
+            )
+            .await?;
+        decode("run", rows)
     }
 
     /// Runs currently queued.
