@@ -24,6 +24,8 @@ import rivers as rs
 CURSOR_LIMIT = 8
 # Runs each location's burst sensor requests.
 BURST_RUNS = 3
+# Partitions (one run each) of the backfill scenario's request.
+BACKFILL_PARTITIONS = 6
 # Longest time a body waits on ``<root>/hold``: far above what the test needs to kill it.
 PATIENCE = 120.0
 
@@ -33,7 +35,14 @@ def _record(root: str, run_id: str | None, location: str, suffix: str) -> None:
     (Path(root) / f"{run_id}.{suffix}").write_text(stamp)
 
 
-def _recording_asset(root: str, location: str, name: str, hold: float, pool: str | None = None) -> rs.Asset:
+def _recording_asset(
+    root: str,
+    location: str,
+    name: str,
+    hold: float,
+    pool: str | None = None,
+    partitions_def: rs.PartitionsDefinition | None = None,
+) -> rs.Asset:
     """An asset whose body records its start and end under ``root`` and holds for ``hold`` s,
     or for as long as ``<root>/hold`` exists."""
 
@@ -48,7 +57,7 @@ def _recording_asset(root: str, location: str, name: str, hold: float, pool: str
 
     body.__name__ = name
     handler = rs.PickleIOHandler(store=obstore.store.LocalStore(root))
-    return rs.Asset(pool=pool, io_handler=handler)(body)
+    return rs.Asset(pool=pool, io_handler=handler, partitions_def=partitions_def)(body)
 
 
 def cursor_location(root: str, location: str) -> rs.CodeRepository:
@@ -113,8 +122,32 @@ def burst_location(root: str, location: str) -> rs.CodeRepository:
     )
 
 
+def backfill_location(root: str, location: str) -> rs.CodeRepository:
+    """A sensor that requests one backfill of ``BACKFILL_PARTITIONS`` partitions of asset
+    ``day``, two runs at a time, through a run queue."""
+    partitions = rs.PartitionsDefinition.static_([f"p{n}" for n in range(1, BACKFILL_PARTITIONS + 1)])
+    day = _recording_asset(root, location, "day", hold=0.1, partitions_def=partitions)
+
+    @rs.Sensor(minimum_interval="200ms", default_status=rs.SensorStatus.Running)
+    def requester(context: rs.SensorEvaluationContext) -> rs.SensorResult | rs.SkipReason:
+        if context.cursor is not None:
+            return rs.SkipReason("requested already")
+        request = rs.BackfillRequest(
+            selection=["day"], partition_keys=partitions.get_partition_keys(), max_concurrency=2
+        )
+        return rs.SensorResult(run_requests=[request], cursor="requested")
+
+    return rs.CodeRepository(
+        assets=[day],
+        sensors=[requester],
+        run_queue=rs.RunQueueConfig(max_concurrent_runs=4, dequeue_interval="50ms", start_timeout="10s"),
+        default_executor=rs.Executor.in_process(),
+    )
+
+
 SCENARIOS: dict[str, Callable[[str, str], rs.CodeRepository]] = {
     "cursor": cursor_location,
     "slow": slow_location,
     "burst": burst_location,
+    "backfill": backfill_location,
 }

@@ -3,7 +3,8 @@ R35, R41; docs/automation-daemon.md): a daemon killed with SIGKILL and restarted
 embedded store loses no cursor, fires no run key twice and leaves no pool slot held; run
 monitoring fails a run whose process was killed and frees its slots; the run queue's limit is
 global across code locations; a dequeued run that no executor starts fails after
-``start_timeout``. Every code location is a daemon_process.py subprocess."""
+``start_timeout``; a daemon killed in the middle of a backfill is restarted and finishes it.
+Every code location is a daemon_process.py subprocess."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import rivers as rs
-from tests.daemon.process_defs import BURST_RUNS, CURSOR_LIMIT
+from tests.daemon.process_defs import BACKFILL_PARTITIONS, BURST_RUNS, CURSOR_LIMIT
 from tests.pools.pool_defs import max_overlap
 from tests.storage.conftest import surreal_server
 
@@ -326,3 +327,54 @@ def test_a_run_no_executor_starts_fails_after_start_timeout_in_another_process(s
     succeeded = {run.run_id for run in runs if run.status == "Success"}
     assert len(succeeded) + len(failed) == BURST_RUNS
     assert {run_id for run_id, (_, pid, _) in _records(root, "end").items() if pid == restarted.pid} == succeeded
+
+
+def test_a_daemon_killed_mid_backfill_is_restarted_and_finishes_the_backfill(surreal_server, tmp_path):
+    server = surreal_server()
+    observer = rs.Storage.connect(server.endpoint)
+    root = tmp_path / "steps"
+    root.mkdir()
+    # The first two runs hold until the daemon that executes them is killed.
+    (root / "hold").write_text("")
+    first = _daemon(tmp_path, "backfill", server.endpoint, root)
+    try:
+        first.wait_for(lambda: len(_records(root, "start")) == 2, "the backfill's first two runs to start")
+        first.kill()
+    finally:
+        first.close()
+    killed = set(_records(root, "start"))
+    (root / "hold").unlink()
+    second = _daemon(tmp_path, "backfill", server.endpoint, root)
+    try:
+        [tick] = [tick for tick in observer.get_ticks("requester", limit=100) if tick.backfill_ids]
+        [backfill_id] = tick.backfill_ids
+        record = second.wait_for(
+            lambda: (
+                (found := json.loads(observer._get_backfill(backfill_id)))["status"] not in ("requested", "in_progress")
+                and found
+            ),
+            "the backfill to end",
+        )
+        second.stop()
+    finally:
+        second.close()
+    runs = {run_id: observer.get_run(run_id) for run_id in record["run_ids"]}
+    assert len(runs) == BACKFILL_PARTITIONS, "the runs were submitted once"
+    # Run monitoring failed the two runs that died with the first daemon; the restarted daemon
+    # admitted and executed every other run, each once, two at a time.
+    assert {run_id for run_id, run in runs.items() if run.status == "Failure"} == killed
+    assert all("stopped sending heartbeats" in runs[run_id].message for run_id in killed)
+    rest = set(runs) - killed
+    assert all(runs[run_id].status == "Success" for run_id in rest)
+    executed = _records(root, "end")
+    assert set(executed) == rest
+    assert {pid for _, pid, _ in executed.values()} == {second.pid}
+    assert (record["status"], record["completed"], record["failed"], record["canceled"]) == (
+        "failed",
+        BACKFILL_PARTITIONS - 2,
+        2,
+        0,
+    )
+    dequeued = {run_id: _events(observer, run_id, "RunDequeued")[0].timestamp for run_id in rest}
+    assert max_overlap([(dequeued[run_id], runs[run_id].end_time) for run_id in rest]) <= 2
+    assert sum(len(tick.backfill_ids) for tick in observer.get_ticks("requester", limit=100)) == 1
