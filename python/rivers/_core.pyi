@@ -828,6 +828,7 @@ class RunRequest:
         max_workers: int = 1,
         max_async_concurrent: int | None = None,
         backfill: tuple[str, BackfillPlan, int] | None = None,
+        created: bool = False,
     ) -> RunRequest: ...
     @property
     def run_id(self) -> str: ...

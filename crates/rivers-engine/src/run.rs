@@ -59,6 +59,9 @@ pub struct RunOptions {
     pub backend: RunBackendKind,
     /// Heartbeat settings while this process owns the run.
     pub liveness: Liveness,
+    /// The run's launcher created its record (`NotStarted`) before handing it to this
+    /// process: it is claimed and its steps registered in one transaction.
+    pub created: bool,
 }
 
 impl RunOptions {
@@ -79,6 +82,7 @@ impl RunOptions {
             launched_by: LaunchedBy::MANUAL,
             backend: RunBackendKind::Local,
             liveness: Liveness::default(),
+            created: false,
         }
     }
 
@@ -203,6 +207,45 @@ pub async fn execute_run(
     };
     // Before the run exists, so that no request stored for it can be missed.
     storage.watch_cancellations().await?;
+    let step_keys: Vec<String> = plan.steps().iter().map(|step| step.key.to_string()).collect();
+    let created = if options.created && !options.resume {
+        storage.claim_created_run(&run_id, &owner, &step_keys).await?
+    } else {
+        None
+    };
+    let role = match created {
+        Some(cancel_requested) => {
+            storage.attach_run(&run_id);
+            if cancel_requested {
+                storage.request_cancellation(&run_id).await?;
+            }
+            Role::Owner { owner, restarting: false }
+        }
+        None => open_and_register(storage, new_run, owner, &options, &step_keys).await?,
+    };
+    let heartbeat = match &role {
+        Role::Owner { owner, .. } => {
+            Some(Heartbeat::start(storage.clone(), run_id.clone(), Arc::clone(owner), options.liveness.interval))
+        }
+        Role::Attached => None,
+    };
+    let outcome = drive_run(storage, plan, runner, options, &role).await;
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.stop().await;
+    }
+    outcome
+}
+
+/// Creates or claims the run (or attaches to it when another live process owns it) and
+/// registers this process's steps.
+async fn open_and_register(
+    storage: &Storage,
+    new_run: NewRun,
+    owner: Arc<RunOwner>,
+    options: &RunOptions,
+    step_keys: &[String],
+) -> Result<Role> {
+    let run_id = new_run.run_id.clone();
     let claim = storage.open_run(new_run, &owner, options.resume, options.liveness.dead_after).await?;
     storage.attach_run(&run_id);
     let role = match claim {
@@ -225,25 +268,14 @@ pub async fn execute_run(
             Role::Attached
         }
     };
-    let step_keys: Vec<String> = plan.steps().iter().map(|step| step.key.to_string()).collect();
     // A re-execution from the start (an existing run, without `resume`) counts its progress
     // from zero; a new, resumed or attached execution adds to it.
     let registration = match &role {
         Role::Owner { restarting: true, .. } => PlanRegistration::Restart,
         _ => PlanRegistration::Add,
     };
-    storage.register_run_steps(&run_id, &step_keys, registration).await?;
-    let heartbeat = match &role {
-        Role::Owner { owner, .. } => {
-            Some(Heartbeat::start(storage.clone(), run_id.clone(), Arc::clone(owner), options.liveness.interval))
-        }
-        Role::Attached => None,
-    };
-    let outcome = drive_run(storage, plan, runner, options, &role).await;
-    if let Some(heartbeat) = heartbeat {
-        heartbeat.stop().await;
-    }
-    outcome
+    storage.register_run_steps(&run_id, step_keys, registration).await?;
+    Ok(role)
 }
 
 /// How this process takes part in a run.

@@ -131,7 +131,7 @@ impl PyRunRequest {
     #[new]
     #[pyo3(signature = (
         *, run_id, job_name = None, tags = Vec::new(), priority = 0, partition_key = None, resume = false,
-        stop_on_failure = false, max_workers = 1, max_async_concurrent = None, backfill = None
+        stop_on_failure = false, max_workers = 1, max_async_concurrent = None, backfill = None, created = false
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only, one per run setting
     fn new(
@@ -145,6 +145,7 @@ impl PyRunRequest {
         max_workers: usize,
         max_async_concurrent: Option<usize>,
         backfill: Option<(String, PyRef<'_, PyBackfillPlan>, usize)>,
+        created: bool,
     ) -> PyResult<Self> {
         let mut launched_by = LaunchedBy::MANUAL;
         let mut partition = partition_key.map(|key| RunPartition::single(key.0.clone()));
@@ -170,6 +171,7 @@ impl PyRunRequest {
                 launched_by,
                 backend: RunBackendKind::Local,
                 liveness: Liveness::from_env().map_err(pyo3::exceptions::PyValueError::new_err)?,
+                created,
             },
         })
     }

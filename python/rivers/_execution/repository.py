@@ -817,10 +817,12 @@ class CodeRepository:
         stop_on_failure: bool,
         partition_key: Any | None,
         backfill: tuple[str, Any, int] | None = None,
+        created: bool = False,
     ) -> tuple[RunSession, Any]:
         """Checks a run's arguments; returns the session that runs its steps and the request
         that describes it to the engine. A backfill run (``(backfill_id, plan, run index)``)
-        takes its partitions from the backfill's plan, checked when it was planned."""
+        takes its partitions from the backfill's plan, checked when it was planned. A
+        ``created`` run's record was created by the daemon that launches it."""
         run_key = self._run_partition_key(plan, partition_key) if backfill is None else None
         config = self._check_config(config)
         tags = [(str(k), str(v)) for k, v in (tags or [])]
@@ -855,6 +857,7 @@ class CodeRepository:
             max_async_concurrent=getattr(executor, "max_async_concurrent", None),
             partition_key=run_key,
             backfill=backfill,
+            created=created,
         )
         return session, request
 
@@ -1226,7 +1229,7 @@ class CodeRepository:
             plan = self._graph.plan(node_names, False, executor.kind, None, retry_spec(self._default_retry))
         if backfill_id is None:
             session, request = self._prepare_run(
-                plan, executor, job_name, tags, None, run_id, False, False, partition_key
+                plan, executor, job_name, tags, None, run_id, False, False, partition_key, created=True
             )
         else:
             backfill = self._daemon_backfill(backfill_id)
@@ -1238,7 +1241,7 @@ class CodeRepository:
                 raise ValueError(f"run {run_id} is not a run of backfill {backfill_id}")
             located = (backfill_id, backfill.plan, backfill.run_index[run_id])
             session, request = self._prepare_run(
-                plan, executor, None, tags, backfill.config, run_id, False, False, None, backfill=located
+                plan, executor, None, tags, backfill.config, run_id, False, False, None, backfill=located, created=True
             )
         _core.execute_run(self.storage, plan, session, request)
 

@@ -126,6 +126,21 @@ pub enum PlanRegistration {
 /// change is some other process's completed transition, so this is never reached in practice).
 const OPEN_ATTEMPTS: usize = 8;
 
+/// Registers `$steps` in run `$run`'s plan record and progress total, from scratch when
+/// `$restart`: the run's plan record lists every step some process registered, and the total
+/// counts them (plus what fan-outs added), so a step two processes plan counts once. Runs
+/// inside a transaction.
+const REGISTER_STEPS: &str = "\
+    LET $plan = type::record('run_plan', $run); \
+    LET $before = (SELECT VALUE steps FROM $plan)[0] ?? []; \
+    LET $after = IF $restart THEN $steps ELSE array::union($before, $steps) END; \
+    UPSERT $plan SET steps = $after RETURN NONE; \
+    IF $restart { UPDATE step_state SET counted = false, grown = 0, started = NONE, ended = NONE, retries = 0 \
+        WHERE run_id = $run RETURN NONE; }; \
+    UPSERT type::record('run_counter', $run) SET total = IF $restart THEN array::len($after) \
+        ELSE (total ?? 0) + array::len($after) - array::len($before) END, \
+        completed = IF $restart THEN 0 ELSE completed ?? 0 END RETURN NONE;";
+
 impl Storage {
     /// Creates the run `run.run_id` owned by `owner`, or, when it exists, claims it or attaches
     /// to it:
@@ -304,23 +319,49 @@ impl Storage {
         step_keys: &[String],
         registration: PlanRegistration,
     ) -> Result<()> {
-        // The run's plan record lists every step some process registered; the total counts
-        // them (plus what fan-outs added), so a step two processes plan counts once.
         self.execute(
-            "BEGIN TRANSACTION; \
-             LET $plan = type::record('run_plan', $run); \
-             LET $before = (SELECT VALUE steps FROM $plan)[0] ?? []; \
-             LET $after = IF $restart THEN $steps ELSE array::union($before, $steps) END; \
-             UPSERT $plan SET steps = $after RETURN NONE; \
-             IF $restart { UPDATE step_state SET counted = false, grown = 0, started = NONE, ended = NONE, retries = 0 \
-                 WHERE run_id = $run RETURN NONE; }; \
-             UPSERT type::record('run_counter', $run) SET total = IF $restart THEN array::len($after) \
-                 ELSE (total ?? 0) + array::len($after) - array::len($before) END, \
-                 completed = IF $restart THEN 0 ELSE completed ?? 0 END RETURN NONE; \
-             COMMIT TRANSACTION;",
+            &format!("BEGIN TRANSACTION; {REGISTER_STEPS} COMMIT TRANSACTION;"),
             json!({"run": run_id, "steps": step_keys, "restart": registration == PlanRegistration::Restart}),
         )
         .await
+    }
+
+    /// Claims a run that its launcher created (`NotStarted`) for `owner` and registers its
+    /// steps, in one transaction: what [`Storage::open_run`] and [`Storage::register_run_steps`]
+    /// do for such a run, in one round trip and one commit. `None` when the run is not
+    /// `NotStarted` (nothing is written; open it the general way); otherwise whether a
+    /// cancellation was requested before it started.
+    ///
+    /// # Errors
+    /// `Backend` for a failed write.
+    pub async fn claim_created_run(
+        &self,
+        run_id: &str,
+        owner: &RunOwner,
+        step_keys: &[String],
+    ) -> Result<Option<bool>> {
+        let sql = format!(
+            "BEGIN TRANSACTION; \
+             LET $claimed = (UPDATE type::record('run', $run) SET status = 'Running', owner = $owner, \
+                 owner_process = $process, owner_host = $host, owner_pid = $pid, heartbeat = $now, \
+                 end_time = NONE, message = NONE \
+                 WHERE status = 'NotStarted' RETURN VALUE cancel_requested ?? false); \
+             IF array::len($claimed) > 0 {{ {REGISTER_STEPS} }}; \
+             RETURN $claimed; \
+             COMMIT TRANSACTION;"
+        );
+        let mut response = self
+            .inner
+            .client
+            .query(
+                &sql,
+                json!({"run": run_id, "owner": owner.token, "process": owner.process, "host": owner.host,
+                               "pid": owner.pid, "now": now_ns(), "steps": step_keys, "restart": false}),
+            )
+            .await?;
+        // Results: BEGIN, LET, IF, RETURN, COMMIT.
+        let claimed: Vec<bool> = response.take(3)?;
+        Ok(claimed.first().copied())
     }
 
     /// `Running` runs whose owner has not written a heartbeat for `max_age`, optionally only

@@ -298,3 +298,22 @@ async fn a_handle_rereads_a_dynamic_set_only_after_another_process_changed_it() 
     other.add_dynamic_partitions("files", &keys(&["b"])).await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&settled, &reader.dynamic_keys("files").await.unwrap()));
 }
+
+#[tokio::test]
+async fn a_created_run_is_claimed_with_its_steps_in_one_transaction_only_while_not_started() {
+    let storage = Storage::memory().await.unwrap();
+    let owner = RunOwner::for_this_process();
+    let steps = vec!["a".to_owned(), "b".to_owned()];
+    assert_eq!(storage.claim_created_run("missing", &owner, &steps).await.unwrap(), None);
+    storage.create_run(rivers_storage::NewRun { status: RunStatus::NotStarted, ..new_run("launched") }).await.unwrap();
+    storage.request_cancellation("launched").await.unwrap();
+    assert_eq!(storage.claim_created_run("launched", &owner, &steps).await.unwrap(), Some(true));
+    let run = storage.get_run("launched").await.unwrap().unwrap();
+    assert_eq!((run.status, run.owner_process.as_deref()), (RunStatus::Running, Some(owner.process())));
+    assert_eq!(storage.get_run_progress("launched").await.unwrap(), (0, 2), "its steps are registered");
+    assert_eq!(storage.claim_created_run("launched", &owner, &steps).await.unwrap(), None, "claimed once");
+    storage.create_run(rivers_storage::NewRun { status: RunStatus::Queued, ..new_run("queued") }).await.unwrap();
+    assert_eq!(storage.claim_created_run("queued", &owner, &steps).await.unwrap(), None);
+    assert_eq!(storage.get_run("queued").await.unwrap().unwrap().status, RunStatus::Queued);
+    assert_eq!(storage.get_run_progress("queued").await.unwrap(), (0, 0), "nothing is written");
+}
