@@ -60,5 +60,9 @@ def remote_failing_sensor(context: rs.SensorEvaluationContext):
 def remote_backfill_sensor(context: rs.SensorEvaluationContext):
     keys = [rs.PartitionKey.single("2025-01-01")]
     if context.cursor == "range":
-        return rs.BackfillRequest(["orders"], partition_range=rs.PartitionKeyRange.single("2025-01-01", "2025-01-02"))
+        return rs.BackfillRequest(
+            ["orders"],
+            partition_range=rs.PartitionKeyRange.single("2025-01-01", "2025-01-02"),
+            strategy=rs.BackfillStrategy.single_run(),
+        )
     return rs.BackfillRequest(["orders"], partition_keys=keys, failure_policy="stop_on_failure", tags={"a": "b"})

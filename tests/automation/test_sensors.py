@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import threading
 
 import auto_eval_functions as remote
@@ -306,7 +307,7 @@ def test_the_daemon_entry_runs_subprocess_sensors_in_a_worker_without_resources_
         repo._evaluate_sensor_tick("remote_failing_sensor", None, None)
 
 
-def test_subprocess_backfill_requests_come_back_or_fail_naming_what_cannot_travel(make_repo):
+def test_subprocess_backfill_requests_come_back_with_their_keys_ranges_and_strategies(make_repo):
     repo = make_repo(sensors=[remote.remote_backfill_sensor])
     (request,) = repo._evaluate_sensor_tick("remote_backfill_sensor", None, None).run_requests
     assert request == rs.BackfillRequest(
@@ -315,8 +316,27 @@ def test_subprocess_backfill_requests_come_back_or_fail_naming_what_cannot_trave
         failure_policy="stop_on_failure",
         tags={"a": "b"},
     )
-    with pytest.raises(TypeError, match="sensor 'remote_backfill_sensor' returned cannot leave the worker process"):
-        repo._evaluate_sensor_tick("remote_backfill_sensor", "range", None)
+    (ranged,) = repo._evaluate_sensor_tick("remote_backfill_sensor", "range", None).run_requests
+    assert ranged == rs.BackfillRequest(
+        ["orders"],
+        partition_range=rs.PartitionKeyRange.single("2025-01-01", "2025-01-02"),
+        strategy=rs.BackfillStrategy.single_run(),
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        rs.BackfillStrategy.multi_run(),
+        rs.BackfillStrategy.single_run(),
+        rs.BackfillStrategy.per_dimension(["region"], ["date"]),
+        rs.PartitionKeyRange.single("a", "c"),
+        rs.PartitionKeyRange.multi({"date": ("2025-01-01", "2025-01-05"), "region": ["eu", "us"]}),
+    ],
+)
+def test_strategies_and_key_ranges_pickle_to_equal_values(value):
+    assert pickle.loads(pickle.dumps(value)) == value
+    assert type(pickle.loads(pickle.dumps(value))) is type(value)
 
 
 # ---------------------------------------------------------------------------------- snapshot

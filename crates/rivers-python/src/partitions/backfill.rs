@@ -75,6 +75,11 @@ impl PyBackfillStrategy {
         strategy_to_py(py, strategy)
     }
 
+    /// Pickles as its JSON form (a request travels back from a subprocess evaluation).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        Ok((py.get_type::<PyBackfillStrategy>().getattr("_from_json")?, (self._to_json(),)))
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<Self>().is_ok_and(|o| o.get().0 == self.0)
     }

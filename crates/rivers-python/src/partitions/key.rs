@@ -230,6 +230,18 @@ impl PyPartitionKeyRange {
         Ok(Self(PartitionKeyRange::Multi(dims)))
     }
 
+    /// Reads the JSON form written by pickling.
+    #[staticmethod]
+    fn _from_json(text: &str) -> PyResult<Self> {
+        serde_json::from_str(text).map(Self).map_err(|e| value_error(format!("not a partition key range: {e}")))
+    }
+
+    /// Pickles as its JSON form (a request travels back from a subprocess evaluation).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        let text = serde_json::to_string(&self.0).map_err(|e| value_error(e.to_string()))?;
+        Ok((py.get_type::<PyPartitionKeyRange>().getattr("_from_json")?, (text,)))
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<Self>().is_ok_and(|o| o.get().0.normalized() == self.0.normalized())
     }
