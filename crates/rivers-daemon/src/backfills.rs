@@ -187,7 +187,7 @@ pub(crate) async fn run(context: Arc<Context>) {
         return;
     };
     // Subscribed before anything is read, so that no change after the reads is missed.
-    let mut feed = match context.storage.subscribe().await {
+    let mut feed = match context.storage.subscribe_to_runs().await {
         Ok(feed) => Some(feed),
         Err(error) => {
             tracing::warn!(%error, "the change feed cannot be read; backfill runs are re-read every pass");

@@ -94,7 +94,7 @@ pub(crate) async fn run(context: Arc<Context>, mut submitted: mpsc::UnboundedRec
         tracing::error!("the run queue needs a code location identity (RIVERS_CODE_LOCATION_ID); it is not run");
         return;
     };
-    let mut feed = match context.storage.subscribe().await {
+    let mut feed = match context.storage.subscribe_to_runs().await {
         Ok(feed) => Some(feed),
         Err(error) => {
             tracing::warn!(%error, "the change feed cannot be read; the run queue reloads on every pass");

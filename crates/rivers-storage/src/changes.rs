@@ -277,11 +277,12 @@ where
     }
 }
 
-/// Reads the feed after `after` in a task, forwarding each commit to the subscription.
-pub(crate) fn follow(client: std::sync::Arc<Client>, after: Option<FeedCursor>) -> ChangeFeed {
+/// Reads the feed after `after` in a task, forwarding each commit of `scope` to the
+/// subscription.
+pub(crate) fn follow(client: std::sync::Arc<Client>, after: Option<FeedCursor>, scope: FeedScope) -> ChangeFeed {
     let (sender, receiver) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
-        tail(&client, after, FeedScope::Everything, |item| {
+        tail(&client, after, scope, |item| {
             let sender = sender.clone();
             async move { sender.send(item).await.is_ok() }
         })

@@ -392,7 +392,17 @@ impl Storage {
     /// A failed read of the feed's newest commit.
     pub async fn subscribe(&self) -> Result<crate::ChangeFeed> {
         let head = changes::head(&self.inner.client).await?;
-        Ok(changes::follow(Arc::clone(&self.inner.client), head))
+        Ok(changes::follow(Arc::clone(&self.inner.client), head, changes::FeedScope::Everything))
+    }
+
+    /// [`Storage::subscribe`] to run and backfill changes only: event batches are passed over
+    /// undecoded, which is most of the feed while runs execute.
+    ///
+    /// # Errors
+    /// A failed read of the feed's newest commit.
+    pub async fn subscribe_to_runs(&self) -> Result<crate::ChangeFeed> {
+        let head = changes::head(&self.inner.client).await?;
+        Ok(changes::follow(Arc::clone(&self.inner.client), head, changes::FeedScope::RunsAndBackfills))
     }
 
     /// Subscribes to the change feed from the commit after `cursor` (the cursor of the last
@@ -400,7 +410,7 @@ impl Storage {
     /// cursor is younger than the feed's retention (a day).
     #[must_use]
     pub fn subscribe_after(&self, cursor: crate::FeedCursor) -> crate::ChangeFeed {
-        changes::follow(Arc::clone(&self.inner.client), Some(cursor))
+        changes::follow(Arc::clone(&self.inner.client), Some(cursor), changes::FeedScope::Everything)
     }
 
     /// Up to `limit` commits after `cursor`, oldest first (one read of the feed), and the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ _log = logging.getLogger("rivers")
 
 FAILURE_POLICIES = ("continue", "stop_on_failure")
 DEFAULT_PRIORITY = -10
+PRIORITY_TAG = "rivers/priority"
+# What the daemon parses as an integer priority: an optional sign and digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 # Run configs that are not JSON (so not stored), of the backfills submitted from this process,
 # by id: `rerun_backfill` in this process still has them.
@@ -128,14 +132,14 @@ def check_arguments(
         raise ValueError(f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}")
 
 
-def backfill_priority(tags: list[tuple[str, str]]) -> int:
+def tagged_priority(tags: list[tuple[str, str]], default: int) -> int:
+    """The run priority the ``rivers/priority`` tag sets: its value when it is an integer;
+    ``default`` without the tag or when its value is not an integer (the tag is then
+    ignored, on every launch path)."""
     for key, value in tags:
-        if key == "rivers/priority":
-            try:
-                return int(value)
-            except ValueError:
-                raise ValueError(f"backfill tag rivers/priority must be an integer, got {value!r}") from None
-    return DEFAULT_PRIORITY
+        if key == PRIORITY_TAG and _INTEGER.fullmatch(value.strip()):
+            return int(value)
+    return default
 
 
 def _launched_by(stored: dict[str, Any]) -> LaunchedBy:

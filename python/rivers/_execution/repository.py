@@ -38,13 +38,13 @@ from rivers._execution.backfill import (
     BackfillStatus,
     DaemonBackfill,
     PlannedBackfill,
-    backfill_priority,
     check_arguments,
     config_json,
     new_backfill_id,
     remember_config,
     remembered_config,
     status_from_record,
+    tagged_priority,
     unfinished_keys,
 )
 from rivers._execution.fan_out import gathered, keyed_elements
@@ -826,13 +826,7 @@ class CodeRepository:
         run_key = self._run_partition_key(plan, partition_key) if backfill is None else None
         config = self._check_config(config)
         tags = [(str(k), str(v)) for k, v in (tags or [])]
-        priority = 0 if backfill is None else DEFAULT_BACKFILL_PRIORITY
-        for key, value in tags:
-            if key == "rivers/priority":
-                try:
-                    priority = int(value)
-                except ValueError:
-                    raise ValueError(f"run tag rivers/priority must be an integer, got {value!r}") from None
+        priority = tagged_priority(tags, 0 if backfill is None else DEFAULT_BACKFILL_PRIORITY)
         run_id = run_id or str(uuid.uuid4())
         if executor.kind != "kubernetes":
             for name in plan.node_names:
@@ -1109,7 +1103,6 @@ class CodeRepository:
         strategy = self._backfill_strategy(strategy, [name for name, _ in partitioned])
         tags = [(str(k), str(v)) for k, v in (tags or [])]
         config = self._check_config(config) or None
-        backfill_priority(tags)  # checks rivers/priority before anything is stored
         plan = _core.BackfillPlan.build(
             self.storage,
             partitioned,

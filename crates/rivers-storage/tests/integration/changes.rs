@@ -207,3 +207,24 @@ async fn requests_stored_by_another_process_reach_a_watching_handle_without_read
     // Closing stops the watcher and releases the connection.
     executing.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runs_subscription_gets_run_changes_and_never_event_batches() {
+    let storage = Storage::memory().await.unwrap();
+    let mut feed = storage.subscribe_to_runs().await.unwrap();
+    storage.create_run(new_run("r")).await.unwrap();
+    storage.attach_run("r");
+    successful_step(&storage, "r", "a");
+    storage.flush_run("r").await.unwrap();
+    storage.set_run_outcome("r", RunStatus::Success, 1, 1, None).await.unwrap();
+    loop {
+        let entry = next_entry(&mut feed).await;
+        for change in entry.changes {
+            match change {
+                Change::Events(_) => panic!("event batches are not delivered"),
+                Change::Run(run) if run.status == RunStatus::Success => return,
+                Change::Run(_) | Change::Backfill(_) => {}
+            }
+        }
+    }
+}
