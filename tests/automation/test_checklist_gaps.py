@@ -206,12 +206,6 @@ def test_max_ticks_retained_none_keeps_every_tick(daemon_repo):
 
 
 def test_a_backfill_request_from_a_schedule_is_listed_on_its_tick_and_runs_at_backfill_priority(daemon_repo):
-    letters = rs.PartitionsDefinition.static_(["a", "b"])
-
-    @rs.Asset(partitions_def=letters)
-    def lettered(context) -> str:
-        return str(context.partition.key)
-
     requested = []
 
     @rs.Schedule(cron_schedule="* * * * * *", job_name="unused", default_status=rs.ScheduleStatus.Running)
@@ -219,7 +213,7 @@ def test_a_backfill_request_from_a_schedule_is_listed_on_its_tick_and_runs_at_ba
         if requested:
             return rs.SkipReason("requested already")
         requested.append(context.scheduled_execution_time)
-        return rs.BackfillRequest(selection=["lettered"], partition_keys=letters.get_partition_keys())
+        return rs.BackfillRequest(selection=["lettered"], partition_keys=LETTERS.get_partition_keys())
 
     repo, store, daemon = daemon_repo(assets=[lettered], jobs=[], schedules=[weekly_repair])
     daemon.start()
@@ -412,18 +406,20 @@ def test_a_tag_blocked_run_does_not_hold_back_a_lower_priority_run(daemon_repo, 
 
 # ------------------------------------------------------------------------ queue-less launches
 
+LETTERS = rs.PartitionsDefinition.static_(["a", "b"])
+
+
+@rs.Asset
+def plain() -> int:
+    return 1
+
+
+@rs.Asset(partitions_def=LETTERS)
+def lettered(context) -> str:
+    return str(context.partition.key)
+
 
 def test_materialize_job_execute_and_backfill_bypass_a_run_queue_that_admits_nothing(make_repo):
-    letters = rs.PartitionsDefinition.static_(["a", "b"])
-
-    @rs.Asset
-    def plain() -> int:
-        return 1
-
-    @rs.Asset(partitions_def=letters)
-    def lettered(context) -> str:
-        return str(context.partition.key)
-
     repo = make_repo(
         assets=[plain, lettered],
         jobs=[rs.Job("plain_job", [plain])],
@@ -435,7 +431,7 @@ def test_materialize_job_execute_and_backfill_bypass_a_run_queue_that_admits_not
     store = repo.storage
     materialized = repo.materialize(["plain"], tags=[("team", "core")])
     executed = repo.get_job("plain_job").execute(tags=[("team", "core")])
-    backfilled = repo.backfill(["lettered"], partition_keys=letters.get_partition_keys(), tags=[("team", "core")])
+    backfilled = repo.backfill(["lettered"], partition_keys=LETTERS.get_partition_keys(), tags=[("team", "core")])
     backfill_runs = repo.get_backfill(backfilled.backfill_id).run_ids
     run_ids = [materialized.run_id, executed.run_id, *backfill_runs]
     assert materialized.success and executed.success and len(backfill_runs) == 2
@@ -453,16 +449,6 @@ def test_materialize_job_execute_and_backfill_bypass_a_run_queue_that_admits_not
 
 
 def test_the_priority_tag_sets_the_priority_of_inline_runs_and_backfill_runs(make_repo):
-    letters = rs.PartitionsDefinition.static_(["a", "b"])
-
-    @rs.Asset
-    def plain() -> int:
-        return 1
-
-    @rs.Asset(partitions_def=letters)
-    def lettered(context) -> str:
-        return str(context.partition.key)
-
     repo = make_repo(assets=[plain, lettered], jobs=[])
     repo.resolve(storage=rs.Storage.memory())
     store = repo.storage
@@ -470,7 +456,7 @@ def test_the_priority_tag_sets_the_priority_of_inline_runs_and_backfill_runs(mak
     assert store.get_run(repo.materialize(["plain"], tags=[("rivers/priority", "7")]).run_id).priority == 7
 
     def backfill_priorities(tags):
-        result = repo.backfill(["lettered"], partition_keys=letters.get_partition_keys(), tags=tags)
+        result = repo.backfill(["lettered"], partition_keys=LETTERS.get_partition_keys(), tags=tags)
         return [store.get_run(run_id).priority for run_id in repo.get_backfill(result.backfill_id).run_ids]
 
     assert backfill_priorities(None) == [-10, -10]
