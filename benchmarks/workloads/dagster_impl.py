@@ -165,6 +165,10 @@ def peak_memory(quick: bool) -> dict[str, Any]:
 from workloads.asset_kinds_dagster import fan_out as fan_out  # noqa: E402
 from workloads.asset_kinds_dagster import multi_subset as multi_subset  # noqa: E402
 from workloads.asset_kinds_dagster import validate_graphs as validate_graphs  # noqa: E402
+from workloads.automation_dagster import pool_claim as pool_claim  # noqa: E402
+from workloads.automation_dagster import schedule_lateness as schedule_lateness  # noqa: E402
+from workloads.automation_dagster import sensor_latency as sensor_latency  # noqa: E402
+from workloads.automation_dagster import sensors_1000 as sensors_1000  # noqa: E402
 from workloads.partitions_dagster import backfill_multi_run as backfill_multi_run  # noqa: E402
 from workloads.partitions_dagster import backfill_single_run as backfill_single_run  # noqa: E402
 from workloads.partitions_dagster import partition_keys as partition_keys  # noqa: E402
