@@ -71,8 +71,10 @@ impl Condition {
     pub fn tree_hash(&self) -> u64 {
         const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let text = serde_json::to_string(self).unwrap_or_default();
-        text.bytes().fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+        *self.0.derived.tree_hash.get_or_init(|| {
+            let text = serde_json::to_string(self).unwrap_or_default();
+            text.bytes().fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+        })
     }
 }
 

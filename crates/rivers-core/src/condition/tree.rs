@@ -15,7 +15,7 @@ use crate::schedule::CronSchedule;
 
 /// An automation condition: a leaf or an operator over conditions, with an optional label.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Condition(Arc<Node>);
+pub struct Condition(pub(super) Arc<Node>);
 
 #[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(super) struct Node {
@@ -23,6 +23,30 @@ pub(super) struct Node {
     pub(super) label: Option<String>,
     #[serde(flatten)]
     pub(super) kind: Kind,
+    #[serde(skip)]
+    pub(super) derived: Derived,
+}
+
+/// What is derived from a node, computed once: every pass asks every asset's tree for its
+/// hash, its selected keys and each node's description, and a tree never changes. Not part of
+/// the node's identity (equality and hashing ignore it).
+#[derive(Debug, Default)]
+pub(super) struct Derived {
+    pub(super) tree_hash: std::sync::OnceLock<u64>,
+    description: std::sync::OnceLock<String>,
+    selected_keys: std::sync::OnceLock<Vec<String>>,
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
+
+impl Hash for Derived {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
 }
 
 /// What a node computes. Leaves read facts about the inspected asset; the rest combine.
@@ -182,11 +206,11 @@ impl<'de> Deserialize<'de> for Condition {
 /// Leaves.
 impl Condition {
     fn leaf(kind: Kind) -> Self {
-        Condition(Arc::new(Node { label: None, kind }))
+        Condition(Arc::new(Node { label: None, kind, derived: Derived::default() }))
     }
 
     fn labelled(kind: Kind, label: &str) -> Self {
-        Condition(Arc::new(Node { label: Some(label.to_owned()), kind }))
+        Condition(Arc::new(Node { label: Some(label.to_owned()), kind, derived: Derived::default() }))
     }
 
     /// The asset (partition) has never been materialized.
@@ -489,24 +513,30 @@ impl Condition {
     }
 
     pub(super) fn from_parts(label: Option<String>, kind: Kind) -> Self {
-        Condition(Arc::new(Node { label, kind }))
+        Condition(Arc::new(Node { label, kind, derived: Derived::default() }))
     }
 
     /// Every asset key named by an `on_selected` anywhere in the tree.
     pub fn selected_keys(&self) -> Vec<String> {
-        let mut keys = match &self.0.kind {
-            Kind::OnSelected { keys, .. } => keys.clone(),
-            _ => Vec::new(),
-        };
-        keys.extend(self.children().iter().flat_map(Condition::selected_keys));
-        keys
+        self.0
+            .derived
+            .selected_keys
+            .get_or_init(|| {
+                let mut keys = match &self.0.kind {
+                    Kind::OnSelected { keys, .. } => keys.clone(),
+                    _ => Vec::new(),
+                };
+                keys.extend(self.children().iter().flat_map(Condition::selected_keys));
+                keys
+            })
+            .clone()
     }
 
     /// The rendering of the whole tree: a labelled node as its label, a leaf as its factory
     /// name (with its arguments), `~x`, operands joined by ` & ` / ` | ` with composite
     /// operands in parentheses, and the structural methods as method calls.
     pub fn description(&self) -> String {
-        self.to_string()
+        self.0.derived.description.get_or_init(|| self.to_string()).clone()
     }
 
     /// An unlabelled `And`/`Or`, which needs parentheses inside another operator.
@@ -591,6 +621,18 @@ impl fmt::Display for Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_node_derives_once_is_not_part_of_its_identity() {
+        let asked = Condition::eager();
+        let description = asked.description();
+        let (hash, keys) = (asked.tree_hash(), asked.selected_keys());
+        assert_eq!(asked, Condition::eager(), "a node that computed its derived values equals a fresh one");
+        assert_eq!((asked.description(), asked.tree_hash(), asked.selected_keys()), (description, hash, keys));
+        let selecting = Condition::missing().on_selected(vec!["orders".into()]);
+        assert_eq!(selecting.selected_keys(), ["orders"]);
+        assert_eq!(selecting.selected_keys(), ["orders"], "the cached keys are the computed ones");
+    }
 
     #[test]
     fn presets_are_labelled_ands_of_their_top_level_operands() {

@@ -41,6 +41,9 @@ pub struct ConditionAssets {
     assets: BTreeMap<String, ConditionAsset>,
     /// The conditions by asset, built once: every pass evaluates them.
     conditions: BTreeMap<String, Condition>,
+    /// Whether some condition reads the tags of an asset's latest run
+    /// (`last_executed_with_tags`): only then does a pass read every asset's latest run.
+    reads_latest_run_tags: bool,
 }
 
 impl ConditionAssets {
@@ -98,9 +101,12 @@ impl ConditionAssets {
     pub fn new(assets: impl IntoIterator<Item = ConditionAsset>) -> Self {
         let assets: BTreeMap<String, ConditionAsset> =
             assets.into_iter().map(|asset| (asset.key.clone(), asset)).collect();
-        let conditions =
+        let conditions: BTreeMap<String, Condition> =
             assets.values().filter_map(|asset| Some((asset.key.clone(), asset.condition.clone()?))).collect();
-        Self { assets, conditions }
+        let reads_latest_run_tags = conditions.values().any(|condition| {
+            serde_json::to_string(condition).is_ok_and(|tree| tree.contains("last_executed_with_tags"))
+        });
+        Self { assets, conditions, reads_latest_run_tags }
     }
 
     /// Whether any asset wears a condition.
@@ -116,6 +122,11 @@ impl ConditionAssets {
     /// Every asset, by key.
     pub fn iter(&self) -> impl Iterator<Item = &ConditionAsset> {
         self.assets.values()
+    }
+
+    /// Whether some condition reads the tags of an asset's latest run.
+    pub(crate) fn reads_latest_run_tags(&self) -> bool {
+        self.reads_latest_run_tags
     }
 
     /// The condition of every asset that wears one.

@@ -110,9 +110,7 @@ impl<'a> PassFacts<'a> {
         let backfills = storage.active_backfills().await?;
         // The runs behind this pass's updates; the latest run of every asset only when a
         // condition asks for its tags (a no-op pass over thousands of assets reads no runs).
-        let tags_asked = conditions.values().any(|condition| {
-            serde_json::to_string(condition).is_ok_and(|tree| tree.contains("last_executed_with_tags"))
-        });
+        let tags_asked = assets.reads_latest_run_tags();
         let latest_runs = latest.values().filter(|l| tags_asked || delta.updates.contains_key(&l.asset_key));
         let run_ids: BTreeSet<String> = delta
             .updates
@@ -428,18 +426,22 @@ impl ConditionFacts for PassFacts<'_> {
         let Some(downstream) = self.assets.get(asset) else { return RangeSet::new() };
         let mapping = downstream.deps.iter().find(|d| d.key == dep).and_then(|d| d.mapping.as_ref());
         let upstream = self.assets.get(dep).and_then(|a| a.partitions.as_deref());
-        let env = self
-            .env(asset)
-            .or_else(|| self.env(dep))
-            .cloned()
-            .unwrap_or_else(|| PartitionEnv::at(Utc::now().naive_local()));
+        let downstream_all = self.of(asset).map(|f| &f.candidates);
+        let fallback;
+        let env = match self.env(asset).or_else(|| self.env(dep)) {
+            Some(env) => env,
+            None => {
+                fallback = PartitionEnv::at(Utc::now().naive_local());
+                &fallback
+            }
+        };
         positions::pre_image(
             mapping,
             upstream,
             downstream.partitions.as_deref(),
             dep_positions,
-            &self.candidates(asset),
-            &env,
+            downstream_all.unwrap_or(&RangeSet::new()),
+            env,
         )
     }
     fn latest_materialization_runs(&self, asset: &str) -> Vec<RunPositions> {

@@ -4,8 +4,8 @@
 //! A pass reads its facts in a few batched queries ([`facts`]), evaluates every condition in
 //! topological order over position ranges (`rivers_core::condition::evaluate_pass`), launches
 //! what fired — one joint run per partition key (or one for the unpartitioned assets), and an
-//! observation for external assets — then writes every asset's state, the pass's checkpoint and
-//! its evaluation records in one transaction, and a tick per evaluated asset.
+//! observation for external assets — then writes the states that changed, the pass's checkpoint
+//! and an evaluation record per asset in one transaction, and a tick per evaluated asset.
 //!
 //! Passes run right after the daemon starts, every `condition_eval_interval`, and when the
 //! change feed reports a materialization, an observation or a run reaching a terminal status
@@ -141,18 +141,27 @@ async fn pass(context: &Context) -> rivers_storage::Result<()> {
     let location = storage.code_location().for_writing(|| "automation-condition state")?.to_owned();
     let now = context.clock.now();
     let facts = PassFacts::gather(storage, assets, &location, now).await?;
-    let evaluations = evaluate(assets, &facts, now);
+    let mut evaluations = evaluate(assets, &facts, now);
     let fired = fire(context, assets, &facts, &evaluations).await;
     let timestamp = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let states: Vec<_> = evaluations.iter().map(|e| facts.next_state(&e.asset, e.state.clone())).collect();
-    let records: Vec<ConditionEvaluationRecord> = evaluations
+    // Only the states that changed are written: most of a large pass leaves its assets as
+    // they were.
+    let states: Vec<_> = evaluations
         .iter()
-        .map(|evaluation| ConditionEvaluationRecord {
-            asset_key: evaluation.asset.clone(),
-            timestamp,
-            requested: u64::try_from(evaluation.requested.len()).unwrap_or(u64::MAX),
-            run_ids: fired.get(&evaluation.asset).map(|f| f.run_ids.clone()).unwrap_or_default(),
-            explanation: annotated(&evaluation.explanation, &facts).to_string(),
+        .map(|e| facts.next_state(&e.asset, e.state.clone()))
+        .filter(|state| facts.states.get(&state.asset_key) != Some(state))
+        .collect();
+    let records: Vec<ConditionEvaluationRecord> = evaluations
+        .iter_mut()
+        .map(|evaluation| {
+            annotate(&mut evaluation.explanation, &facts);
+            ConditionEvaluationRecord {
+                asset_key: evaluation.asset.clone(),
+                timestamp,
+                requested: u64::try_from(evaluation.requested.len()).unwrap_or(u64::MAX),
+                run_ids: fired.get(&evaluation.asset).map(|f| f.run_ids.clone()).unwrap_or_default(),
+                explanation: evaluation.explanation.to_string(),
+            }
         })
         .collect();
     let checkpoint = ConditionCheckpoint { cursor: facts.cursor, evaluated_at: Some(timestamp) };
@@ -255,14 +264,8 @@ async fn fire(
     fired
 }
 
-/// `explanation` with the facts in words of each asset it inspected added where they explain
-/// a leaf (when it was updated, which run or backfill holds it).
-fn annotated(explanation: &Explanation, facts: &PassFacts<'_>) -> Explanation {
-    let mut node = explanation.clone();
-    annotate(&mut node, facts);
-    node
-}
-
+/// Adds to `node` and the nodes below it the facts in words of each asset they inspected,
+/// where they explain a leaf (when it was updated, which run or backfill holds it).
 fn annotate(node: &mut Explanation, facts: &PassFacts<'_>) {
     let wanted: Option<&str> = match node.description.as_str() {
         "in_progress" | "backfill_in_progress" | "in_flight" => Some("in flight"),
@@ -341,9 +344,9 @@ pub async fn explain_condition(
         }
     };
     let evaluation = evaluate(assets, &facts, now).into_iter().find(|e| e.asset == asset);
-    let explanation = evaluation
-        .map(|e| annotated(&e.explanation, &facts))
-        .ok_or_else(|| ExplainError::NoCondition(asset.to_owned()))?;
+    let mut explanation =
+        evaluation.map(|e| e.explanation).ok_or_else(|| ExplainError::NoCondition(asset.to_owned()))?;
+    annotate(&mut explanation, &facts);
     Ok(ConditionReport { explanation, position })
 }
 

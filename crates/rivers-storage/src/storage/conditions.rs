@@ -1,12 +1,12 @@
 //! What the automation-condition evaluator reads and keeps: per pass, a handful of batched
 //! reads (asset rows, partition-status records, unfinished runs, active backfills, the change
-//! feed since the previous pass), and one transaction writing every asset's evaluation state,
-//! the pass's checkpoint and its evaluation records.
+//! feed since the previous pass), and one transaction writing the evaluation states that
+//! changed, the pass's checkpoint and its evaluation records.
 //!
 //! Every read is keyed (record ids, the run-status and backfill-status indexes, the change
 //! feed from a cursor): a pass never scans history, whatever the number of runs or events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rivers_core::condition::ConditionState;
 use rivers_core::partitions::RangeSet;
@@ -14,7 +14,7 @@ use rivers_core::{BackfillState, RunStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Storage, decode, decode_events};
+use super::{Storage, decode};
 use crate::changes::{self, FeedCursor, FeedPage, FeedScope};
 use crate::error::{Error, Result};
 use crate::records::BackfillRecord;
@@ -146,6 +146,28 @@ pub struct RunTargets {
     pub tags: Vec<(String, String)>,
 }
 
+/// The run and code version of a stored event: all the evaluator reads of an asset's latest
+/// materialization, decoded without the rest of the event (metadata, partitions), which a
+/// pass over thousands of assets would decode for nothing. A compact event's newest partition
+/// shares both with the event.
+#[derive(Deserialize)]
+struct EventOrigin {
+    run_id: String,
+    #[serde(default)]
+    code_version: Option<String>,
+}
+
+impl EventOrigin {
+    /// Events are stored as JSON text (or, in older records, as objects).
+    fn decode(stored: Value) -> Result<Self> {
+        match stored {
+            Value::String(text) => serde_json::from_str(&text),
+            other => serde_json::from_value(other),
+        }
+        .map_err(|source| Error::Decode { what: "event", source })
+    }
+}
+
 /// The stored shape of a `partition_status` record, as far as the evaluator reads it.
 #[derive(Deserialize)]
 struct StatusRow {
@@ -203,8 +225,14 @@ impl Storage {
         Ok((checkpoint, states))
     }
 
-    /// Writes a pass in one transaction: the assets' states, the checkpoint, and the
-    /// evaluation records, keeping the newest `retain` records per asset.
+    /// Writes a pass in one transaction: the given assets' states (the caller passes those
+    /// that changed), the checkpoint, and the evaluation records, keeping the records of the
+    /// newest `retain` passes per asset.
+    ///
+    /// A record's id is its asset and pass time, and the checkpoint keeps the times of the
+    /// newest `retain` passes: the records of a time that falls out are deleted by id. Pruning
+    /// thus costs one deletion per evaluated asset, where a query for each asset's newest
+    /// records would cost a read of them all every pass.
     ///
     /// # Errors
     /// `Backend` for a failed write: then nothing of the pass is stored.
@@ -218,7 +246,29 @@ impl Storage {
     ) -> Result<()> {
         let rows = states.iter().map(StateRow::new).collect::<Result<Vec<_>>>()?;
         let states = serde_json::to_value(rows).map_err(|source| Error::Decode { what: "condition state", source })?;
-        let evaluations = serde_json::to_value(evaluations)
+        let stored = self
+            .rows(
+                "SELECT VALUE passes FROM type::record('condition_checkpoint', [$location])",
+                json!({"location": code_location}),
+            )
+            .await?;
+        let mut passes: Vec<i64> =
+            stored.into_iter().next().and_then(|passes| serde_json::from_value(passes).ok()).unwrap_or_default();
+        passes.extend(evaluations.iter().map(|evaluation| evaluation.timestamp));
+        passes.sort_unstable();
+        passes.dedup();
+        let dropped: Vec<i64> = passes.drain(..passes.len().saturating_sub(retain.max(1))).collect();
+        let assets: BTreeSet<&str> = evaluations.iter().map(|evaluation| evaluation.asset_key.as_str()).collect();
+        let stale: Vec<(&str, i64)> =
+            dropped.iter().flat_map(|&time| assets.iter().map(move |&asset| (asset, time))).collect();
+        let records = evaluations
+            .iter()
+            .map(|evaluation| {
+                let mut row = serde_json::to_value(evaluation)?;
+                row["id"] = json!([evaluation.asset_key, evaluation.timestamp]);
+                Ok(row)
+            })
+            .collect::<serde_json::Result<Vec<Value>>>()
             .map_err(|source| Error::Decode { what: "condition evaluation", source })?;
         self.execute(
             "BEGIN TRANSACTION; \
@@ -226,23 +276,20 @@ impl Storage {
                  UPSERT type::record('condition_state', [$location, $state.asset_key]) CONTENT $state RETURN NONE; \
              }; \
              UPSERT type::record('condition_checkpoint', [$location]) \
-                 CONTENT { cursor: $cursor, evaluated_at: $evaluated_at } RETURN NONE; \
-             INSERT INTO condition_evaluation $evaluations RETURN NONE; \
-             FOR $key IN array::distinct($evaluations.asset_key) { \
-                 LET $kept = (SELECT VALUE timestamp FROM condition_evaluation WHERE asset_key = $key \
-                     ORDER BY timestamp DESC LIMIT $retain); \
-                 IF array::len($kept) >= $retain { \
-                     DELETE condition_evaluation WHERE asset_key = $key AND timestamp < $kept[array::len($kept) - 1]; \
-                 }; \
-             }; \
+                 CONTENT { cursor: $cursor, evaluated_at: $evaluated_at, passes: $passes } RETURN NONE; \
+             INSERT INTO condition_evaluation $records ON DUPLICATE KEY UPDATE \
+                 requested = $input.requested, run_ids = $input.run_ids, explanation = $input.explanation \
+                 RETURN NONE; \
+             DELETE array::map($stale, |$id| type::record('condition_evaluation', $id)) RETURN NONE; \
              COMMIT TRANSACTION;",
             json!({
                 "location": code_location,
                 "states": states,
                 "cursor": checkpoint.cursor.map(|cursor| cursor.to_string()),
                 "evaluated_at": checkpoint.evaluated_at,
-                "evaluations": evaluations,
-                "retain": retain.max(1),
+                "passes": passes,
+                "records": records,
+                "stale": stale,
             }),
         )
         .await
@@ -286,10 +333,7 @@ impl Storage {
             let event = ["last_materialization", "last_observation"]
                 .into_iter()
                 .find_map(|field| Some(row[field].clone()).filter(|value| !value.is_null()));
-            let event = match event {
-                Some(stored) => decode_events(vec![stored])?.pop().map(|event| event.latest()),
-                None => None,
-            };
+            let event = event.map(EventOrigin::decode).transpose()?;
             latest.push(AssetLatest {
                 asset_key: asset_key.to_owned(),
                 materialized_at: row["last_materialization_time"].as_i64(),
@@ -407,5 +451,53 @@ impl Storage {
     /// A failed read, or a change this build cannot decode.
     pub async fn changes_since(&self, after: Option<FeedCursor>, limit: usize) -> Result<FeedPage> {
         changes::read(&self.inner.client, after, limit, FeedScope::Everything).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(assets: &[&str], timestamp: i64, explanation: &str) -> Vec<ConditionEvaluationRecord> {
+        assets
+            .iter()
+            .map(|asset| ConditionEvaluationRecord {
+                asset_key: (*asset).into(),
+                timestamp,
+                requested: 0,
+                run_ids: vec![],
+                explanation: explanation.into(),
+            })
+            .collect()
+    }
+
+    async fn kept(storage: &Storage, asset: &str) -> Vec<(i64, String)> {
+        let records = storage.condition_evaluations(asset, 100).await.unwrap();
+        records.into_iter().map(|record| (record.timestamp, record.explanation)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_second_pass_at_the_same_time_replaces_that_times_records() {
+        let storage = Storage::memory().await.unwrap();
+        let checkpoint = ConditionCheckpoint::default();
+        storage.write_condition_pass("here", &checkpoint, &[], &records(&["a"], 7, "first"), 5).await.unwrap();
+        storage.write_condition_pass("here", &checkpoint, &[], &records(&["a"], 7, "again"), 5).await.unwrap();
+        assert_eq!(kept(&storage, "a").await, [(7, "again".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn fewer_records_kept_prunes_every_pass_that_falls_out_at_once() {
+        let storage = Storage::memory().await.unwrap();
+        let checkpoint = ConditionCheckpoint::default();
+        for timestamp in 1..=5 {
+            let pass = records(&["a", "b"], timestamp, "pass");
+            storage.write_condition_pass("here", &checkpoint, &[], &pass, 10).await.unwrap();
+        }
+        // The next pass keeps two: three earlier passes fall out together.
+        storage.write_condition_pass("here", &checkpoint, &[], &records(&["a", "b"], 6, "pass"), 2).await.unwrap();
+        for asset in ["a", "b"] {
+            let times: Vec<i64> = kept(&storage, asset).await.into_iter().map(|(time, _)| time).collect();
+            assert_eq!(times, [6, 5], "{asset}");
+        }
     }
 }
