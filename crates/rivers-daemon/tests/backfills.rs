@@ -13,10 +13,13 @@ use rivers_core::partitions::{BackfillStrategy, BackfillTarget, PartitionKey};
 use rivers_core::{BackfillState, FailurePolicy, LaunchedBy, RunStatus};
 use rivers_daemon::{
     Automations, BACKFILL_PRIORITY, BackfillRequest, BackfillRunPlan, CodeLocation, Daemon, DaemonConfig, Evaluation,
-    EvaluationError, PlannedRun, RunLauncher, RunQueueConfig, SensorContext, VirtualClock,
+    EvaluationError, PlannedRun, RunQueueConfig, SensorContext, VirtualClock,
 };
 use rivers_storage::{BackfillRecord, Change, ChangeFeed, RunRecord, Storage};
 use tokio::sync::mpsc;
+
+mod support;
+use support::RecordingLauncher;
 
 /// Plans one run per requested key; refuses a backfill whose selection names `broken`.
 struct PlanningLocation;
@@ -57,15 +60,6 @@ impl CodeLocation for PlanningLocation {
     }
 }
 
-struct RecordingLauncher(mpsc::UnboundedSender<RunRecord>);
-
-impl RunLauncher for RecordingLauncher {
-    fn launch(&self, run: RunRecord) -> BoxFuture<'static, Result<(), String>> {
-        let _ = self.0.send(run);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 struct Harness {
     storage: Storage,
     launched: mpsc::UnboundedReceiver<RunRecord>,
@@ -76,8 +70,8 @@ struct Harness {
 async fn harness() -> Harness {
     let storage = Storage::memory().await.unwrap();
     let feed = storage.subscribe().await.unwrap();
-    let (sender, launched) = mpsc::unbounded_channel();
-    Harness { storage, launched, launcher: Arc::new(RecordingLauncher(sender)), feed }
+    let (launcher, launched) = RecordingLauncher::new();
+    Harness { storage, launched, launcher: Arc::new(launcher), feed }
 }
 
 fn queue() -> Option<RunQueueConfig> {

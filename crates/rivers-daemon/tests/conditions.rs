@@ -12,10 +12,13 @@ use rivers_core::partitions::{PartitionMapping, Partitions, RangeSet};
 use rivers_core::{EventType, LaunchedBy, RunStatus, TickStatus};
 use rivers_daemon::{
     AssetDep, Automations, BackfillRequest, CodeLocation, ConditionAsset, ConditionAssets, Daemon, DaemonConfig,
-    Evaluation, EvaluationError, RunLauncher, SensorContext, VirtualClock,
+    Evaluation, EvaluationError, SensorContext, VirtualClock,
 };
 use rivers_storage::{NewEvent, PartitionSpan, RunRecord, Storage, definition_fingerprint};
 use tokio::sync::mpsc;
+
+mod support;
+use support::RecordingLauncher;
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
@@ -53,17 +56,6 @@ impl CodeLocation for ObservingLocation {
     }
 }
 
-struct RecordingLauncher {
-    launched: mpsc::UnboundedSender<RunRecord>,
-}
-
-impl RunLauncher for RecordingLauncher {
-    fn launch(&self, run: RunRecord) -> BoxFuture<'static, Result<(), String>> {
-        let _ = self.launched.send(run);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 struct Harness {
     storage: Storage,
     clock: VirtualClock,
@@ -75,7 +67,7 @@ struct Harness {
 
 impl Harness {
     async fn new(start: DateTime<Utc>) -> Self {
-        let (launched_tx, launched) = mpsc::unbounded_channel();
+        let (launcher, launched) = RecordingLauncher::new();
         let (observed_tx, observed) = mpsc::unbounded_channel();
         Harness {
             storage: Storage::memory().await.unwrap(),
@@ -83,7 +75,7 @@ impl Harness {
             launched,
             observed,
             location: Arc::new(ObservingLocation { observed: observed_tx }),
-            launcher: Arc::new(RecordingLauncher { launched: launched_tx }),
+            launcher: Arc::new(launcher),
         }
     }
 
