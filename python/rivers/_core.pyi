@@ -879,7 +879,6 @@ def run_backfill(
     tags: list[tuple[str, str]],
     config: str | None,
     block: bool,
-    launched_by: LaunchedBy | None = None,
 ) -> BackfillOutcome: ...
 def request_backfill(
     storage: Storage,

@@ -72,7 +72,7 @@ fn backfill_record(
     max_concurrency: usize,
     tags: Vec<(String, String)>,
     config: Option<&str>,
-    launched_by: Option<PyLaunchedBy>,
+    launched_by: LaunchedBy,
 ) -> PyResult<BackfillRecord> {
     let config = config
         .map(serde_json::from_str)
@@ -86,13 +86,7 @@ fn backfill_record(
         config,
         num_partitions: planned.num_partitions() as u64,
         num_runs: planned.num_runs() as u64,
-        ..BackfillRecord::new(
-            backfill_id,
-            status,
-            planned.strategy.clone(),
-            failure_policy,
-            launched_by.map_or(LaunchedBy::MANUAL, |origin| origin.0),
-        )
+        ..BackfillRecord::new(backfill_id, status, planned.strategy.clone(), failure_policy, launched_by)
     })
 }
 
@@ -100,13 +94,12 @@ fn failure_policy_of(text: &str) -> PyResult<FailurePolicy> {
     text.parse().map_err(|err: rivers_core::Error| PyValueError::new_err(err.to_string()))
 }
 
-/// Stores backfill `backfill_id` (planned as `backfill`, every run executing `plan`) and
-/// coordinates its runs: waits for its end with `block`, else returns at once while it runs
-/// on the storage's runtime. Ctrl-C while waiting cancels it.
+/// Stores backfill `backfill_id` (planned as `backfill`, every run executing `plan`),
+/// launched manually, and coordinates its runs: waits for its end with `block`, else returns
+/// at once while it runs on the storage's runtime. Ctrl-C while waiting cancels it.
 #[pyfunction]
 #[pyo3(signature = (
-    storage, plan, backfill, prepare, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, block,
-    launched_by=None
+    storage, plan, backfill, prepare, *, backfill_id, selection, failure_policy, max_concurrency, tags, config, block
 ))]
 #[allow(clippy::too_many_arguments)] // keyword-only, one per field of the backfill's record
 pub(crate) fn run_backfill(
@@ -122,7 +115,6 @@ pub(crate) fn run_backfill(
     tags: Vec<(String, String)>,
     config: Option<&str>,
     block: bool,
-    launched_by: Option<PyLaunchedBy>,
 ) -> PyResult<PyBackfillOutcome> {
     let failure_policy = failure_policy_of(failure_policy)?;
     let planned = Arc::clone(&backfill.0);
@@ -135,7 +127,7 @@ pub(crate) fn run_backfill(
         max_concurrency,
         tags,
         config,
-        launched_by,
+        LaunchedBy::MANUAL,
     )?;
     let job = BackfillJob {
         backfill_id: backfill_id.clone(),
@@ -200,7 +192,7 @@ pub(crate) fn request_backfill(
         max_concurrency,
         tags,
         config,
-        Some(launched_by),
+        launched_by.0,
     )?;
     let inner = storage.inner().clone();
     storage.sync(py, async move { inner.create_backfill(&record).await })

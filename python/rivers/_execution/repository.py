@@ -975,37 +975,6 @@ class CodeRepository:
         """Materializes the selection over many partitions: the requested partitions are
         expanded and grouped into runs by the strategy, and up to ``max_concurrency`` runs
         execute at once. ``block=False`` returns at once; follow it with ``get_backfill``."""
-        return self._backfill(
-            selection,
-            partition_keys,
-            partition_range,
-            strategy,
-            failure_policy,
-            max_concurrency,
-            tags,
-            config,
-            block=block,
-            dry_run=dry_run,
-            launched_by=None,
-        )
-
-    def _backfill(
-        self,
-        selection: list[str] | None,
-        partition_keys: list[Any] | None,
-        partition_range: PartitionKeyRange | None,
-        strategy: BackfillStrategy | None,
-        failure_policy: str,
-        max_concurrency: int,
-        tags: list[tuple[str, str]] | None,
-        config: dict[str, dict[str, Any]] | None,
-        *,
-        block: bool,
-        dry_run: bool,
-        launched_by: Any | None,
-    ) -> BackfillResult:
-        """:meth:`backfill`, recorded as launched by ``launched_by`` (``LaunchedBy.manual()``
-        when ``None``)."""
         planned = self._plan_backfill(
             selection, partition_keys, partition_range, strategy, failure_policy, max_concurrency, tags, config
         )
@@ -1046,7 +1015,6 @@ class CodeRepository:
             tags=tags,
             config=stored_config,
             block=block,
-            launched_by=launched_by,
         )
         return BackfillResult(
             backfill_id=backfill_id,
