@@ -823,7 +823,6 @@ class RunRequest:
         run_id: str,
         job_name: str | None = None,
         tags: list[tuple[str, str]] = ...,
-        priority: int = 0,
         partition_key: PartitionKey | None = None,
         resume: bool = False,
         stop_on_failure: bool = False,

@@ -1,7 +1,7 @@
 //! Daemon-executed backfills. A schedule's or sensor's `BackfillRequest` is stored
 //! `requested`; this loop claims it (one daemon of the store wins), has the code location plan
 //! its runs, and submits them all at once, `Queued`, launched by the backfill, with its tags and
-//! priority [`BACKFILL_PRIORITY`] unless `rivers/priority` says otherwise. The run queue admits
+//! priority [`rivers_core::BACKFILL_PRIORITY`] unless `rivers/priority` says otherwise. The run queue admits
 //! them, at most `max_concurrency` of one backfill at once; without a run queue this loop
 //! launches them itself, up to that number. Their outcomes are followed on the change feed and
 //! counted on the backfill's record until the last run ends.
@@ -17,15 +17,13 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use futures::FutureExt;
-use rivers_core::{BackfillState, FailurePolicy, LaunchedBy, RunBackendKind, RunStatus};
+use rivers_core::{
+    BACKFILL_PRIORITY, BackfillState, FailurePolicy, LaunchedBy, RunBackendKind, RunStatus, run_priority,
+};
 use rivers_engine::{tally_run, terminal_state};
 use rivers_storage::{BACKFILL_CLAIM_GRACE, BackfillProgress, BackfillRecord, Change, FeedEntry, NewRun, QueuedRun};
 
 use crate::daemon::{Context, launch, next_entry};
-use crate::submit::priority_of;
-
-/// The queue priority of a backfill's runs unless its tags set `rivers/priority`.
-pub const BACKFILL_PRIORITY: i64 = -10;
 
 /// How often requested backfills are looked for when nothing announced one.
 const POLL: Duration = Duration::from_secs(1);
@@ -323,7 +321,7 @@ async fn submit(context: &Context, record: &BackfillRecord) -> Result<Followed, 
         .plan_backfill(record)
         .await
         .map_err(|error| format!("planning the backfill's runs failed: {error}"))?;
-    let priority = priority_of(&record.tags).unwrap_or(BACKFILL_PRIORITY);
+    let priority = run_priority(&record.tags, BACKFILL_PRIORITY);
     let launched_by = LaunchedBy::Backfill { backfill_id: record.backfill_id.clone() };
     let mut keys = Vec::with_capacity(plan.runs.len());
     let runs: Vec<NewRun> = plan
@@ -411,7 +409,7 @@ async fn follow_again(context: &Context, record: BackfillRecord) -> Result<Follo
         ));
     }
     let keys = plan.runs.into_iter().map(|run| run.keys).collect();
-    let priority = priority_of(&record.tags).unwrap_or(BACKFILL_PRIORITY);
+    let priority = run_priority(&record.tags, BACKFILL_PRIORITY);
     let mut backfill = Followed { failed: 0, ..Followed::new(&record, priority, record.run_ids.clone(), keys) };
     let failure = |error: rivers_storage::Error| format!("re-reading the backfill's runs failed: {error}");
     let open = backfill.recount(context).await.map_err(failure)?;

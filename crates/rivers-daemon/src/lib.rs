@@ -20,7 +20,6 @@ mod specs;
 mod submit;
 mod ticks;
 
-pub use backfills::BACKFILL_PRIORITY;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use conditions::{
     AssetDep, ConditionAsset, ConditionAssets, ConditionReport, DEFAULT_MAX_CONDITION_EVALS, ExplainError,
@@ -32,5 +31,4 @@ pub use location::{BackfillRunPlan, CodeLocation, EvaluationError, PlannedRun, R
 pub use queue::{Admission, GLOBAL_BLOCK_REASONS, RunQueueConfig, TagConcurrencyLimit, admit};
 pub use requests::{BackfillPartitions, BackfillRequest, Evaluation, Request, RunRequest};
 pub use specs::{Automations, DEFAULT_SENSOR_INTERVAL, ScheduleSpec, SensorSpec};
-pub use submit::{PRIORITY_TAG, priority_of};
 pub use ticks::{TICK_BATCH_SIZE_VAR, TICK_FLUSH_INTERVAL, TickWriter, tick_batch_size};

@@ -1,14 +1,11 @@
 //! Turning an evaluation's requests into runs and backfills: target resolution, tag merging,
 //! priority, run-key deduplication, and the immediate launch when there is no run queue.
 
-use rivers_core::{AutomationType, LaunchedBy, RunBackendKind, RunStatus};
+use rivers_core::{AutomationType, DEFAULT_PRIORITY, LaunchedBy, RunBackendKind, RunStatus, run_priority};
 use rivers_storage::{NewRun, QueuedRun, RunKey};
 
 use crate::daemon::Context;
 use crate::requests::{Request, RunRequest};
-
-/// The run tag that overrides a run's queue priority.
-pub const PRIORITY_TAG: &str = "rivers/priority";
 
 /// The automation a request came from.
 pub(crate) struct Origin<'a> {
@@ -35,11 +32,6 @@ pub(crate) struct Submitted {
     pub(crate) run_ids: Vec<String>,
     pub(crate) backfill_ids: Vec<String>,
     pub(crate) error: Option<String>,
-}
-
-/// `rivers/priority` as an integer; `None` when absent or not an integer.
-pub fn priority_of(tags: &[(String, String)]) -> Option<i64> {
-    tags.iter().find(|(key, _)| key == PRIORITY_TAG).and_then(|(_, value)| value.trim().parse().ok())
 }
 
 /// The automation's tags with the request's merged over them (the request wins).
@@ -144,7 +136,7 @@ pub(crate) async fn create_run(
         run_id: uuid::Uuid::now_v7().to_string(),
         job_name: target.job_name,
         status: if queued { RunStatus::Queued } else { RunStatus::NotStarted },
-        priority: priority_of(&target.tags).unwrap_or(0),
+        priority: run_priority(&target.tags, DEFAULT_PRIORITY),
         tags: target.tags,
         node_names: target.node_names,
         partition_key: target.partition_key.as_ref().and_then(|key| serde_json::to_value(key).ok()),
@@ -185,13 +177,5 @@ mod tests {
     fn request_tags_win_over_the_automations() {
         let merged = merge_tags(&pairs(&[("team", "core"), ("env", "prod")]), &pairs(&[("env", "dev")]));
         assert_eq!(merged, pairs(&[("team", "core"), ("env", "dev")]));
-    }
-
-    #[test]
-    fn the_priority_tag_is_read_only_when_it_is_an_integer() {
-        assert_eq!(priority_of(&pairs(&[(PRIORITY_TAG, "5")])), Some(5));
-        assert_eq!(priority_of(&pairs(&[(PRIORITY_TAG, "-3")])), Some(-3));
-        assert_eq!(priority_of(&pairs(&[(PRIORITY_TAG, "high")])), None);
-        assert_eq!(priority_of(&[]), None);
     }
 }

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
 use rivers_core::partitions::{BackfillStrategy, BackfillTarget, PartitionKey};
-use rivers_core::{BackfillState, FailurePolicy, LaunchedBy, RunStatus};
+use rivers_core::{BACKFILL_PRIORITY, BackfillState, FailurePolicy, LaunchedBy, RunStatus};
 use rivers_daemon::{
-    Automations, BACKFILL_PRIORITY, BackfillRequest, BackfillRunPlan, CodeLocation, Daemon, DaemonConfig, Evaluation,
-    EvaluationError, PlannedRun, RunQueueConfig, SensorContext, VirtualClock,
+    Automations, BackfillRequest, BackfillRunPlan, CodeLocation, Daemon, DaemonConfig, Evaluation, EvaluationError,
+    PlannedRun, RunQueueConfig, SensorContext, VirtualClock,
 };
 use rivers_storage::{BackfillRecord, Change, ChangeFeed, RunRecord, Storage};
 use tokio::sync::mpsc;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use rivers_core::{LaunchedBy, RunBackendKind, RunStatus};
+use rivers_core::{DEFAULT_PRIORITY, LaunchedBy, RunBackendKind, RunStatus, run_priority};
 use rivers_storage::NewRun;
 
 use crate::partitions::PyPartitionKey;
@@ -203,7 +203,7 @@ pub(crate) fn queue_run(
         run_id: uuid::Uuid::now_v7().to_string(),
         job_name: None,
         status: RunStatus::Queued,
-        priority: rivers_daemon::priority_of(&tags).unwrap_or(0),
+        priority: run_priority(&tags, DEFAULT_PRIORITY),
         tags,
         node_names,
         partition_key: partition_key.and_then(|key| serde_json::to_value(&key.0).ok()),

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use rivers_core::{ExecutorKind, FailureReason, LaunchedBy, RunBackendKind};
+use rivers_core::{
+    BACKFILL_PRIORITY, DEFAULT_PRIORITY, ExecutorKind, FailureReason, LaunchedBy, RunBackendKind, run_priority,
+};
 use rivers_engine::{
     LaunchOutcome, LaunchedRun, Liveness, RunOptions, RunPartition, StepFailure, StepOutput, StepRequest, StepRunner,
 };
@@ -130,7 +132,7 @@ pub(crate) struct PyRunRequest {
 impl PyRunRequest {
     #[new]
     #[pyo3(signature = (
-        *, run_id, job_name = None, tags = Vec::new(), priority = 0, partition_key = None, resume = false,
+        *, run_id, job_name = None, tags = Vec::new(), partition_key = None, resume = false,
         stop_on_failure = false, max_workers = 1, max_async_concurrent = None, backfill = None, created = false
     ))]
     #[allow(clippy::too_many_arguments)] // keyword-only, one per run setting
@@ -138,7 +140,6 @@ impl PyRunRequest {
         run_id: String,
         job_name: Option<String>,
         tags: Vec<(String, String)>,
-        priority: i64,
         partition_key: Option<PyRef<'_, PyPartitionKey>>,
         resume: bool,
         stop_on_failure: bool,
@@ -157,6 +158,9 @@ impl PyRunRequest {
             partition = Some(RunPartition { key, context_keys: context_keys.into() });
             launched_by = LaunchedBy::Backfill { backfill_id };
         }
+        let default_priority =
+            if matches!(launched_by, LaunchedBy::Backfill { .. }) { BACKFILL_PRIORITY } else { DEFAULT_PRIORITY };
+        let priority = run_priority(&tags, default_priority);
         Ok(PyRunRequest {
             options: RunOptions {
                 run_id,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -19,10 +18,6 @@ from rivers._core import LaunchedBy, PartitionKey, PartitionKeyRange
 _log = logging.getLogger("rivers")
 
 FAILURE_POLICIES = ("continue", "stop_on_failure")
-DEFAULT_PRIORITY = -10
-PRIORITY_TAG = "rivers/priority"
-# What the daemon parses as an integer priority: an optional sign and digits.
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 # Run configs that are not JSON (so not stored), of the backfills submitted from this process,
 # by id: `rerun_backfill` in this process still has them.
@@ -130,16 +125,6 @@ def check_arguments(
         raise ValueError(f"failure_policy must be one of {list(FAILURE_POLICIES)}, got {failure_policy!r}")
     if not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}")
-
-
-def tagged_priority(tags: list[tuple[str, str]], default: int) -> int:
-    """The run priority the ``rivers/priority`` tag sets: its value when it is an integer;
-    ``default`` without the tag or when its value is not an integer (the tag is then
-    ignored, on every launch path)."""
-    for key, value in tags:
-        if key == PRIORITY_TAG and _INTEGER.fullmatch(value.strip()):
-            return int(value)
-    return default
 
 
 def _launched_by(stored: dict[str, Any]) -> LaunchedBy:

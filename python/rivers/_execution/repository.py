@@ -31,9 +31,6 @@ from rivers._definitions.sensors import Sensor
 from rivers._definitions.task import BashTask, Task, _TaskBase
 from rivers._execution import automation
 from rivers._execution.backfill import (
-    DEFAULT_PRIORITY as DEFAULT_BACKFILL_PRIORITY,
-)
-from rivers._execution.backfill import (
     BackfillResult,
     BackfillStatus,
     DaemonBackfill,
@@ -44,7 +41,6 @@ from rivers._execution.backfill import (
     remember_config,
     remembered_config,
     status_from_record,
-    tagged_priority,
     unfinished_keys,
 )
 from rivers._execution.fan_out import gathered, keyed_elements
@@ -826,7 +822,6 @@ class CodeRepository:
         run_key = self._run_partition_key(plan, partition_key) if backfill is None else None
         config = self._check_config(config)
         tags = [(str(k), str(v)) for k, v in (tags or [])]
-        priority = tagged_priority(tags, 0 if backfill is None else DEFAULT_BACKFILL_PRIORITY)
         run_id = run_id or str(uuid.uuid4())
         if executor.kind != "kubernetes":
             for name in plan.node_names:
@@ -844,7 +839,6 @@ class CodeRepository:
             run_id=run_id,
             job_name=job_name,
             tags=tags,
-            priority=priority,
             resume=resume,
             stop_on_failure=stop_on_failure,
             max_workers=max_workers,
